@@ -1,0 +1,16 @@
+//! keygate's database schema as SeaORM migrations, shared by SQLite and PostgreSQL.
+#![forbid(unsafe_code)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_organizations_and_api_keys;
+
+/// Applies keygate's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_organizations_and_api_keys::Migration)]
+    }
+}

@@ -1,0 +1,522 @@
+//! Typed, strict, layered configuration: defaults, then a TOML file, then `KEYGATE_` environment
+//! variables, then command-line flags. Unknown keys are errors, and every problem is reported at
+//! once. The process environment is read here and nowhere else ([`from_process`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::core::credential::is_valid_prefix;
+use crate::core::hashing::HashParams;
+use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
+
+/// The default gRPC listen address.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+/// The default HTTP listen address (token endpoint, JWKS, metrics).
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// The embedded default store: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db?mode=rwc";
+const ENV_PREFIX: &str = "KEYGATE_";
+const PLANS_PATH: &str = "organizations.plans.";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// keygate's whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub keys: KeysConfig,
+    /// The application scopes keygate knows (its admin scopes are always added).
+    pub scopes: Vec<String>,
+    pub organizations: OrganizationsConfig,
+    pub hashing: HashingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST:PORT/DB`.
+    pub url: String,
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before a request answers UNAVAILABLE.
+    pub timeout_secs: u64,
+    /// Whether `serve` applies pending migrations at start.
+    pub run_migrations: bool,
+    /// Seconds between database health probes.
+    pub health_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `keygate=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysConfig {
+    /// What every new key starts with, e.g. `sk_live_`.
+    pub prefix: String,
+    pub default_expires_in_days: i64,
+    pub max_expires_in_days: i64,
+    pub default_grace_period_days: i64,
+    pub max_grace_period_days: i64,
+    /// Seconds between batched writes of `last_used_at`.
+    pub last_used_flush_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationsConfig {
+    /// Plan name -> most active keys.
+    pub plans: BTreeMap<String, u32>,
+    /// The plan of organizations created without one.
+    pub default_plan: String,
+    /// The plan of the platform organization `keygate bootstrap` creates.
+    pub bootstrap_plan: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashingConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub lanes: u32,
+    /// Most argon2 computations at once; 0 means one per CPU core.
+    pub max_concurrent: u32,
+}
+
+impl HashingConfig {
+    pub fn params(&self) -> HashParams {
+        HashParams { memory_kib: self.memory_kib, iterations: self.iterations, lanes: self.lanes }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let hash = HashParams::default();
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseConfig {
+                url: DEFAULT_DATABASE_URL.to_owned(),
+                max_connections: 10,
+                timeout_secs: 5,
+                run_migrations: true,
+                health_interval_secs: 5,
+            },
+            log: LogConfig { format: LogFormat::Text, level: "info".to_owned() },
+            keys: KeysConfig {
+                prefix: "sk_live_".to_owned(),
+                default_expires_in_days: 365,
+                max_expires_in_days: 3650,
+                default_grace_period_days: 7,
+                max_grace_period_days: 90,
+                last_used_flush_secs: 10,
+            },
+            scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            organizations: OrganizationsConfig {
+                plans: BTreeMap::from([
+                    ("free".to_owned(), 3),
+                    ("pro".to_owned(), 50),
+                    ("enterprise".to_owned(), 1000),
+                ]),
+                default_plan: "free".to_owned(),
+                bootstrap_plan: "enterprise".to_owned(),
+            },
+            hashing: HashingConfig {
+                memory_kib: hash.memory_kib,
+                iterations: hash.iterations,
+                lanes: hash.lanes,
+                max_concurrent: 0,
+            },
+        }
+    }
+}
+
+/// Every problem found while loading, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where configuration comes from; injectable so that tests need no real environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A TOML file's path and contents.
+    pub file: Option<(PathBuf, String)>,
+    /// Environment variables; only those starting with `KEYGATE_` are read.
+    pub env: Vec<(String, String)>,
+    /// Command-line flags, as (setting path, value).
+    pub flags: Vec<(&'static str, String)>,
+}
+
+/// A raw value from one of the sources.
+enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Text(&'a str),
+}
+
+impl Raw<'_> {
+    fn string(&self) -> Result<String, String> {
+        match self {
+            Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
+            Raw::Toml(other) => Err(format!("expected a string, got {}", other.type_str())),
+            Raw::Text(s) => Ok((*s).to_owned()),
+        }
+    }
+
+    fn integer(&self) -> Result<i64, String> {
+        match self {
+            Raw::Toml(toml::Value::Integer(i)) => Ok(*i),
+            Raw::Toml(other) => Err(format!("expected an integer, got {}", other.type_str())),
+            Raw::Text(s) => s.trim().parse().map_err(|_| format!("expected an integer, got {s:?}")),
+        }
+    }
+
+    fn ranged<T: TryFrom<i64>>(&self, min: i64, max: i64) -> Result<T, String> {
+        let value = self.integer()?;
+        if value < min || value > max {
+            return Err(format!("must be between {min} and {max}, got {value}"));
+        }
+        T::try_from(value).map_err(|_| format!("out of range: {value}"))
+    }
+
+    fn boolean(&self) -> Result<bool, String> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+            Raw::Toml(other) => Err(format!("expected true or false, got {}", other.type_str())),
+            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(format!("expected true or false, got {s:?}")),
+            },
+        }
+    }
+
+    fn addr(&self) -> Result<SocketAddr, String> {
+        let text = self.string()?;
+        text.parse().map_err(|_| format!("expected HOST:PORT with an IP address, got {text:?}"))
+    }
+
+    /// A TOML array of strings, or comma-separated text.
+    fn list(&self) -> Result<Vec<String>, String> {
+        match self {
+            Raw::Toml(toml::Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| "expected an array of strings".to_owned()))
+                .collect(),
+            Raw::Toml(other) => Err(format!("expected an array of strings, got {}", other.type_str())),
+            Raw::Text(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        }
+    }
+}
+
+type Apply = fn(&mut Config, &Raw<'_>) -> Result<(), String>;
+
+/// Every setting: its dotted path (the file's key; `KEYGATE_` + path with `.` as `_` in the
+/// environment) and how it is applied.
+const SETTINGS: &[(&str, Apply)] = &[
+    ("grpc_addr", |c, v| {
+        c.grpc_addr = v.addr()?;
+        Ok(())
+    }),
+    ("http_addr", |c, v| {
+        c.http_addr = v.addr()?;
+        Ok(())
+    }),
+    ("database.url", |c, v| {
+        c.database.url = v.string()?;
+        Ok(())
+    }),
+    ("database.max_connections", |c, v| {
+        c.database.max_connections = v.ranged(1, 1000)?;
+        Ok(())
+    }),
+    ("database.timeout_secs", |c, v| {
+        c.database.timeout_secs = v.ranged(1, 300)?;
+        Ok(())
+    }),
+    ("database.run_migrations", |c, v| {
+        c.database.run_migrations = v.boolean()?;
+        Ok(())
+    }),
+    ("database.health_interval_secs", |c, v| {
+        c.database.health_interval_secs = v.ranged(1, 3600)?;
+        Ok(())
+    }),
+    ("log.format", |c, v| {
+        c.log.format = match v.string()?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("expected \"text\" or \"json\", got {other:?}")),
+        };
+        Ok(())
+    }),
+    ("log.level", |c, v| {
+        c.log.level = v.string()?;
+        Ok(())
+    }),
+    ("keys.prefix", |c, v| {
+        c.keys.prefix = v.string()?;
+        Ok(())
+    }),
+    ("keys.default_expires_in_days", |c, v| {
+        c.keys.default_expires_in_days = v.ranged(1, 36500)?;
+        Ok(())
+    }),
+    ("keys.max_expires_in_days", |c, v| {
+        c.keys.max_expires_in_days = v.ranged(1, 36500)?;
+        Ok(())
+    }),
+    ("keys.default_grace_period_days", |c, v| {
+        c.keys.default_grace_period_days = v.ranged(0, 365)?;
+        Ok(())
+    }),
+    ("keys.max_grace_period_days", |c, v| {
+        c.keys.max_grace_period_days = v.ranged(0, 365)?;
+        Ok(())
+    }),
+    ("keys.last_used_flush_secs", |c, v| {
+        c.keys.last_used_flush_secs = v.ranged(1, 3600)?;
+        Ok(())
+    }),
+    ("scopes.registry", |c, v| {
+        c.scopes = v.list()?;
+        Ok(())
+    }),
+    ("organizations.default_plan", |c, v| {
+        c.organizations.default_plan = v.string()?;
+        Ok(())
+    }),
+    ("organizations.bootstrap_plan", |c, v| {
+        c.organizations.bootstrap_plan = v.string()?;
+        Ok(())
+    }),
+    ("hashing.memory_kib", |c, v| {
+        c.hashing.memory_kib = v.ranged(8, 4 * 1024 * 1024)?;
+        Ok(())
+    }),
+    ("hashing.iterations", |c, v| {
+        c.hashing.iterations = v.ranged(1, 100)?;
+        Ok(())
+    }),
+    ("hashing.lanes", |c, v| {
+        c.hashing.lanes = v.ranged(1, 64)?;
+        Ok(())
+    }),
+    ("hashing.max_concurrent", |c, v| {
+        c.hashing.max_concurrent = v.ranged(0, 1024)?;
+        Ok(())
+    }),
+];
+
+/// The environment variable naming the config file (the `--config` flag's twin).
+pub const CONFIG_FILE_ENV: &str = "KEYGATE_CONFIG";
+
+fn env_name(path: &str) -> String {
+    format!("{ENV_PREFIX}{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+impl Config {
+    /// Applies the sources over the defaults, then checks the result as a whole.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigErrors> {
+        let mut config = Config::default();
+        let mut problems = Vec::new();
+        if let Some((path, text)) = &sources.file {
+            config.apply_file(path, text, &mut problems);
+        }
+        config.apply_env(&sources.env, &mut problems);
+        for (path, value) in &sources.flags {
+            if let Err(problem) = config.apply(path, &Raw::Text(value)) {
+                problems.push(format!("flag for {path}: {problem}"));
+            }
+        }
+        config.check(&mut problems);
+        if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+    }
+
+    fn apply(&mut self, path: &str, value: &Raw<'_>) -> Result<(), String> {
+        if let Some(rest) = path.strip_prefix(PLANS_PATH) {
+            let Some((plan, "max_active_keys")) = rest.split_once('.') else {
+                return Err("unknown setting (plans take max_active_keys)".to_owned());
+            };
+            let limit: u32 = value.ranged(1, 1_000_000)?;
+            self.organizations.plans.insert(plan.to_owned(), limit);
+            return Ok(());
+        }
+        let (_, apply) = SETTINGS.iter().find(|(known, _)| *known == path).ok_or("unknown setting")?;
+        apply(self, value)
+    }
+
+    fn apply_file(&mut self, path: &Path, text: &str, problems: &mut Vec<String>) {
+        let table: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(err) => {
+                problems.push(format!("{}: not valid TOML: {err}", path.display()));
+                return;
+            }
+        };
+        let mut leaves = Vec::new();
+        flatten("", &table, &mut leaves);
+        for (key, value) in leaves {
+            if let Err(problem) = self.apply(&key, &Raw::Toml(value)) {
+                problems.push(format!("{}: {key}: {problem}", path.display()));
+            }
+        }
+    }
+
+    fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<String>) {
+        for (name, value) in env {
+            if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV {
+                continue;
+            }
+            let path = SETTINGS.iter().map(|(path, _)| *path).find(|path| env_name(path) == *name);
+            let result = match path {
+                Some(path) => self.apply(path, &Raw::Text(value)),
+                None => match plan_from_env(name) {
+                    Some(plan) => self.apply(&format!("{PLANS_PATH}{plan}.max_active_keys"), &Raw::Text(value)),
+                    None => Err("unknown setting".to_owned()),
+                },
+            };
+            if let Err(problem) = result {
+                problems.push(format!("environment variable {name}: {problem}"));
+            }
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if !is_valid_prefix(&self.keys.prefix) {
+            problems.push(format!(
+                "keys.prefix: {:?} must be 1 to 32 lowercase letters, digits or '_', ending in '_'",
+                self.keys.prefix
+            ));
+        }
+        if self.keys.default_expires_in_days > self.keys.max_expires_in_days {
+            problems.push("keys.default_expires_in_days must not exceed keys.max_expires_in_days".to_owned());
+        }
+        if self.keys.default_grace_period_days > self.keys.max_grace_period_days {
+            problems.push("keys.default_grace_period_days must not exceed keys.max_grace_period_days".to_owned());
+        }
+        for plan in [&self.organizations.default_plan, &self.organizations.bootstrap_plan] {
+            if !self.organizations.plans.contains_key(plan) {
+                problems.push(format!("organizations: plan {plan:?} is not among organizations.plans"));
+            }
+        }
+        for scope in &self.scopes {
+            if scope == "*" || !is_well_formed(scope) {
+                problems.push(format!("scopes.registry: {scope:?} is not a resource:action scope"));
+            }
+        }
+        if self.hashing.memory_kib < 8 * self.hashing.lanes {
+            problems.push("hashing.memory_kib must be at least 8 times hashing.lanes".to_owned());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problems.push(format!("log.level: {:?} is not a tracing filter", self.log.level));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            problems.push("database.url must start with sqlite: or postgres://".to_owned());
+        }
+    }
+}
+
+/// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_MAX_ACTIVE_KEYS` -> the plan's name, lowercased.
+fn plan_from_env(name: &str) -> Option<String> {
+    let plan = name.strip_prefix("KEYGATE_ORGANIZATIONS_PLANS_")?.strip_suffix("_MAX_ACTIVE_KEYS")?;
+    (!plan.is_empty()).then(|| plan.to_ascii_lowercase())
+}
+
+fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(inner) => flatten(&path, inner, out),
+            leaf => out.push((path, leaf)),
+        }
+    }
+}
+
+/// Loads from the real process: the file named by `file` or `KEYGATE_CONFIG`, the `KEYGATE_`
+/// environment, then `flags`. The only place keygate reads its environment.
+pub fn from_process(file: Option<PathBuf>, flags: Vec<(&'static str, String)>) -> Result<Config, ConfigErrors> {
+    let env: Vec<(String, String)> = std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+    let file =
+        file.or_else(|| env.iter().find(|(name, _)| name == CONFIG_FILE_ENV).map(|(_, value)| PathBuf::from(value)));
+    let file = match file {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Some((path, text)),
+            Err(err) => return Err(ConfigErrors(vec![format!("{}: cannot read: {err}", path.display())])),
+        },
+        None => None,
+    };
+    Config::load(&Sources { file, env, flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(file: &str, env: &[(&str, &str)]) -> Sources {
+        Sources {
+            file: Some((PathBuf::from("keygate.toml"), file.to_owned())),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            flags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn defaults_load() {
+        let config = Config::load(&Sources::default()).expect("defaults are valid");
+        assert_eq!(config.grpc_addr.to_string(), DEFAULT_GRPC_ADDR);
+        assert_eq!(config.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let mut s = sources(
+            "grpc_addr = \"0.0.0.0:1\"\n[database]\nurl = \"sqlite://file.db\"\n[keys]\nprefix = \"kg_\"\n\
+             [organizations.plans.team]\nmax_active_keys = 10\n",
+            &[("KEYGATE_GRPC_ADDR", "0.0.0.0:2"), ("KEYGATE_ORGANIZATIONS_PLANS_GOLD_MAX_ACTIVE_KEYS", "7")],
+        );
+        s.flags.push(("grpc_addr", "0.0.0.0:3".to_owned()));
+        let config = Config::load(&s).expect("valid");
+        assert_eq!(config.grpc_addr.port(), 3);
+        assert_eq!(config.database.url, "sqlite://file.db");
+        assert_eq!(config.keys.prefix, "kg_");
+        assert_eq!(config.organizations.plans.get("team"), Some(&10));
+        assert_eq!(config.organizations.plans.get("gold"), Some(&7));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let s = sources(
+            "bogus = 1\ngrpc_addr = \"nowhere\"\n[keys]\nprefix = \"Bad\"\ndefault_expires_in_days = \"x\"\n",
+            &[("KEYGATE_NOT_A_THING", "1"), ("KEYGATE_DATABASE_RUN_MIGRATIONS", "maybe"), ("OTHER", "ignored")],
+        );
+        let errors = Config::load(&s).expect_err("invalid");
+        let text = errors.to_string();
+        for needle in
+            ["bogus", "grpc_addr", "keys.prefix", "default_expires_in_days", "KEYGATE_NOT_A_THING", "RUN_MIGRATIONS"]
+        {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(errors.0.len(), 6, "{text}");
+    }
+}

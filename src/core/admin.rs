@@ -1,0 +1,460 @@
+//! The admin use cases: organizations and the API-key lifecycle, over the ports. Every call
+//! authenticates its caller through the engine and checks the admin scope it needs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::clock::Clock;
+use super::credential;
+use super::engine::Engine;
+use super::error::CoreError;
+use super::hashing::SecretHasher;
+use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal};
+use super::ports::{KeyChanges, Rotation, Store};
+use super::scopes::{ScopeRegistry, any_grants};
+use super::validate::{Violations, is_valid_slug};
+
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 1000;
+const MAX_SEARCH: usize = 200;
+/// Who created keys made by `keygate bootstrap`.
+pub const BOOTSTRAP_CREATOR: &str = "bootstrap";
+
+/// Limits and defaults of the key lifecycle, from config.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub key_prefix: String,
+    pub default_expires_in_days: i64,
+    pub max_expires_in_days: i64,
+    pub default_grace_period_days: i64,
+    pub max_grace_period_days: i64,
+    /// Plan name -> most active keys.
+    pub plans: BTreeMap<String, u32>,
+    pub default_plan: String,
+    pub bootstrap_plan: String,
+}
+
+/// A key as shown to admins: the record and what is derived from it at read time.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub key: ApiKeyRecord,
+    pub status: KeyStatus,
+    /// Until when the replaced secret works, when it still does.
+    pub previous_key_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new key or a rotated one: the full key, shown once, and the key's view.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub api_key: String,
+    pub view: KeyView,
+}
+
+/// What `CreateApiKey` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub expires_in_days: Option<i64>,
+    pub organization: String,
+}
+
+/// What `RotateApiKey` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RotateKey {
+    pub key_id: String,
+    pub grace_period_days: Option<i64>,
+    pub expires_in_days: Option<i64>,
+}
+
+/// What `CreateOrganization` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewOrganization {
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+}
+
+/// An authenticated admin and what its organization is.
+struct Caller {
+    principal: Principal,
+    platform: bool,
+}
+
+/// The admin use cases.
+pub struct Admin {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+    scopes: Arc<ScopeRegistry>,
+    settings: AdminSettings,
+}
+
+impl Admin {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Arc<dyn Store>,
+        hasher: SecretHasher,
+        clock: Arc<dyn Clock>,
+        scopes: Arc<ScopeRegistry>,
+        settings: AdminSettings,
+    ) -> Self {
+        Self { engine, store, hasher, clock, scopes, settings }
+    }
+
+    /// Creates an API key in the caller's organization (or, for a platform admin, any).
+    pub async fn create_key(&self, credentials: &Credentials, request: NewKey) -> Result<IssuedKey, CoreError> {
+        let caller = self.caller(credentials, "admin:keys:write").await?;
+        let mut violations = Violations::default();
+        violations.required_text("name", &request.name, MAX_NAME);
+        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+        self.check_scopes(&mut violations, "scopes", &request.scopes);
+        if let Some(days) = request.expires_in_days {
+            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+        }
+        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+            violations.add("organization", "is not an organization slug");
+        }
+        violations.finish()?;
+        require_subset(&caller.principal, &request.scopes, "grant")?;
+        let org = self.target_organization(&caller, &request.organization).await?;
+        let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
+        let issued = self
+            .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &caller.principal.id)
+            .await?;
+        tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
+        Ok(issued)
+    }
+
+    /// Looks one key up.
+    pub async fn get_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
+        let caller = self.caller(credentials, "admin:keys:read").await?;
+        let key = self.visible_key(&caller, key_id).await?;
+        Ok(self.view(key))
+    }
+
+    /// Lists one organization's keys, newest first.
+    pub async fn list_keys(
+        &self,
+        credentials: &Credentials,
+        search: &str,
+        offset: i64,
+        limit: i64,
+        organization: &str,
+    ) -> Result<(Vec<KeyView>, u64), CoreError> {
+        let caller = self.caller(credentials, "admin:keys:read").await?;
+        let mut violations = Violations::default();
+        let page = violations.page(offset, limit);
+        violations.optional_text("search", search, MAX_SEARCH);
+        if !organization.is_empty() && !is_valid_slug(organization) {
+            violations.add("organization", "is not an organization slug");
+        }
+        violations.finish()?;
+        let org = self.target_organization(&caller, organization).await?;
+        let (keys, total) = self.store.list_keys(&org.slug, search.trim(), page).await?;
+        Ok((keys.into_iter().map(|k| self.view(k)).collect(), total))
+    }
+
+    /// Changes a key's name, description or scopes.
+    pub async fn update_key(
+        &self,
+        credentials: &Credentials,
+        key_id: &str,
+        changes: KeyChanges,
+    ) -> Result<KeyView, CoreError> {
+        let caller = self.caller(credentials, "admin:keys:write").await?;
+        let mut violations = Violations::default();
+        if changes == KeyChanges::default() {
+            violations.add("key_id", "nothing to update: set name, description or scopes");
+        }
+        if let Some(name) = &changes.name {
+            violations.required_text("name", name, MAX_NAME);
+        }
+        if let Some(description) = &changes.description {
+            violations.optional_text("description", description, MAX_DESCRIPTION);
+        }
+        if let Some(scopes) = &changes.scopes {
+            self.check_scopes(&mut violations, "scopes", scopes);
+        }
+        violations.finish()?;
+        if let Some(scopes) = &changes.scopes {
+            require_subset(&caller.principal, scopes, "grant")?;
+        }
+        let key = self.visible_key(&caller, key_id).await?;
+        if key.disabled_at.is_some() {
+            return Err(disabled(key_id, "updated"));
+        }
+        let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
+        if !self.store.update_key(key_id, &changes, self.clock.now()).await? {
+            return Err(disabled(key_id, "updated"));
+        }
+        tracing::info!(key_id, updated_by = %caller.principal.id, "api key updated");
+        self.reread(key_id).await
+    }
+
+    /// Gives a key a new secret; the old one keeps working for the grace period.
+    pub async fn rotate_key(&self, credentials: &Credentials, request: RotateKey) -> Result<IssuedKey, CoreError> {
+        let caller = self.caller(credentials, "admin:keys:write").await?;
+        let mut violations = Violations::default();
+        if let Some(days) = request.grace_period_days {
+            violations.days("grace_period_days", days, 0, self.settings.max_grace_period_days);
+        }
+        if let Some(days) = request.expires_in_days {
+            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+        }
+        violations.finish()?;
+        let key = self.visible_key(&caller, &request.key_id).await?;
+        // Rotation hands out the key's secret, so the caller must hold everything the key can do.
+        require_subset(&caller.principal, &key.scopes, "rotate a key with")?;
+        let now = self.clock.now();
+        if key.disabled_at.is_some() {
+            return Err(disabled(&key.key_id, "rotated"));
+        }
+        if now >= key.expires_at && request.expires_in_days.is_none() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "API key {} has expired; pass expires_in_days to rotate it",
+                key.key_id
+            )));
+        }
+        let grace = request.grace_period_days.unwrap_or(self.settings.default_grace_period_days);
+        let expires_at = match request.expires_in_days {
+            Some(days) => now + Duration::days(days),
+            None => key.expires_at,
+        };
+        let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
+        let rotation = Rotation {
+            new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
+            previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).max(now),
+            expires_at,
+        };
+        if !self.store.rotate_key(&key.key_id, &rotation, now).await? {
+            return Err(disabled(&key.key_id, "rotated"));
+        }
+        tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
+        let view = self.reread(&key.key_id).await?;
+        Ok(IssuedKey { api_key: generated.full, view })
+    }
+
+    /// Disables a key at once, grace-period secret included. Disabling twice is harmless.
+    pub async fn disable_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
+        let caller = self.caller(credentials, "admin:keys:write").await?;
+        let key = self.visible_key(&caller, key_id).await?;
+        if self.store.disable_key(&key.key_id, self.clock.now()).await? {
+            tracing::info!(key_id, disabled_by = %caller.principal.id, "api key disabled");
+        }
+        self.reread(key_id).await
+    }
+
+    /// Creates an organization; platform admins only.
+    pub async fn create_organization(
+        &self,
+        credentials: &Credentials,
+        request: NewOrganization,
+    ) -> Result<Organization, CoreError> {
+        let caller = self.caller(credentials, "admin:orgs:write").await?;
+        if !caller.platform {
+            return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
+        }
+        let mut violations = Violations::default();
+        if !is_valid_slug(&request.slug) {
+            violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
+        }
+        violations.required_text("name", &request.name, MAX_NAME);
+        let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
+        if !self.settings.plans.contains_key(&plan) {
+            let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
+            violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
+        }
+        violations.finish()?;
+        let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
+        self.store.create_organization(&org).await.map_err(|err| match CoreError::from(err) {
+            CoreError::AlreadyExists(_) => {
+                CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
+            }
+            other => other,
+        })?;
+        tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
+        Ok(org)
+    }
+
+    /// Looks up an organization: any for a platform admin, else only the caller's own.
+    pub async fn get_organization(&self, credentials: &Credentials, slug: &str) -> Result<Organization, CoreError> {
+        let caller = self.caller(credentials, "admin:orgs:read").await?;
+        if !is_valid_slug(slug) {
+            return Err(CoreError::invalid("slug", "is not an organization slug"));
+        }
+        self.target_organization(&caller, slug).await
+    }
+
+    /// Lists organizations: all for a platform admin, else the caller's own.
+    pub async fn list_organizations(
+        &self,
+        credentials: &Credentials,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Organization>, u64), CoreError> {
+        let caller = self.caller(credentials, "admin:orgs:read").await?;
+        let mut violations = Violations::default();
+        let page = violations.page(offset, limit);
+        violations.finish()?;
+        if caller.platform {
+            return Ok(self.store.list_organizations(page).await?);
+        }
+        let own = self.target_organization(&caller, "").await?;
+        let items = if page.offset == 0 { vec![own] } else { Vec::new() };
+        Ok((items, 1))
+    }
+
+    /// Creates the platform organization (when there is none) and an admin key holding `*`.
+    /// Refuses when already bootstrapped unless `force`, which adds another admin key.
+    pub async fn bootstrap(&self, slug: &str, force: bool) -> Result<IssuedKey, CoreError> {
+        if !is_valid_slug(slug) {
+            return Err(CoreError::invalid("org", "must be 2 to 63 lowercase letters, digits or '-'"));
+        }
+        let org = match self.store.platform_organization().await? {
+            Some(existing) if !force => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "keygate is already bootstrapped: platform organization {:?} exists; \
+                     run with --force to create another admin key for it",
+                    existing.slug
+                )));
+            }
+            Some(existing) => existing,
+            None => {
+                let org = self.new_organization(slug, slug, &self.settings.bootstrap_plan.clone(), true)?;
+                self.store.create_organization(&org).await?;
+                org
+            }
+        };
+        let scopes = vec!["*".to_owned()];
+        let days = self.settings.default_expires_in_days;
+        let issued = self.issue_key(&org, "bootstrap admin", "", scopes, days, BOOTSTRAP_CREATOR).await?;
+        tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, "bootstrap admin key created");
+        Ok(issued)
+    }
+
+    async fn issue_key(
+        &self,
+        org: &Organization,
+        name: &str,
+        description: &str,
+        scopes: Vec<String>,
+        expires_in_days: i64,
+        created_by: &str,
+    ) -> Result<IssuedKey, CoreError> {
+        let now = self.clock.now();
+        let generated = credential::generate(&self.settings.key_prefix);
+        let record = ApiKeyRecord {
+            key_id: generated.key_id.clone(),
+            key_prefix: generated.key_prefix.clone(),
+            organization: org.slug.clone(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            scopes,
+            secret_hash: self.hasher.hash(generated.secret.clone()).await?,
+            previous_secret_hash: None,
+            previous_key_expires_at: None,
+            created_by: created_by.to_owned(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now + Duration::days(expires_in_days),
+            disabled_at: None,
+            last_used_at: None,
+            last_rotated_at: None,
+        };
+        if !self.store.create_key_within_limit(&record, org.max_active_keys, now).await? {
+            return Err(CoreError::FailedPrecondition(format!(
+                "organization {} has reached its limit of {} active API keys (plan {})",
+                org.slug, org.max_active_keys, org.plan
+            )));
+        }
+        Ok(IssuedKey { api_key: generated.full, view: self.view(record) })
+    }
+
+    fn new_organization(&self, slug: &str, name: &str, plan: &str, platform: bool) -> Result<Organization, CoreError> {
+        let max_active_keys = *self
+            .settings
+            .plans
+            .get(plan)
+            .ok_or_else(|| CoreError::Internal(format!("plan {plan:?} is not configured")))?;
+        let now = self.clock.now();
+        Ok(Organization {
+            slug: slug.to_owned(),
+            name: name.to_owned(),
+            plan: plan.to_owned(),
+            max_active_keys,
+            platform,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Authenticates the caller and checks it holds `scope`.
+    async fn caller(&self, credentials: &Credentials, scope: &str) -> Result<Caller, CoreError> {
+        let principal = self.engine.authenticate(credentials).await?.map_err(CoreError::Unauthenticated)?;
+        if !any_grants(&principal.scopes, scope) {
+            return Err(CoreError::PermissionDenied(format!("this call needs the {scope} scope")));
+        }
+        let platform = self.store.organization(&principal.organization).await?.is_some_and(|org| org.platform);
+        Ok(Caller { principal, platform })
+    }
+
+    /// The organization a request names (empty: the caller's own). Other organizations exist only
+    /// for platform admins; anyone else gets NOT_FOUND, as if they did not exist.
+    async fn target_organization(&self, caller: &Caller, requested: &str) -> Result<Organization, CoreError> {
+        let slug = if requested.is_empty() { caller.principal.organization.as_str() } else { requested };
+        let not_found = || CoreError::NotFound(format!("organization {slug} not found"));
+        if slug != caller.principal.organization && !caller.platform {
+            return Err(not_found());
+        }
+        self.store.organization(slug).await?.ok_or_else(not_found)
+    }
+
+    /// A key the caller may see: its organization's, or any for a platform admin.
+    async fn visible_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKeyRecord, CoreError> {
+        if !credential::is_valid_key_id(key_id) {
+            return Err(CoreError::invalid("key_id", "is not a key id (k_ followed by 12 letters or digits)"));
+        }
+        let not_found = || CoreError::NotFound(format!("API key {key_id} not found"));
+        let key = self.store.key(key_id).await?.ok_or_else(not_found)?;
+        if key.organization != caller.principal.organization && !caller.platform {
+            return Err(not_found());
+        }
+        Ok(key)
+    }
+
+    async fn reread(&self, key_id: &str) -> Result<KeyView, CoreError> {
+        let key =
+            self.store.key(key_id).await?.ok_or_else(|| CoreError::NotFound(format!("API key {key_id} not found")))?;
+        Ok(self.view(key))
+    }
+
+    fn view(&self, key: ApiKeyRecord) -> KeyView {
+        let now = self.clock.now();
+        KeyView { status: key.status(now), previous_key_expires_at: key.grace_until(now), key }
+    }
+
+    fn check_scopes(&self, violations: &mut Violations, field: &str, scopes: &[String]) {
+        if scopes.is_empty() {
+            violations.add(field, "at least one scope is required");
+        }
+        violations.extend(self.scopes.check(field, scopes));
+    }
+}
+
+fn disabled(key_id: &str, what: &str) -> CoreError {
+    CoreError::FailedPrecondition(format!("API key {key_id} is disabled and cannot be {what}"))
+}
+
+/// The subset rule: a caller can only hand out what it holds itself.
+fn require_subset(caller: &Principal, scopes: &[String], verb: &str) -> Result<(), CoreError> {
+    let beyond: Vec<&str> = scopes.iter().filter(|s| !any_grants(&caller.scopes, s)).map(String::as_str).collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(CoreError::PermissionDenied(format!("you cannot {verb} scopes you do not hold: {}", beyond.join(", "))))
+}

@@ -1,0 +1,108 @@
+//! argon2id hashing of stored secrets, run off the async executor with bounded parallelism.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::rngs::OsRng;
+use tokio::sync::Semaphore;
+
+use super::error::CoreError;
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub lanes: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's recommended argon2id setting: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, lanes: 1 }
+    }
+}
+
+/// Hashes and verifies secrets. At most `max_concurrent` argon2 computations run at once, each on
+/// tokio's blocking pool, so the executor keeps serving cached traffic meanwhile.
+#[derive(Clone)]
+pub struct SecretHasher {
+    argon2: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    verifications: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretHasher").field("permits", &self.permits.available_permits()).finish()
+    }
+}
+
+impl SecretHasher {
+    pub fn new(params: HashParams, max_concurrent: usize) -> Result<Self, CoreError> {
+        let params = Params::new(params.memory_kib, params.iterations, params.lanes, None)
+            .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
+        Ok(Self {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            verifications: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How many verifications have run since start (for metrics and tests).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Hashes `secret` with a fresh salt into a PHC string.
+    pub async fn hash(&self, secret: String) -> Result<String, CoreError> {
+        let argon2 = self.argon2.clone();
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2
+                .hash_password(secret.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| CoreError::Internal(format!("argon2 hash: {e}")))
+        })
+        .await
+    }
+
+    /// Whether `secret` matches the PHC string `phc`.
+    pub async fn verify(&self, secret: String, phc: String) -> Result<bool, CoreError> {
+        let argon2 = self.argon2.clone();
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        self.run(move || {
+            let parsed =
+                PasswordHash::new(&phc).map_err(|e| CoreError::Internal(format!("stored hash unreadable: {e}")))?;
+            Ok(argon2.verify_password(secret.as_bytes(), &parsed).is_ok())
+        })
+        .await
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, CoreError> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(|_| CoreError::Internal("hasher closed".into()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| CoreError::Internal(format!("argon2 task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_wrong_secrets_do_not() {
+        let hasher = SecretHasher::new(HashParams { memory_kib: 1024, iterations: 1, lanes: 1 }, 2).expect("params");
+        let phc = hasher.hash("correct horse".into()).await.expect("hash");
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(!phc.contains("correct horse"));
+        assert!(hasher.verify("correct horse".into(), phc.clone()).await.expect("verify"));
+        assert!(!hasher.verify("battery staple".into(), phc).await.expect("verify"));
+        assert_eq!(hasher.verifications(), 2);
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure core: the decision engine, the admin use cases and the ports they need.
+//! Nothing here knows tonic, axum or SeaORM.
+
+pub mod admin;
+pub mod clock;
+pub mod credential;
+pub mod engine;
+pub mod error;
+pub mod hashing;
+pub mod last_used;
+pub mod model;
+pub mod ports;
+pub mod scopes;
+pub mod validate;

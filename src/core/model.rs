@@ -1,0 +1,182 @@
+//! The core's vocabulary: organizations, API keys, principals and decisions.
+
+use chrono::{DateTime, Utc};
+
+/// A tenant. Every key belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Stable, URL-safe identifier; also the primary key.
+    pub slug: String,
+    pub name: String,
+    /// The configured plan whose limits were applied at creation.
+    pub plan: String,
+    /// The most keys that may be active at once.
+    pub max_active_keys: u32,
+    /// The platform organization's admins manage every organization.
+    pub platform: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An API key as stored: only argon2id hashes of its secrets, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Stable public id, e.g. `k_abc123def456`; rotation keeps it.
+    pub key_id: String,
+    /// The configured prefix followed by the key id, e.g. `sk_live_k_abc123def456`.
+    pub key_prefix: String,
+    pub organization: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    /// PHC string of the current secret's argon2id hash.
+    pub secret_hash: String,
+    /// PHC string of the secret the last rotation replaced, kept so that it can be told apart from
+    /// an unknown secret after its grace period.
+    pub previous_secret_hash: Option<String>,
+    /// Until when the replaced secret still works.
+    pub previous_key_expires_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_rotated_at: Option<DateTime<Utc>>,
+}
+
+/// A key's status, derived when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Disabled,
+}
+
+impl ApiKeyRecord {
+    /// The status at `now`: disabled wins over expired.
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.disabled_at.is_some() {
+            return KeyStatus::Disabled;
+        }
+        if now >= self.expires_at {
+            return KeyStatus::Expired;
+        }
+        KeyStatus::Active
+    }
+
+    /// Until when the replaced secret works, if it still does at `now`.
+    pub fn grace_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.disabled_at.is_some() {
+            return None;
+        }
+        self.previous_key_expires_at.filter(|until| *until > now)
+    }
+}
+
+/// What kind of credential a principal presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    ApiKey,
+    Client,
+    User,
+}
+
+/// Who is calling, as a verified credential says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// The key id (for API keys).
+    pub id: String,
+    pub organization: String,
+    pub scopes: Vec<String>,
+    pub name: String,
+    /// When the presented credential stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The raw credential header values, as the caller received them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The whole `Authorization` header value.
+    pub authorization: String,
+    /// The `X-API-Key` header value.
+    pub api_key: String,
+}
+
+/// Why a decision came out the way it did. The single table of reasons, their HTTP statuses and
+/// their wire error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Allowed,
+    MissingApiKey,
+    InvalidApiKey,
+    ExpiredApiKey,
+    InsufficientScope,
+    OrganizationMismatch,
+}
+
+impl Reason {
+    /// The HTTP status a gateway should answer with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Reason::Allowed => 200,
+            Reason::MissingApiKey | Reason::InvalidApiKey | Reason::ExpiredApiKey => 401,
+            Reason::InsufficientScope | Reason::OrganizationMismatch => 403,
+        }
+    }
+
+    /// The lowercase code for HTTP error bodies (the reference's `missing_api_key` etc.).
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Reason::Allowed => "",
+            Reason::MissingApiKey => "missing_api_key",
+            Reason::InvalidApiKey => "invalid_api_key",
+            Reason::ExpiredApiKey => "expired_api_key",
+            Reason::InsufficientScope => "insufficient_scope",
+            Reason::OrganizationMismatch => "organization_mismatch",
+        }
+    }
+
+    /// The uppercase reason for `google.rpc.ErrorInfo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Allowed => "ALLOWED",
+            Reason::MissingApiKey => "MISSING_API_KEY",
+            Reason::InvalidApiKey => "INVALID_API_KEY",
+            Reason::ExpiredApiKey => "EXPIRED_API_KEY",
+            Reason::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Reason::OrganizationMismatch => "ORGANIZATION_MISMATCH",
+        }
+    }
+}
+
+/// Why a credential did not authenticate. Messages never repeat the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl AuthFailure {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
+/// The engine's answer to "may this request proceed?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub message: String,
+    /// Set whenever the credential was valid, even when the decision is a denial.
+    pub principal: Option<Principal>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: u64,
+    pub limit: u64,
+}

@@ -1,0 +1,65 @@
+//! The ports: what the core needs from storage. Adapters in `crate::store` implement them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::error::StoreError;
+use super::model::{ApiKeyRecord, Organization, Page};
+
+/// Changes to a key's descriptive fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A new secret for a key, and what becomes of the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    pub new_secret_hash: String,
+    pub previous_key_expires_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Durable storage of organizations and keys.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts an organization; `Conflict` when the slug is taken.
+    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn organization(&self, slug: &str) -> Result<Option<Organization>, StoreError>;
+    /// Organizations oldest first, and how many there are.
+    async fn list_organizations(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
+    /// The platform organization, if bootstrap has run.
+    async fn platform_organization(&self) -> Result<Option<Organization>, StoreError>;
+    async fn count_organizations(&self) -> Result<u64, StoreError>;
+
+    /// Inserts `key` unless its organization already has `max_active` keys active at `now`;
+    /// atomically, so concurrent creations cannot overshoot. Returns whether it was inserted.
+    async fn create_key_within_limit(
+        &self,
+        key: &ApiKeyRecord,
+        max_active: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Keys of one organization, newest first, whose name or description contains `search`
+    /// (case-insensitively); and how many match in all.
+    async fn list_keys(
+        &self,
+        organization: &str,
+        search: &str,
+        page: Page,
+    ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError>;
+    /// Applies `changes` unless the key is disabled. Returns whether a row changed.
+    async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Replaces the secret, keeping the old hash as the previous one, unless the key is disabled.
+    async fn rotate_key(&self, key_id: &str, rotation: &Rotation, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Disables the key and ends any grace period, unless it is already disabled.
+    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Records last use times; a time never moves backwards.
+    async fn touch_keys(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+}

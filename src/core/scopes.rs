@@ -1,0 +1,129 @@
+//! Scopes: `resource:action` strings from a registry, with hierarchy. A scope grants itself and
+//! every scope below it at a `:` boundary (`investigations` grants `investigations:read`,
+//! `admin:keys` grants `admin:keys:write`), and `*` grants everything.
+
+use std::collections::BTreeSet;
+
+use super::error::FieldViolation;
+
+/// keygate's own admin scopes, always registered.
+pub const ADMIN_SCOPES: &[&str] = &["admin:keys:read", "admin:keys:write", "admin:orgs:read", "admin:orgs:write"];
+
+/// The application scopes of the reference docs, registered unless configured otherwise.
+pub const DEFAULT_SCOPES: &[&str] =
+    &["investigations:read", "investigations:write", "incidents:read", "search:read", "graph:read"];
+
+/// Longest scope accepted.
+const MAX_SCOPE_LEN: usize = 128;
+/// Most scopes in one request field.
+pub const MAX_SCOPES: usize = 64;
+
+/// Whether `held` grants `wanted`.
+pub fn grants(held: &str, wanted: &str) -> bool {
+    held == "*"
+        || held == wanted
+        || (wanted.len() > held.len() && wanted.starts_with(held) && wanted.as_bytes()[held.len()] == b':')
+}
+
+/// Whether any of `held` grants `wanted`.
+pub fn any_grants(held: &[String], wanted: &str) -> bool {
+    held.iter().any(|h| grants(h, wanted))
+}
+
+/// Whether `scope` is syntactically a scope: segments of lowercase letters, digits, `-`, `_` or
+/// `.`, separated by `:`; or `*`.
+pub fn is_well_formed(scope: &str) -> bool {
+    if scope == "*" {
+        return true;
+    }
+    !scope.is_empty()
+        && scope.len() <= MAX_SCOPE_LEN
+        && scope.split(':').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        })
+}
+
+/// The set of scopes keygate knows.
+#[derive(Debug, Clone)]
+pub struct ScopeRegistry {
+    known: BTreeSet<String>,
+}
+
+impl ScopeRegistry {
+    /// A registry of `scopes` plus [`ADMIN_SCOPES`].
+    pub fn new<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut known: BTreeSet<String> = scopes.into_iter().map(Into::into).collect();
+        known.extend(ADMIN_SCOPES.iter().map(|s| (*s).to_owned()));
+        Self { known }
+    }
+
+    /// Whether `scope` is `*`, a registered scope, or a parent of one (`investigations`).
+    pub fn is_known(&self, scope: &str) -> bool {
+        scope == "*" || self.known.iter().any(|k| grants(scope, k))
+    }
+
+    /// Checks a list of scopes from field `field`: each well formed and known, no duplicates, at
+    /// most [`MAX_SCOPES`]. Returns every problem.
+    pub fn check(&self, field: &str, scopes: &[String]) -> Vec<FieldViolation> {
+        let mut problems = Vec::new();
+        if scopes.len() > MAX_SCOPES {
+            problems.push(FieldViolation::new(field, format!("at most {MAX_SCOPES} scopes")));
+            return problems;
+        }
+        let mut unknown = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, scope) in scopes.iter().enumerate() {
+            if !is_well_formed(scope) {
+                problems.push(FieldViolation::new(
+                    format!("{field}[{i}]"),
+                    format!("{scope:?} is not a scope (expected resource:action)"),
+                ));
+            } else if !self.is_known(scope) {
+                unknown.push(scope.as_str());
+            } else if !seen.insert(scope.as_str()) {
+                problems.push(FieldViolation::new(format!("{field}[{i}]"), format!("{scope} is listed twice")));
+            }
+        }
+        if !unknown.is_empty() {
+            problems.push(FieldViolation::new(field, format!("unknown scopes: {}", unknown.join(", "))));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hierarchy() {
+        assert!(grants("*", "investigations:read"));
+        assert!(grants("investigations", "investigations:read"));
+        assert!(grants("admin:keys", "admin:keys:write"));
+        assert!(grants("investigations:read", "investigations:read"));
+        assert!(!grants("investigations:read", "investigations:write"));
+        assert!(!grants("investigations:read", "investigations"));
+        assert!(!grants("invest", "investigations:read"));
+        assert!(!grants("investigations:read", "*"));
+    }
+
+    #[test]
+    fn registry_knows_parents_and_rejects_the_rest() {
+        let registry = ScopeRegistry::new(DEFAULT_SCOPES.iter().copied());
+        assert!(registry.is_known("investigations"));
+        assert!(registry.is_known("admin"));
+        assert!(registry.is_known("*"));
+        assert!(!registry.is_known("investigations:delete"));
+        let problems = registry
+            .check("scopes", &["incidents:read".into(), "nope:x".into(), "Bad Scope".into(), "incidents:read".into()]);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.description.contains("unknown scopes: nope:x")));
+    }
+}

@@ -1,0 +1,157 @@
+//! `keygate.v1.AdminService`: decode, call the admin use cases, encode.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::context::{caller_credentials, request_id, respond};
+use super::convert;
+use super::status::to_status;
+use crate::core::admin::{Admin, NewKey, NewOrganization, RotateKey};
+use crate::core::error::CoreError;
+use crate::core::ports::KeyChanges;
+use crate::proto::keygate_v1 as pb;
+use crate::proto::keygate_v1::admin_service_server::AdminService;
+
+/// The AdminService implementation.
+pub struct AdminApi {
+    admin: Arc<Admin>,
+}
+
+impl AdminApi {
+    pub fn new(admin: Arc<Admin>) -> Self {
+        Self { admin }
+    }
+}
+
+/// Encodes a use case's result, echoing the request id either way.
+fn reply<T, U>(
+    result: Result<T, CoreError>,
+    request_id: &str,
+    encode: impl FnOnce(T) -> U,
+) -> Result<Response<U>, Status> {
+    match result {
+        Ok(value) => Ok(respond(encode(value), request_id)),
+        Err(err) => {
+            tracing::info!(request_id, code = ?err.code(), error = %err, "admin call failed");
+            Err(to_status(&err, request_id))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let new_key = NewKey {
+            name: r.name,
+            description: r.description,
+            scopes: r.scopes,
+            expires_in_days: r.expires_in_days.map(i64::from),
+            organization: r.organization,
+        };
+        let result = self.admin.create_key(&credentials, new_key).await;
+        reply(result, &id, |issued| pb::CreateApiKeyResponse {
+            api_key: issued.api_key,
+            key: Some(convert::api_key(issued.view)),
+            header_name: "X-API-Key".to_owned(),
+        })
+    }
+
+    async fn get_api_key(&self, request: Request<pb::GetApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.get_key(&credentials, &request.into_inner().key_id).await;
+        reply(result, &id, convert::api_key)
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let result = self
+            .admin
+            .list_keys(&credentials, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization)
+            .await;
+        reply(result, &id, |(keys, total)| pb::ListApiKeysResponse {
+            api_keys: keys.into_iter().map(convert::api_key).collect(),
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn update_api_key(&self, request: Request<pb::UpdateApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let changes = KeyChanges { name: r.name, description: r.description, scopes: r.scopes.map(|s| s.values) };
+        let result = self.admin.update_key(&credentials, &r.key_id, changes).await;
+        reply(result, &id, convert::api_key)
+    }
+
+    async fn rotate_api_key(
+        &self,
+        request: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let rotate = RotateKey {
+            key_id: r.key_id,
+            grace_period_days: r.grace_period_days.map(i64::from),
+            expires_in_days: r.expires_in_days.map(i64::from),
+        };
+        let result = self.admin.rotate_key(&credentials, rotate).await;
+        reply(result, &id, |issued| pb::RotateApiKeyResponse {
+            key_id: issued.view.key.key_id.clone(),
+            api_key: issued.api_key,
+            expires_at: Some(convert::timestamp(issued.view.key.expires_at)),
+            previous_key_expires_at: issued.view.previous_key_expires_at.map(convert::timestamp),
+            key: Some(convert::api_key(issued.view)),
+        })
+    }
+
+    async fn disable_api_key(
+        &self,
+        request: Request<pb::DisableApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.disable_key(&credentials, &request.into_inner().key_id).await;
+        reply(result, &id, convert::api_key)
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<Response<pb::Organization>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let new_org = NewOrganization { slug: r.slug, name: r.name, plan: r.plan };
+        let result = self.admin.create_organization(&credentials, new_org).await;
+        reply(result, &id, convert::organization)
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<pb::GetOrganizationRequest>,
+    ) -> Result<Response<pb::Organization>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.get_organization(&credentials, &request.into_inner().slug).await;
+        reply(result, &id, convert::organization)
+    }
+
+    async fn list_organizations(
+        &self,
+        request: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let result = self.admin.list_organizations(&credentials, i64::from(r.offset), i64::from(r.limit)).await;
+        reply(result, &id, |(orgs, total)| pb::ListOrganizationsResponse {
+            organizations: orgs.into_iter().map(convert::organization).collect(),
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+        })
+    }
+}

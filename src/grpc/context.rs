@@ -1,0 +1,38 @@
+//! Per-request context taken from gRPC metadata: the request id and the admin's credential.
+
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response};
+use uuid::Uuid;
+
+use crate::core::model::Credentials;
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The caller's `x-request-id` when it is sensible (printable ASCII, at most 128 characters),
+/// otherwise a new UUID.
+pub fn request_id(metadata: &MetadataMap) -> String {
+    metadata
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The admin's own credential from metadata: `x-api-key` or `authorization`.
+pub fn caller_credentials<T>(request: &Request<T>) -> Credentials {
+    let text =
+        |name: &str| request.metadata().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+    Credentials { authorization: text("authorization"), api_key: text("x-api-key") }
+}
+
+/// Wraps a message in a response that echoes the request id in metadata.
+pub fn respond<T>(message: T, request_id: &str) -> Response<T> {
+    let mut response = Response::new(message);
+    if let Ok(value) = MetadataValue::try_from(request_id) {
+        response.metadata_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,69 @@
+//! The gRPC edge: services that decode, call the core and encode; and the server assembly.
+
+pub mod admin;
+pub mod auth;
+pub mod context;
+pub mod convert;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::core::admin::Admin;
+use crate::core::engine::Engine;
+use crate::proto::{self, keygate_v1 as pb};
+
+/// The fully qualified names of keygate's own services, as health reports them.
+pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService"];
+
+/// Errors assembling or running the gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves AuthService, AdminService, health and reflection (v1 and v1alpha) on `listener` until
+/// `shutdown` completes, then lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    admin: Arc<Admin>,
+    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GrpcError> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut routes = Routes::builder();
+    routes
+        .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine)))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(admin)))
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    Server::builder()
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Marks keygate's services (and the server as a whole) serving or not.
+pub async fn set_serving(reporter: &HealthReporter, serving: bool) {
+    let status = if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(*name, status).await;
+    }
+}

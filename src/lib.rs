@@ -1,0 +1,14 @@
+//! keygate: a gRPC authorization service. API keys, OAuth2 clients and JWTs, checked for backend
+//! services over gRPC and for Envoy as an external authorizer.
+//!
+//! Layout: [`core`] is the pure decision logic and admin use cases over ports; [`store`] implements
+//! the ports with SeaORM; [`grpc`] is the wire; [`app`] wires them; [`config`] loads settings.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod core;
+pub mod grpc;
+pub mod proto;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,140 @@
+//! The `keygate` command: `serve`, `migrate` and `bootstrap`. Parses, loads config, runs.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use keygate::app;
+use keygate::config::{self, Config};
+use keygate::core::clock::SystemClock;
+
+#[derive(Parser)]
+#[command(name = "keygate", version, about = "gRPC authorization service: API keys, OAuth2 clients and JWTs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server (SQLite file keygate.db unless a database URL is given).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// gRPC listen address [env: KEYGATE_GRPC_ADDR] [default: 127.0.0.1:50051]
+        #[arg(long, value_name = "HOST:PORT")]
+        grpc_addr: Option<String>,
+        /// HTTP listen address for token, JWKS and metrics endpoints [env: KEYGATE_HTTP_ADDR] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "HOST:PORT")]
+        http_addr: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create the platform organization and its first admin key; prints the key alone on stdout.
+    Bootstrap {
+        #[command(flatten)]
+        common: Common,
+        /// Slug of the platform organization to create.
+        #[arg(long, value_name = "SLUG", default_value = "platform")]
+        org: String,
+        /// Create another admin key even though keygate is already bootstrapped.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// TOML config file [env: KEYGATE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DB [env: KEYGATE_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl Common {
+    fn load(self, mut flags: Vec<(&'static str, String)>) -> Result<Config, config::ConfigErrors> {
+        if let Some(url) = self.database_url {
+            flags.push(("database.url", url));
+        }
+        config::from_process(self.config, flags)
+    }
+}
+
+fn flag(path: &'static str, value: Option<String>) -> Vec<(&'static str, String)> {
+    value.map(|v| (path, v)).into_iter().collect()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keygate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve { common, grpc_addr, http_addr } => {
+            let mut flags = flag("grpc_addr", grpc_addr);
+            flags.extend(flag("http_addr", http_addr));
+            let config = common.load(flags).map_err(|e| e.to_string())?;
+            keygate::telemetry::init(&config.log);
+            let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", config.grpc_addr))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(grpc_addr = %local, version = env!("CARGO_PKG_VERSION"), "keygate listening");
+            app::serve(config, Arc::new(SystemClock), listener, shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+        Command::Migrate { common } => {
+            let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
+            keygate::telemetry::init(&config.log);
+            app::open_store(&config, true).await.map_err(|e| e.to_string())?;
+            eprintln!("keygate: database migrated");
+            Ok(())
+        }
+        Command::Bootstrap { common, org, force } => {
+            let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
+            keygate::telemetry::init(&config.log);
+            let key = app::bootstrap(&config, Arc::new(SystemClock), &org, force).await.map_err(|e| e.to_string())?;
+            eprintln!("keygate: created the platform admin key for organization {org:?}; it is shown once, below");
+            println!("{key}");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

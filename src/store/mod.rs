@@ -1,0 +1,6 @@
+//! Storage adapters implementing `core::ports::Store`.
+
+pub mod entities;
+pub mod sql;
+
+pub use sql::SqlStore;

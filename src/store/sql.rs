@@ -1,0 +1,367 @@
+//! The SeaORM store: one implementation of `core::ports::Store` for SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keygate_migrations::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, TransactionTrait,
+};
+
+use super::entities::{api_key, organization};
+use crate::core::error::StoreError;
+use crate::core::model::{ApiKeyRecord, Organization, Page};
+use crate::core::ports::{KeyChanges, Rotation, Store};
+
+/// How the store connects.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long to wait for a connection before answering UNAVAILABLE.
+    pub timeout: Duration,
+}
+
+/// SQLite or PostgreSQL through SeaORM.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// Connects (creating a SQLite file when needed). Does not migrate.
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(settings.url.clone());
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(1)
+            .connect_timeout(settings.timeout)
+            .acquire_timeout(settings.timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await.map_err(map_err)?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await.map_err(map_err)
+    }
+
+    /// Whether every migration has been applied.
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let pending = Migrator::get_pending_migrations(&self.db).await.map_err(map_err)?;
+        Ok(pending.is_empty())
+    }
+
+    /// `sqlite` or `postgres`, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        if let Err(err) = self.db.close().await {
+            tracing::warn!(error = %err, "closing the database pool failed");
+        }
+    }
+}
+
+fn map_err(err: DbErr) -> StoreError {
+    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+        return StoreError::Conflict(message);
+    }
+    let unavailable = match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
+                | sea_orm::sqlx::Error::Tls(_)
+        ),
+        _ => false,
+    };
+    if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
+}
+
+fn search_text(name: &str, description: &str) -> String {
+    format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
+}
+
+fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+fn to_org(model: organization::Model) -> Organization {
+    Organization {
+        slug: model.slug,
+        name: model.name,
+        plan: model.plan,
+        max_active_keys: u32::try_from(model.max_active_keys).unwrap_or(0),
+        platform: model.platform,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+fn to_key(model: api_key::Model) -> ApiKeyRecord {
+    ApiKeyRecord {
+        key_id: model.key_id,
+        key_prefix: model.key_prefix,
+        organization: model.organization,
+        name: model.name,
+        description: model.description,
+        scopes: model.scopes.split_whitespace().map(str::to_owned).collect(),
+        secret_hash: model.secret_hash,
+        previous_secret_hash: model.previous_secret_hash,
+        previous_key_expires_at: model.previous_key_expires_at,
+        created_by: model.created_by,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+        expires_at: model.expires_at,
+        disabled_at: model.disabled_at,
+        last_used_at: model.last_used_at,
+        last_rotated_at: model.last_rotated_at,
+    }
+}
+
+fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
+    api_key::ActiveModel {
+        key_id: ActiveValue::Set(key.key_id.clone()),
+        key_prefix: ActiveValue::Set(key.key_prefix.clone()),
+        organization: ActiveValue::Set(key.organization.clone()),
+        name: ActiveValue::Set(key.name.clone()),
+        description: ActiveValue::Set(key.description.clone()),
+        search_text: ActiveValue::Set(search_text(&key.name, &key.description)),
+        scopes: ActiveValue::Set(join_scopes(&key.scopes)),
+        secret_hash: ActiveValue::Set(key.secret_hash.clone()),
+        previous_secret_hash: ActiveValue::Set(key.previous_secret_hash.clone()),
+        previous_key_expires_at: ActiveValue::Set(key.previous_key_expires_at),
+        created_by: ActiveValue::Set(key.created_by.clone()),
+        created_at: ActiveValue::Set(key.created_at),
+        updated_at: ActiveValue::Set(key.updated_at),
+        expires_at: ActiveValue::Set(key.expires_at),
+        disabled_at: ActiveValue::Set(key.disabled_at),
+        last_used_at: ActiveValue::Set(key.last_used_at),
+        last_rotated_at: ActiveValue::Set(key.last_rotated_at),
+    }
+}
+
+/// `%term%` with LIKE's wildcards in `term` escaped by `\`.
+fn contains_pattern(term: &str) -> LikeExpr {
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    LikeExpr::new(pattern).escape('\\')
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(map_err)
+    }
+
+    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError> {
+        let model = organization::ActiveModel {
+            slug: ActiveValue::Set(org.slug.clone()),
+            name: ActiveValue::Set(org.name.clone()),
+            plan: ActiveValue::Set(org.plan.clone()),
+            max_active_keys: ActiveValue::Set(i32::try_from(org.max_active_keys).unwrap_or(i32::MAX)),
+            platform: ActiveValue::Set(org.platform),
+            created_at: ActiveValue::Set(org.created_at),
+            updated_at: ActiveValue::Set(org.updated_at),
+        };
+        organization::Entity::insert(model).exec_without_returning(&self.db).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
+        let found = organization::Entity::find_by_id(slug.to_owned()).one(&self.db).await.map_err(map_err)?;
+        Ok(found.map(to_org))
+    }
+
+    async fn list_organizations(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError> {
+        let total = organization::Entity::find().count(&self.db).await.map_err(map_err)?;
+        let items = organization::Entity::find()
+            .order_by_asc(organization::Column::CreatedAt)
+            .order_by_asc(organization::Column::Slug)
+            .offset(page.offset)
+            .limit(page.limit)
+            .all(&self.db)
+            .await
+            .map_err(map_err)?;
+        Ok((items.into_iter().map(to_org).collect(), total))
+    }
+
+    async fn platform_organization(&self) -> Result<Option<Organization>, StoreError> {
+        let found = organization::Entity::find()
+            .filter(organization::Column::Platform.eq(true))
+            .order_by_asc(organization::Column::CreatedAt)
+            .one(&self.db)
+            .await
+            .map_err(map_err)?;
+        Ok(found.map(to_org))
+    }
+
+    async fn count_organizations(&self) -> Result<u64, StoreError> {
+        organization::Entity::find().count(&self.db).await.map_err(map_err)
+    }
+
+    async fn create_key_within_limit(
+        &self,
+        key: &ApiKeyRecord,
+        max_active: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await.map_err(map_err)?;
+        // Writing the organization row first takes its lock (a row lock on PostgreSQL, the write
+        // lock on SQLite), so concurrent creations in one organization count one after another.
+        organization::Entity::update_many()
+            .col_expr(organization::Column::UpdatedAt, Expr::col(organization::Column::UpdatedAt).into())
+            .filter(organization::Column::Slug.eq(key.organization.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        let active = api_key::Entity::find()
+            .filter(api_key::Column::Organization.eq(key.organization.as_str()))
+            .filter(api_key::Column::DisabledAt.is_null())
+            .filter(api_key::Column::ExpiresAt.gt(now))
+            .count(&txn)
+            .await
+            .map_err(map_err)?;
+        if active >= u64::from(max_active) {
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        api_key::Entity::insert(key_model(key)).exec_without_returning(&txn).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let found = api_key::Entity::find_by_id(key_id.to_owned()).one(&self.db).await.map_err(map_err)?;
+        Ok(found.map(to_key))
+    }
+
+    async fn list_keys(
+        &self,
+        organization: &str,
+        search: &str,
+        page: Page,
+    ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError> {
+        let mut filter = Condition::all().add(api_key::Column::Organization.eq(organization));
+        if !search.is_empty() {
+            filter = filter.add(api_key::Column::SearchText.like(contains_pattern(search)));
+        }
+        let total = api_key::Entity::find().filter(filter.clone()).count(&self.db).await.map_err(map_err)?;
+        let items = api_key::Entity::find()
+            .filter(filter)
+            .order_by_desc(api_key::Column::CreatedAt)
+            .order_by_desc(api_key::Column::KeyId)
+            .offset(page.offset)
+            .limit(page.limit)
+            .all(&self.db)
+            .await
+            .map_err(map_err)?;
+        Ok((items.into_iter().map(to_key).collect(), total))
+    }
+
+    async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await.map_err(map_err)?;
+        let Some(current) = api_key::Entity::find_by_id(key_id.to_owned())
+            .filter(api_key::Column::DisabledAt.is_null())
+            .one(&txn)
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok(false);
+        };
+        let name = changes.name.clone().unwrap_or(current.name);
+        let description = changes.description.clone().unwrap_or(current.description);
+        let mut update = api_key::Entity::update_many()
+            .col_expr(api_key::Column::SearchText, Expr::value(search_text(&name, &description)))
+            .col_expr(api_key::Column::Name, Expr::value(name))
+            .col_expr(api_key::Column::Description, Expr::value(description))
+            .col_expr(api_key::Column::UpdatedAt, Expr::value(now));
+        if let Some(scopes) = &changes.scopes {
+            update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
+        }
+        let result = update
+            .filter(api_key::Column::KeyId.eq(key_id))
+            .filter(api_key::Column::DisabledAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn rotate_key(&self, key_id: &str, rotation: &Rotation, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
+        // expressions against the row as it was.
+        let result = api_key::Entity::update_many()
+            .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash).into())
+            .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.clone()))
+            .col_expr(api_key::Column::PreviousKeyExpiresAt, Expr::value(rotation.previous_key_expires_at))
+            .col_expr(api_key::Column::ExpiresAt, Expr::value(rotation.expires_at))
+            .col_expr(api_key::Column::LastRotatedAt, Expr::value(now))
+            .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
+            .filter(api_key::Column::KeyId.eq(key_id))
+            .filter(api_key::Column::DisabledAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = api_key::Entity::update_many()
+            .col_expr(api_key::Column::DisabledAt, Expr::value(now))
+            .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
+            .filter(api_key::Column::KeyId.eq(key_id))
+            .filter(api_key::Column::DisabledAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn touch_keys(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(map_err)?;
+        for (key_id, at) in uses {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(*at))
+                .filter(api_key::Column::KeyId.eq(key_id.as_str()))
+                .filter(
+                    Condition::any()
+                        .add(api_key::Column::LastUsedAt.is_null())
+                        .add(api_key::Column::LastUsedAt.lt(*at)),
+                )
+                .exec(&txn)
+                .await
+                .map_err(map_err)?;
+        }
+        txn.commit().await.map_err(map_err)
+    }
+}

@@ -1,0 +1,10 @@
+//! keygate's integration tests: the real server on a `127.0.0.1:0` port, driven over gRPC, against
+//! SQLite and PostgreSQL; and end-to-end tests of the built binary with grpcurl.
+
+mod support;
+
+mod e2e_grpcurl;
+mod keys;
+mod organizations;
+mod outage;
+mod secrets;

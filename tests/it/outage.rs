@@ -1,0 +1,62 @@
+//! A database outage is a failure to decide (UNAVAILABLE), never a denial; health reports it.
+
+use std::net::SocketAddr;
+
+use keygate::proto::keygate_v1 as pb;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::support::proxy::CuttableProxy;
+use crate::support::{Backend, TestDb, TestServer, as_admin, bearer, expect_code, test_config};
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_unavailable_not_a_denial() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let target_text = host_port(&db.url).replace("localhost", "127.0.0.1");
+    let target: SocketAddr = target_text.parse().expect("TEST_POSTGRES_URL names an IP:port");
+    let proxy = CuttableProxy::start(target).await;
+    let proxied = db.url.replacen(host_port(&db.url), &proxy.addr.to_string(), 1);
+    let config = test_config(&proxied, &[("database.timeout_secs", "1")]);
+    let mut server = TestServer::start_on(db, config).await;
+    let (key, _) = server.create_key(&server.admin_key, "k", &["graph:read"]).await;
+    assert!(server.authorize(&key, &["graph:read"]).await.decision.expect("decision").allowed);
+
+    proxy.cut().await;
+    let request = pb::AuthorizeRequest {
+        credentials: Some(bearer(&key)),
+        required_scopes: vec!["graph:read".into()],
+        organization: String::new(),
+    };
+    let status = expect_code(server.auth().await.authorize(request).await, Code::Unavailable);
+    assert!(status.message().contains("database"), "{status:?}");
+    let list = as_admin(pb::ListApiKeysRequest::default(), &server.admin_key);
+    expect_code(server.admin().await.list_api_keys(list).await, Code::Unavailable);
+
+    // Health follows within a few probe intervals (1 s in tests).
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let mut status = ServingStatus::Serving;
+    for _ in 0..100 {
+        let request = tonic_health::pb::HealthCheckRequest { service: "keygate.v1.AuthService".into() };
+        status = health.check(request).await.expect("health answers").into_inner().status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, ServingStatus::NotServing);
+    server.shutdown_only().await;
+    server.db.drop_database().await;
+}
+
+#[test]
+fn host_port_is_found() {
+    assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/x?sslmode=disable"), "127.0.0.1:5432");
+    assert_eq!(host_port("postgres://127.0.0.1:5432/x"), "127.0.0.1:5432");
+}

@@ -1,0 +1,47 @@
+//! A TCP forwarder a test can cut, to take the database away from a running keygate.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Forwards connections from its own port to `target` until cut.
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    cut: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (cut, mut cut_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = cut_rx.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        connections.spawn(async move {
+                            if let Ok(mut outbound) = TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                }
+            }
+            // Dropping the listener refuses new connections; aborting closes the open ones.
+            connections.abort_all();
+        });
+        Self { addr, cut, task }
+    }
+
+    /// Closes every forwarded connection and stops accepting new ones.
+    pub async fn cut(self) {
+        let _ = self.cut.send(true);
+        let _ = self.task.await;
+    }
+}
