@@ -4,6 +4,7 @@
 //! Layout: [`core`] is the pure decision logic and admin use cases over ports; [`store`] implements
 //! the ports with SeaORM; [`grpc`] is the wire; [`app`] wires them; [`config`] loads settings.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod app;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The `keygate` command: `serve`, `migrate` and `bootstrap`. Parses, loads config, runs.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,6 @@
 //! keygate's database schema as SeaORM migrations, shared by SQLite and PostgreSQL.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub use sea_orm_migration::prelude::*;
 

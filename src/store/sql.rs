@@ -238,7 +238,7 @@ impl Store for SqlStore {
         // Writing the organization row first takes its lock (a row lock on PostgreSQL, the write
         // lock on SQLite), so concurrent creations in one organization count one after another.
         organization::Entity::update_many()
-            .col_expr(organization::Column::UpdatedAt, Expr::col(organization::Column::UpdatedAt).into())
+            .col_expr(organization::Column::UpdatedAt, Expr::col(organization::Column::UpdatedAt))
             .filter(organization::Column::Slug.eq(key.organization.as_str()))
             .exec(&txn)
             .await
@@ -321,7 +321,7 @@ impl Store for SqlStore {
         // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
         // expressions against the row as it was.
         let result = api_key::Entity::update_many()
-            .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash).into())
+            .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash))
             .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.clone()))
             .col_expr(api_key::Column::PreviousKeyExpiresAt, Expr::value(rotation.previous_key_expires_at))
             .col_expr(api_key::Column::ExpiresAt, Expr::value(rotation.expires_at))

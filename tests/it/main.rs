@@ -7,4 +7,5 @@ mod e2e_grpcurl;
 mod keys;
 mod organizations;
 mod outage;
+mod readme;
 mod secrets;
