@@ -19,6 +19,7 @@ use crate::core::hashing::SecretHasher;
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::ports::Store;
 use crate::core::scopes::ScopeRegistry;
+use crate::core::verdicts::{VerdictCache, VerdictSettings};
 use crate::grpc::{self, GrpcError};
 use crate::store::SqlStore;
 use crate::store::sql::StoreSettings;
@@ -43,6 +44,7 @@ pub struct State {
     pub admin: Arc<Admin>,
     pub last_used: Arc<LastUsedRecorder>,
     pub hasher: SecretHasher,
+    pub verdicts: Arc<VerdictCache>,
 }
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
@@ -72,9 +74,20 @@ pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> R
     let hasher = SecretHasher::new(config.hashing.params(), max_concurrent)?;
     let scopes = Arc::new(ScopeRegistry::new(config.scopes.iter().cloned()));
     let last_used = Arc::new(LastUsedRecorder::default());
+    let verdicts = Arc::new(VerdictCache::new(VerdictSettings {
+        max_entries: config.cache.max_entries,
+        ttl: Duration::from_secs(config.cache.ttl_secs),
+        negative_ttl: Duration::from_secs(config.cache.negative_ttl_secs),
+    }));
     let dyn_store: Arc<dyn Store> = store.clone();
-    let engine =
-        Arc::new(Engine::new(dyn_store.clone(), hasher.clone(), clock.clone(), scopes.clone(), last_used.clone()));
+    let engine = Arc::new(Engine::new(
+        dyn_store.clone(),
+        hasher.clone(),
+        clock.clone(),
+        scopes.clone(),
+        last_used.clone(),
+        verdicts.clone(),
+    ));
     let settings = AdminSettings {
         key_prefix: config.keys.prefix.clone(),
         default_expires_in_days: config.keys.default_expires_in_days,
@@ -85,8 +98,9 @@ pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> R
         default_plan: config.organizations.default_plan.clone(),
         bootstrap_plan: config.organizations.bootstrap_plan.clone(),
     };
-    let admin = Arc::new(Admin::new(engine.clone(), dyn_store, hasher.clone(), clock, scopes, settings));
-    Ok(State { store, engine, admin, last_used, hasher })
+    let admin =
+        Arc::new(Admin::new(engine.clone(), dyn_store, hasher.clone(), clock, scopes, verdicts.clone(), settings));
+    Ok(State { store, engine, admin, last_used, hasher, verdicts })
 }
 
 /// Runs keygate on `grpc_listener` until `shutdown` completes: health turns NOT_SERVING, the
@@ -116,8 +130,15 @@ pub async fn serve(
         state.last_used.clone(),
         state.store.clone(),
         Duration::from_secs(config.keys.last_used_flush_secs),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    if store_is_postgres(&config) {
+        tasks.spawn(crate::store::notify::follow_key_changes(
+            config.database.url.clone(),
+            state.verdicts.clone(),
+            stop_rx,
+        ));
+    }
 
     let drain_reporter = reporter.clone();
     let shutdown = async move {
@@ -139,6 +160,10 @@ pub async fn serve(
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn store_is_postgres(config: &Config) -> bool {
+    config.database.url.starts_with("postgres")
 }
 
 /// Pings the database and reports health accordingly, until told to stop.

@@ -39,6 +39,17 @@ pub struct Config {
     pub scopes: Vec<String>,
     pub organizations: OrganizationsConfig,
     pub hashing: HashingConfig,
+    pub cache: CacheConfig,
+}
+
+/// The verdict cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub max_entries: u64,
+    /// The most a cached verdict can lag a change should every notification be lost.
+    pub ttl_secs: u64,
+    /// How long a rejected key is remembered.
+    pub negative_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +147,7 @@ impl Default for Config {
                 lanes: hash.lanes,
                 max_concurrent: 0,
             },
+            cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
         }
     }
 }
@@ -319,6 +331,18 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("hashing.lanes", |c, v| {
         c.hashing.lanes = v.ranged(1, 64)?;
+        Ok(())
+    }),
+    ("cache.max_entries", |c, v| {
+        c.cache.max_entries = v.ranged(0, 100_000_000)?;
+        Ok(())
+    }),
+    ("cache.ttl_secs", |c, v| {
+        c.cache.ttl_secs = v.ranged(1, 86_400)?;
+        Ok(())
+    }),
+    ("cache.negative_ttl_secs", |c, v| {
+        c.cache.negative_ttl_secs = v.ranged(1, 86_400)?;
         Ok(())
     }),
     ("hashing.max_concurrent", |c, v| {

@@ -15,6 +15,7 @@ use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal
 use super::ports::{KeyChanges, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::validate::{Violations, is_valid_slug};
+use super::verdicts::VerdictCache;
 
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 1000;
@@ -91,6 +92,7 @@ pub struct Admin {
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
     scopes: Arc<ScopeRegistry>,
+    verdicts: Arc<VerdictCache>,
     settings: AdminSettings,
 }
 
@@ -101,9 +103,10 @@ impl Admin {
         hasher: SecretHasher,
         clock: Arc<dyn Clock>,
         scopes: Arc<ScopeRegistry>,
+        verdicts: Arc<VerdictCache>,
         settings: AdminSettings,
     ) -> Self {
-        Self { engine, store, hasher, clock, scopes, settings }
+        Self { engine, store, hasher, clock, scopes, verdicts, settings }
     }
 
     /// Creates an API key in the caller's organization (or, for a platform admin, any).
@@ -189,7 +192,9 @@ impl Admin {
             return Err(disabled(key_id, "updated"));
         }
         let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
-        if !self.store.update_key(key_id, &changes, self.clock.now()).await? {
+        let updated = self.store.update_key(key_id, &changes, self.clock.now()).await?;
+        self.verdicts.invalidate_key(key_id);
+        if !updated {
             return Err(disabled(key_id, "updated"));
         }
         tracing::info!(key_id, updated_by = %caller.principal.id, "api key updated");
@@ -231,7 +236,9 @@ impl Admin {
             previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).max(now),
             expires_at,
         };
-        if !self.store.rotate_key(&key.key_id, &rotation, now).await? {
+        let rotated = self.store.rotate_key(&key.key_id, &rotation, now).await?;
+        self.verdicts.invalidate_key(&key.key_id);
+        if !rotated {
             return Err(disabled(&key.key_id, "rotated"));
         }
         tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
@@ -243,7 +250,9 @@ impl Admin {
     pub async fn disable_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
         let caller = self.caller(credentials, "admin:keys:write").await?;
         let key = self.visible_key(&caller, key_id).await?;
-        if self.store.disable_key(&key.key_id, self.clock.now()).await? {
+        let disabled = self.store.disable_key(&key.key_id, self.clock.now()).await?;
+        self.verdicts.invalidate_key(&key.key_id);
+        if disabled {
             tracing::info!(key_id, disabled_by = %caller.principal.id, "api key disabled");
         }
         self.reread(key_id).await

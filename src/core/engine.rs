@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::clock::Clock;
-use super::credential;
+use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
@@ -14,6 +14,7 @@ use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind,
 use super::ports::Store;
 use super::scopes::{ScopeRegistry, any_grants};
 use super::validate::{Violations, is_valid_slug};
+use super::verdicts::{CachedKey, VerdictCache, Verified, digest};
 
 /// What `Authorize` asks.
 #[derive(Debug, Clone, Default)]
@@ -29,12 +30,6 @@ pub struct AuthorizeInput {
 /// outer `Err`.
 pub type Authentication = Result<Principal, AuthFailure>;
 
-/// Which stored secret a presented key matched.
-enum Matched {
-    Current,
-    Previous,
-}
-
 /// Decides who a credential belongs to and what it may do.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -42,6 +37,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     scopes: Arc<ScopeRegistry>,
     last_used: Arc<LastUsedRecorder>,
+    verdicts: Arc<VerdictCache>,
 }
 
 impl Engine {
@@ -51,8 +47,9 @@ impl Engine {
         clock: Arc<dyn Clock>,
         scopes: Arc<ScopeRegistry>,
         last_used: Arc<LastUsedRecorder>,
+        verdicts: Arc<VerdictCache>,
     ) -> Self {
-        Self { store, hasher, clock, scopes, last_used }
+        Self { store, hasher, clock, scopes, last_used, verdicts }
     }
 
     /// The engine's clock, for callers that derive statuses from the same "now".
@@ -100,52 +97,71 @@ impl Engine {
     }
 
     async fn verify_key(&self, presented: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
+        // Malformed keys and bad checksums never reach the cache, the database or argon2.
         let Some(parsed) = credential::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
-        let not_valid = || Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is not valid")));
-        let Some(record) = self.store.key(parsed.key_id).await? else {
-            return not_valid();
-        };
-        if record.key_prefix != parsed.key_prefix {
-            return not_valid();
+        let verified = self.verdicts.get_or_verify(digest(presented), || self.verify_uncached(&parsed)).await?;
+        let authentication = judge(&verified, now);
+        if let Ok(principal) = &authentication {
+            self.last_used.record(&principal.id, now);
         }
-        let matched = if self.hasher.verify(parsed.secret.to_owned(), record.secret_hash.clone()).await? {
-            Matched::Current
+        Ok(authentication)
+    }
+
+    /// The expensive path: one database look-up and up to two argon2 verifications.
+    async fn verify_uncached(&self, parsed: &ParsedKey<'_>) -> Result<Verified, CoreError> {
+        let Some(record) = self.store.key(parsed.key_id).await? else {
+            return Ok(Verified::Invalid { key_id: None });
+        };
+        let invalid = || Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) });
+        if record.key_prefix != parsed.key_prefix {
+            return invalid();
+        }
+        let previous = if self.hasher.verify(parsed.secret.to_owned(), record.secret_hash.clone()).await? {
+            false
         } else {
             match &record.previous_secret_hash {
-                Some(previous) if self.hasher.verify(parsed.secret.to_owned(), previous.clone()).await? => {
-                    Matched::Previous
-                }
-                _ => return not_valid(),
+                Some(hash) if self.hasher.verify(parsed.secret.to_owned(), hash.clone()).await? => true,
+                _ => return invalid(),
             }
         };
-        if record.disabled_at.is_some() {
-            return Ok(Err(AuthFailure::new(Reason::ExpiredApiKey, "API key has been disabled")));
-        }
-        if now >= record.expires_at {
-            return Ok(Err(AuthFailure::new(Reason::ExpiredApiKey, "API key has expired")));
-        }
-        let expires_at = match matched {
-            Matched::Current => record.expires_at,
-            Matched::Previous => match record.grace_until(now) {
-                Some(until) => until.min(record.expires_at),
-                None => {
-                    let message = "API key was replaced by a rotation and its grace period has ended";
-                    return Ok(Err(AuthFailure::new(Reason::ExpiredApiKey, message)));
-                }
-            },
-        };
-        self.last_used.record(&record.key_id, now);
-        Ok(Ok(Principal {
-            kind: PrincipalKind::ApiKey,
-            id: record.key_id,
-            organization: record.organization,
-            scopes: record.scopes,
-            name: record.name,
-            expires_at,
-        }))
+        Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record)), previous })
     }
+}
+
+/// Judges a verified key against the clock: disabled, expired and grace periods are decided here,
+/// on every use, so a cached verdict never outlives the key.
+fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
+    let (key, previous) = match verified {
+        Verified::Key { key, previous } => (key, *previous),
+        Verified::Invalid { .. } => return Err(AuthFailure::new(Reason::InvalidApiKey, "API key is not valid")),
+    };
+    if key.disabled {
+        return Err(AuthFailure::new(Reason::ExpiredApiKey, "API key has been disabled"));
+    }
+    if now >= key.expires_at {
+        return Err(AuthFailure::new(Reason::ExpiredApiKey, "API key has expired"));
+    }
+    let expires_at = if previous {
+        match key.previous_key_expires_at.filter(|until| *until > now) {
+            Some(until) => until.min(key.expires_at),
+            None => {
+                let message = "API key was replaced by a rotation and its grace period has ended";
+                return Err(AuthFailure::new(Reason::ExpiredApiKey, message));
+            }
+        }
+    } else {
+        key.expires_at
+    };
+    Ok(Principal {
+        kind: PrincipalKind::ApiKey,
+        id: key.key_id.clone(),
+        organization: key.organization.clone(),
+        scopes: key.scopes.clone(),
+        name: key.name.clone(),
+        expires_at,
+    })
 }
 
 fn deny(reason: Reason, message: String, principal: Option<Principal>) -> Decision {

@@ -12,3 +12,4 @@ pub mod model;
 pub mod ports;
 pub mod scopes;
 pub mod validate;
+pub mod verdicts;

@@ -22,7 +22,9 @@ pub struct Rotation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Durable storage of organizations and keys.
+/// Durable storage of organizations and keys. Writes that change a key (update, rotate,
+/// disable) also announce the change to every other replica sharing the database, in the same
+/// transaction, so that their verdict caches drop it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.

@@ -8,8 +8,9 @@ use keygate_migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, Statement,
+    TransactionTrait,
 };
 
 use super::entities::{api_key, organization};
@@ -97,6 +98,26 @@ fn map_err(err: DbErr) -> StoreError {
         _ => false,
     };
     if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
+}
+
+/// The PostgreSQL channel on which key changes are announced; payload `"{key_id} {sent_unix_micros}"`.
+pub const KEY_CHANGES_CHANNEL: &str = "keygate_key_changes";
+
+/// Announces a change to `key_id` to the other replicas. `pg_notify` inside a transaction is
+/// delivered on commit, and not at all on rollback. SQLite has one process: nothing to announce.
+async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    // Wall time, for measuring propagation delay only; no decision depends on it.
+    let sent = Utc::now().timestamp_micros();
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [KEY_CHANGES_CHANNEL.into(), format!("{key_id} {sent}").into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
 }
 
 fn search_text(name: &str, description: &str) -> String {
@@ -313,6 +334,7 @@ impl Store for SqlStore {
             .exec(&txn)
             .await
             .map_err(map_err)?;
+        announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(result.rows_affected == 1)
     }
@@ -320,6 +342,7 @@ impl Store for SqlStore {
     async fn rotate_key(&self, key_id: &str, rotation: &Rotation, now: DateTime<Utc>) -> Result<bool, StoreError> {
         // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
         // expressions against the row as it was.
+        let txn = self.db.begin().await.map_err(map_err)?;
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash))
             .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.clone()))
@@ -329,21 +352,26 @@ impl Store for SqlStore {
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
             .filter(api_key::Column::KeyId.eq(key_id))
             .filter(api_key::Column::DisabledAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(map_err)?;
+        announce(&txn, key_id).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
         Ok(result.rows_affected == 1)
     }
 
     async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await.map_err(map_err)?;
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::DisabledAt, Expr::value(now))
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
             .filter(api_key::Column::KeyId.eq(key_id))
             .filter(api_key::Column::DisabledAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(map_err)?;
+        announce(&txn, key_id).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
         Ok(result.rows_affected == 1)
     }
 

@@ -1,17 +1,13 @@
 //! End to end: the built `keygate` binary on its embedded default, played by an admin with
 //! grpcurl over server reflection (no proto files), as the README's walkthrough does.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::secrets::secret_parts;
-
-const KEYGATE: &str = env!("CARGO_BIN_EXE_keygate");
+use crate::support::process::{Served, keygate};
 
 fn grpcurl_path() -> String {
     let candidate = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".to_owned());
@@ -45,45 +41,8 @@ fn call(addr: &str, key: &str, method: &str, body: &str) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{method} answered non-JSON ({e}): {out}"))
 }
 
-fn keygate(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(KEYGATE).args(args).current_dir(dir).env_remove("KEYGATE_DATABASE_URL").output().expect("keygate runs")
-}
-
-/// A `keygate serve` child whose stderr lines are collected.
-struct Served {
-    child: Child,
-    addr: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
 fn serve(dir: &Path) -> Served {
-    let mut child = Command::new(KEYGATE)
-        .args(["serve", "--grpc-addr", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env_remove("KEYGATE_DATABASE_URL")
-        .env("KEYGATE_LOG_FORMAT", "json")
-        .env("KEYGATE_LOG_LEVEL", "trace")
-        .env("KEYGATE_KEYS_LAST_USED_FLUSH_SECS", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("keygate serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(json) = serde_json::from_str::<Value>(&line)
-                && json["message"] == "keygate listening"
-            {
-                let _ = tx.send(json["grpc_addr"].as_str().unwrap_or_default().to_owned());
-            }
-            sink.lock().expect("logs").push(line);
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("keygate logs its listening address");
-    Served { child, addr, logs }
+    Served::start(dir, &[("KEYGATE_LOG_LEVEL", "trace"), ("KEYGATE_KEYS_LAST_USED_FLUSH_SECS", "1")])
 }
 
 fn authorize(addr: &str, key: &str, scope: &str) -> Value {
@@ -102,7 +61,7 @@ fn admin_walkthrough_with_grpcurl() {
     let dir = dir.path();
 
     // bootstrap prints the key alone on stdout, refuses a second run and says why.
-    let first = keygate(dir, &["bootstrap"]);
+    let first = keygate(dir, &["bootstrap"], &[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let stdout = String::from_utf8(first.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -110,7 +69,7 @@ fn admin_walkthrough_with_grpcurl() {
     let admin_key = lines[0].to_owned();
     assert!(admin_key.starts_with("sk_live_k_"));
     assert!(dir.join("keygate.db").exists(), "the embedded default is keygate.db in the working directory");
-    let second = keygate(dir, &["bootstrap"]);
+    let second = keygate(dir, &["bootstrap"], &[]);
     assert!(!second.status.success());
     let why = String::from_utf8_lossy(&second.stderr);
     assert!(why.contains("already bootstrapped") && why.contains("--force"), "{why}");
@@ -177,12 +136,9 @@ fn admin_walkthrough_with_grpcurl() {
     assert!(!ok && err.contains("Unauthenticated"), "{err}");
 
     // SIGTERM: a clean exit, batched writes flushed.
-    let pid = served.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let status = served.child.wait().expect("wait");
-    assert!(status.success(), "keygate exits 0 on SIGTERM: {status:?}");
+    assert!(served.terminate(), "keygate exits 0 on SIGTERM");
 
-    let logs = served.logs.lock().expect("logs").join("\n");
+    let logs = served.log_text();
     assert!(logs.contains("api key rotated"), "logs are written (and were read)");
     let mut stored = String::new();
     for entry in std::fs::read_dir(dir).expect("dir").flatten() {

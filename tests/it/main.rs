@@ -3,9 +3,11 @@
 
 mod support;
 
+mod cache;
 mod e2e_grpcurl;
 mod keys;
 mod organizations;
 mod outage;
+mod propagation;
 mod readme;
 mod secrets;

@@ -25,12 +25,17 @@ async fn database_outage_is_unavailable_not_a_denial() {
     let proxied = db.url.replacen(host_port(&db.url), &proxy.addr.to_string(), 1);
     let config = test_config(&proxied, &[("database.timeout_secs", "1")]);
     let mut server = TestServer::start_on(db, config).await;
-    let (key, _) = server.create_key(&server.admin_key, "k", &["graph:read"]).await;
-    assert!(server.authorize(&key, &["graph:read"]).await.decision.expect("decision").allowed);
+    let (cached, _) = server.create_key(&server.admin_key, "cached", &["graph:read"]).await;
+    let (cold, _) = server.create_key(&server.admin_key, "cold", &["graph:read"]).await;
+    assert!(server.authorize(&cached, &["graph:read"]).await.decision.expect("decision").allowed);
 
     proxy.cut().await;
+    // A cached credential is decided without the database ...
+    assert!(server.authorize(&cached, &["graph:read"]).await.decision.expect("decision").allowed);
+    assert_eq!(server.reason(&cached, &["incidents:read"]).await, pb::DecisionReason::InsufficientScope);
+    // ... an uncached one cannot be: UNAVAILABLE, so that the caller's failure mode applies.
     let request = pb::AuthorizeRequest {
-        credentials: Some(bearer(&key)),
+        credentials: Some(bearer(&cold)),
         required_scopes: vec!["graph:read".into()],
         organization: String::new(),
     };

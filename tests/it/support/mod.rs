@@ -1,6 +1,7 @@
 //! Test support: fresh databases per test, an in-process server with a manual clock, clients.
 
 pub mod db;
+pub mod process;
 pub mod proxy;
 
 use std::net::SocketAddr;

@@ -1,0 +1,63 @@
+//! Listens for key changes announced by other replicas (PostgreSQL LISTEN/NOTIFY) and drops the
+//! affected verdicts. After a lost connection it listens again first and then clears the whole
+//! cache, since changes announced meanwhile were missed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use super::sql::KEY_CHANGES_CHANNEL;
+use crate::core::verdicts::VerdictCache;
+
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs until `stop` changes, keeping `verdicts` in step with changes made by any replica.
+pub async fn follow_key_changes(url: String, verdicts: Arc<VerdictCache>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let mut listener = match listen(&url).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for key changes; retrying");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(RETRY_AFTER) => continue,
+                }
+            }
+        };
+        verdicts.clear();
+        tracing::info!(channel = KEY_CHANGES_CHANNEL, "listening for key changes");
+        loop {
+            let received = tokio::select! {
+                _ = stop.changed() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) => apply(&verdicts, notification.payload()),
+                Ok(None) => {
+                    tracing::warn!("lost the key-change connection; reconnecting");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "key-change listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(KEY_CHANGES_CHANNEL).await?;
+    Ok(listener)
+}
+
+fn apply(verdicts: &VerdictCache, payload: &str) {
+    let (key_id, sent) = payload.split_once(' ').unwrap_or((payload, ""));
+    verdicts.invalidate_key(key_id);
+    let delay_us = sent.parse::<i64>().ok().map(|sent| Utc::now().timestamp_micros() - sent);
+    tracing::debug!(key_id, propagation_delay_us = delay_us, "key change applied");
+}

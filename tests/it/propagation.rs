@@ -1,0 +1,101 @@
+//! Revocation everywhere: three keygate processes on one PostgreSQL; a key disabled through one
+//! must be denied by all three well under a second, with cache entries that would otherwise live
+//! for an hour.
+
+use std::time::{Duration, Instant};
+
+use keygate::proto::keygate_v1 as pb;
+use pb::admin_service_client::AdminServiceClient;
+use pb::auth_service_client::AuthServiceClient;
+use tonic::transport::Channel;
+
+use crate::support::process::{Served, keygate};
+use crate::support::{Backend, TestDb, as_admin, bearer};
+
+const ROUNDS: usize = 10;
+
+async fn reason(client: &mut AuthServiceClient<Channel>, key: &str) -> pb::DecisionReason {
+    let request =
+        pb::AuthorizeRequest { credentials: Some(bearer(key)), required_scopes: vec![], organization: String::new() };
+    client.authorize(request).await.expect("decision").into_inner().decision.expect("decision").reason()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_reaches_every_replica_within_a_second() {
+    let db = TestDb::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("KEYGATE_DATABASE_URL", db.url.as_str()),
+        ("KEYGATE_CACHE_TTL_SECS", "3600"),
+        ("KEYGATE_HASHING_MEMORY_KIB", "1024"),
+        ("KEYGATE_HASHING_ITERATIONS", "1"),
+    ];
+    let bootstrap = keygate(dir.path(), &["bootstrap"], &env);
+    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
+    let admin_key = String::from_utf8(bootstrap.stdout).expect("utf-8").trim().to_owned();
+
+    let mut replicas: Vec<Served> = (0..3).map(|_| Served::start(dir.path(), &env)).collect();
+    let mut clients = Vec::new();
+    for replica in &replicas {
+        let channel =
+            Channel::from_shared(format!("http://{}", replica.addr)).expect("uri").connect().await.expect("connect");
+        clients.push(AuthServiceClient::new(channel));
+    }
+    let admin_channel = Channel::from_shared(format!("http://{}", replicas[0].addr)).expect("uri");
+    let mut admin = AdminServiceClient::new(admin_channel.connect().await.expect("connect"));
+    // Each replica must be listening before the first change; they log it.
+    for replica in &replicas {
+        for _ in 0..100 {
+            if replica.log_text().contains("listening for key changes") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(replica.log_text().contains("listening for key changes"));
+    }
+
+    let mut delays: Vec<Duration> = Vec::new();
+    for round in 0..ROUNDS {
+        let request = pb::CreateApiKeyRequest {
+            name: format!("round {round}"),
+            scopes: vec!["graph:read".into()],
+            ..Default::default()
+        };
+        let created = admin.create_api_key(as_admin(request, &admin_key)).await.expect("create").into_inner();
+        let key_id = created.key.expect("view").key_id;
+        for client in &mut clients {
+            assert_eq!(reason(client, &created.api_key).await, pb::DecisionReason::Allowed, "warm every cache");
+        }
+        let disable = pb::DisableApiKeyRequest { key_id };
+        admin.disable_api_key(as_admin(disable, &admin_key)).await.expect("disable");
+        let committed = Instant::now();
+        for client in &mut clients {
+            loop {
+                if reason(client, &created.api_key).await == pb::DecisionReason::ExpiredApiKey {
+                    delays.push(committed.elapsed());
+                    break;
+                }
+                assert!(
+                    committed.elapsed() < Duration::from_secs(5),
+                    "a replica still allows a disabled key after 5 s"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    delays.sort();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    eprintln!(
+        "revocation propagation over {} replica checks: min {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        delays.len(),
+        ms(&delays[0]),
+        ms(&delays[delays.len() / 2]),
+        ms(&delays[delays.len() * 9 / 10]),
+        ms(&delays[delays.len() - 1]),
+    );
+    assert!(delays[delays.len() - 1] < Duration::from_secs(1), "every replica denies within a second: {delays:?}");
+    for replica in &mut replicas {
+        assert!(replica.terminate(), "clean exit");
+    }
+    db.drop_database().await;
+}
