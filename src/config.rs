@@ -482,14 +482,22 @@ pub fn from_process(file: Option<PathBuf>, flags: Vec<(&'static str, String)>) -
     let env: Vec<(String, String)> = std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
     let file =
         file.or_else(|| env.iter().find(|(name, _)| name == CONFIG_FILE_ENV).map(|(_, value)| PathBuf::from(value)));
-    let file = match file {
+    let (file, unreadable) = match file {
         Some(path) => match std::fs::read_to_string(&path) {
-            Ok(text) => Some((path, text)),
-            Err(err) => return Err(ConfigErrors(vec![format!("{}: cannot read: {err}", path.display())])),
+            Ok(text) => (Some((path, text)), None),
+            Err(err) => (None, Some(format!("{}: cannot read: {err}", path.display()))),
         },
-        None => None,
+        None => (None, None),
     };
-    Config::load(&Sources { file, env, flags })
+    let loaded = Config::load(&Sources { file, env, flags });
+    match (loaded, unreadable) {
+        (loaded, None) => loaded,
+        (Ok(_), Some(problem)) => Err(ConfigErrors(vec![problem])),
+        (Err(ConfigErrors(mut problems)), Some(problem)) => {
+            problems.insert(0, problem);
+            Err(ConfigErrors(problems))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal};
-use super::ports::{KeyChanges, Rotation, Store};
+use super::ports::{KeyChanges, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
@@ -47,10 +47,15 @@ pub struct KeyView {
 }
 
 /// A new key or a rotated one: the full key, shown once, and the key's view.
-#[derive(Debug)]
 pub struct IssuedKey {
     pub api_key: String,
     pub view: KeyView,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey").field("view", &self.view).finish_non_exhaustive()
+    }
 }
 
 /// What `CreateApiKey` asks for.
@@ -188,6 +193,7 @@ impl Admin {
             require_subset(&caller.principal, scopes, "grant")?;
         }
         let key = self.visible_key(&caller, key_id).await?;
+        require_subset(&caller.principal, &key.scopes, "change a key with")?;
         if key.disabled_at.is_some() {
             return Err(disabled(key_id, "updated"));
         }
@@ -233,13 +239,37 @@ impl Admin {
         let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
         let rotation = Rotation {
             new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
-            previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).max(now),
+            previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
             expires_at,
+            replaces_hash: key.secret_hash.clone(),
         };
-        let rotated = self.store.rotate_key(&key.key_id, &rotation, now).await?;
+        // An expired key that comes back to life counts against its organization's limit again.
+        let limit = if now >= key.expires_at {
+            let org = self.store.organization(&key.organization).await?;
+            org.map(|o| o.max_active_keys)
+        } else {
+            None
+        };
+        let outcome = self.store.rotate_key(&key.key_id, &rotation, limit, now).await?;
         self.verdicts.invalidate_key(&key.key_id);
-        if !rotated {
-            return Err(disabled(&key.key_id, "rotated"));
+        match outcome {
+            RotateOutcome::Rotated => {}
+            RotateOutcome::LimitReached => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "organization {} has reached its limit of active API keys; the expired key {} cannot be revived",
+                    key.organization, key.key_id
+                )));
+            }
+            RotateOutcome::Changed => {
+                let now_disabled = self.store.key(&key.key_id).await?.is_some_and(|k| k.disabled_at.is_some());
+                if now_disabled {
+                    return Err(disabled(&key.key_id, "rotated"));
+                }
+                return Err(CoreError::Aborted(format!(
+                    "API key {} was rotated by another request meanwhile; read it again before rotating",
+                    key.key_id
+                )));
+            }
         }
         tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
         let view = self.reread(&key.key_id).await?;
@@ -250,6 +280,8 @@ impl Admin {
     pub async fn disable_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
         let caller = self.caller(credentials, "admin:keys:write").await?;
         let key = self.visible_key(&caller, key_id).await?;
+        // Otherwise a lesser admin could lock a stronger one (the bootstrap key) out.
+        require_subset(&caller.principal, &key.scopes, "disable a key with")?;
         let disabled = self.store.disable_key(&key.key_id, self.clock.now()).await?;
         self.verdicts.invalidate_key(&key.key_id);
         if disabled {
@@ -330,6 +362,12 @@ impl Admin {
                     "keygate is already bootstrapped: platform organization {:?} exists; \
                      run with --force to create another admin key for it",
                     existing.slug
+                )));
+            }
+            Some(existing) if existing.slug != slug => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "the platform organization is {:?}, not {slug:?}; run with --org {} --force",
+                    existing.slug, existing.slug
                 )));
             }
             Some(existing) => existing,

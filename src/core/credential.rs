@@ -16,12 +16,17 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// A freshly generated key. `full` is shown to the caller once; only `secret`'s hash is stored.
-#[derive(Debug)]
 pub struct GeneratedKey {
     pub key_id: String,
     pub key_prefix: String,
     pub secret: String,
     pub full: String,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey").field("key_prefix", &self.key_prefix).finish_non_exhaustive()
+    }
 }
 
 /// A syntactically valid presented key, split into its parts.
@@ -71,11 +76,16 @@ pub fn generate(prefix: &str) -> GeneratedKey {
 
 /// Generates a new secret for an existing key id (rotation keeps the id).
 pub fn generate_for(prefix: &str, key_id: &str) -> GeneratedKey {
+    assemble(prefix, key_id, &random_chars(BASE62, SECRET_LEN))
+}
+
+/// Builds the full key for a given id and secret (with its checksum). For generation and for
+/// tools that seed stores; `secret` must be 32 base62 characters to parse back.
+pub fn assemble(prefix: &str, key_id: &str, secret: &str) -> GeneratedKey {
     let key_prefix = format!("{prefix}{key_id}");
-    let secret = random_chars(BASE62, SECRET_LEN);
     let body = format!("{key_prefix}_{secret}");
     let full = format!("{body}{}", checksum(&body));
-    GeneratedKey { key_id: key_id.to_owned(), key_prefix, secret, full }
+    GeneratedKey { key_id: key_id.to_owned(), key_prefix, secret: secret.to_owned(), full }
 }
 
 /// Parses a presented key, checking its shape and checksum. `None` means malformed.

@@ -69,6 +69,10 @@ impl Engine {
     /// Decides whether the credential may act with `required_scopes`. Denials are decisions.
     pub async fn authorize(&self, input: &AuthorizeInput) -> Result<Decision, CoreError> {
         let mut violations = Violations::default();
+        if input.required_scopes.is_empty() {
+            // An empty list would allow any valid key; a backend that forgot the field must hear it.
+            violations.add("required_scopes", "at least one scope is required (Authenticate only identifies)");
+        }
         violations.extend(self.scopes.check("required_scopes", &input.required_scopes));
         if !input.organization.is_empty() && !is_valid_slug(&input.organization) {
             violations.add("organization", "is not an organization slug");

@@ -34,6 +34,9 @@ pub enum CoreError {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A concurrent change got there first; reading again and retrying may succeed.
+    #[error("{0}")]
+    Aborted(String),
     /// keygate could not decide: a dependency (the database) is unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorCode::NotFound,
             CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             CoreError::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            CoreError::Aborted(_) => ErrorCode::Aborted,
             CoreError::Unavailable(_) => ErrorCode::Unavailable,
             CoreError::Internal(_) => ErrorCode::Internal,
         }
@@ -78,6 +82,7 @@ pub enum ErrorCode {
     NotFound,
     AlreadyExists,
     FailedPrecondition,
+    Aborted,
     Unavailable,
     Internal,
 }
@@ -91,7 +96,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::AlreadyExists | ErrorCode::FailedPrecondition => 409,
+            ErrorCode::AlreadyExists | ErrorCode::FailedPrecondition | ErrorCode::Aborted => 409,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -112,11 +117,21 @@ pub enum StoreError {
 }
 
 impl From<StoreError> for CoreError {
+    /// The database's own words are logged here and never returned to a caller.
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => CoreError::Unavailable("the database is unavailable".into()),
-            StoreError::Conflict(what) => CoreError::AlreadyExists(what),
-            StoreError::Internal(_) => CoreError::Internal("internal error".into()),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                CoreError::Unavailable("the database is unavailable".into())
+            }
+            StoreError::Conflict(detail) => {
+                tracing::info!(error = %detail, "unique constraint violated");
+                CoreError::AlreadyExists("the resource already exists".into())
+            }
+            StoreError::Internal(detail) => {
+                tracing::error!(error = %detail, "database error");
+                CoreError::Internal("internal error".into())
+            }
         }
     }
 }

@@ -70,7 +70,7 @@ impl ApiKeyRecord {
         if self.disabled_at.is_some() {
             return None;
         }
-        self.previous_key_expires_at.filter(|until| *until > now)
+        self.previous_key_expires_at.map(|until| until.min(self.expires_at)).filter(|until| *until > now)
     }
 }
 

@@ -20,6 +20,19 @@ pub struct Rotation {
     pub new_secret_hash: String,
     pub previous_key_expires_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The hash the rotation replaces: if the key's hash is another by now, someone else rotated
+    /// it meanwhile and this rotation must not clobber that one's grace period.
+    pub replaces_hash: String,
+}
+
+/// What became of a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    Rotated,
+    /// The key was disabled or rotated meanwhile.
+    Changed,
+    /// Reviving the (expired) key would exceed its organization's active-key limit.
+    LimitReached,
 }
 
 /// Durable storage of organizations and keys. Writes that change a key (update, rotate,
@@ -58,8 +71,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError>;
     /// Applies `changes` unless the key is disabled. Returns whether a row changed.
     async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Replaces the secret, keeping the old hash as the previous one, unless the key is disabled.
-    async fn rotate_key(&self, key_id: &str, rotation: &Rotation, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Replaces the secret, keeping the old hash as the previous one, unless the key is disabled or
+    /// its hash is no longer `rotation.replaces_hash`. With `revive_limit`, the key (expired now)
+    /// is only rotated while its organization has fewer active keys, counted atomically.
+    async fn rotate_key(
+        &self,
+        key_id: &str,
+        rotation: &Rotation,
+        revive_limit: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<RotateOutcome, StoreError>;
     /// Disables the key and ends any grace period, unless it is already disabled.
     async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Records last use times; a time never moves backwards.

@@ -17,6 +17,8 @@ pub const DEFAULT_SCOPES: &[&str] =
 const MAX_SCOPE_LEN: usize = 128;
 /// Most scopes in one request field.
 pub const MAX_SCOPES: usize = 64;
+/// Most unknown scopes named in one error, to keep error trailers small.
+const MAX_ECHOED: usize = 5;
 
 /// Whether `held` grants `wanted`.
 pub fn grants(held: &str, wanted: &str) -> bool {
@@ -81,10 +83,9 @@ impl ScopeRegistry {
         let mut seen = BTreeSet::new();
         for (i, scope) in scopes.iter().enumerate() {
             if !is_well_formed(scope) {
-                problems.push(FieldViolation::new(
-                    format!("{field}[{i}]"),
-                    format!("{scope:?} is not a scope (expected resource:action)"),
-                ));
+                // Not echoed: it may be anything, even a key pasted into the wrong field.
+                problems
+                    .push(FieldViolation::new(format!("{field}[{i}]"), "is not a scope (expected resource:action)"));
             } else if !self.is_known(scope) {
                 unknown.push(scope.as_str());
             } else if !seen.insert(scope.as_str()) {
@@ -92,7 +93,10 @@ impl ScopeRegistry {
             }
         }
         if !unknown.is_empty() {
-            problems.push(FieldViolation::new(field, format!("unknown scopes: {}", unknown.join(", "))));
+            let shown: Vec<&str> = unknown.iter().take(MAX_ECHOED).copied().collect();
+            let more = unknown.len().saturating_sub(MAX_ECHOED);
+            let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+            problems.push(FieldViolation::new(field, format!("unknown scopes: {}{tail}", shown.join(", "))));
         }
         problems
     }

@@ -19,6 +19,7 @@ fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::AlreadyExists => Code::AlreadyExists,
         ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+        ErrorCode::Aborted => Code::Aborted,
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::Internal => Code::Internal,
     }

@@ -16,7 +16,7 @@ use sea_orm::{
 use super::entities::{api_key, organization};
 use crate::core::error::StoreError;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
-use crate::core::ports::{KeyChanges, Rotation, Store};
+use crate::core::ports::{KeyChanges, RotateOutcome, Rotation, Store};
 
 /// How the store connects.
 #[derive(Debug, Clone)]
@@ -31,11 +31,14 @@ pub struct StoreSettings {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// The hot-path look-up gives up after this long, so a hung database means UNAVAILABLE.
+    timeout: Duration,
 }
 
 impl SqlStore {
     /// Connects (creating a SQLite file when needed). Does not migrate.
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let statement_ms = settings.timeout.as_millis();
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .max_connections(settings.max_connections)
@@ -43,6 +46,7 @@ impl SqlStore {
             .connect_timeout(settings.timeout)
             .acquire_timeout(settings.timeout)
             .sqlx_logging(false)
+            .map_sqlx_postgres_opts(move |opts| opts.options([("statement_timeout", format!("{}ms", statement_ms))]))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -50,7 +54,7 @@ impl SqlStore {
                     .foreign_keys(true)
             });
         let db = Database::connect(options).await.map_err(map_err)?;
-        Ok(Self { db })
+        Ok(Self { db, timeout: settings.timeout })
     }
 
     /// Applies pending migrations.
@@ -81,6 +85,17 @@ impl SqlStore {
     }
 }
 
+/// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
+/// database cannot answer now, which is not the caller's fault.
+fn is_busy(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    let code = e.as_database_error().and_then(|db| db.code().map(|c| c.into_owned()));
+    let primary = code.and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+    matches!(primary, Some(5 | 6))
+}
+
 fn map_err(err: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
         return StoreError::Conflict(message);
@@ -96,7 +111,7 @@ fn map_err(err: DbErr) -> StoreError {
                 | sea_orm::sqlx::Error::Tls(_)
         ),
         _ => false,
-    };
+    } || is_busy(&err);
     if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
 }
 
@@ -118,6 +133,29 @@ async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbEr
     );
     conn.execute_raw(statement).await?;
     Ok(())
+}
+
+/// Writes the organization row to take its lock (a row lock on PostgreSQL, the write lock on
+/// SQLite), so that concurrent counts of its active keys happen one after another.
+async fn lock_organization<C: ConnectionTrait>(conn: &C, slug: &str) -> Result<(), StoreError> {
+    organization::Entity::update_many()
+        .col_expr(organization::Column::UpdatedAt, Expr::col(organization::Column::UpdatedAt))
+        .filter(organization::Column::Slug.eq(slug))
+        .exec(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Keys of `organization` neither disabled nor expired at `now`.
+async fn count_active<C: ConnectionTrait>(conn: &C, organization: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    api_key::Entity::find()
+        .filter(api_key::Column::Organization.eq(organization))
+        .filter(api_key::Column::DisabledAt.is_null())
+        .filter(api_key::Column::ExpiresAt.gt(now))
+        .count(conn)
+        .await
+        .map_err(map_err)
 }
 
 fn search_text(name: &str, description: &str) -> String {
@@ -256,22 +294,8 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
-        // Writing the organization row first takes its lock (a row lock on PostgreSQL, the write
-        // lock on SQLite), so concurrent creations in one organization count one after another.
-        organization::Entity::update_many()
-            .col_expr(organization::Column::UpdatedAt, Expr::col(organization::Column::UpdatedAt))
-            .filter(organization::Column::Slug.eq(key.organization.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(map_err)?;
-        let active = api_key::Entity::find()
-            .filter(api_key::Column::Organization.eq(key.organization.as_str()))
-            .filter(api_key::Column::DisabledAt.is_null())
-            .filter(api_key::Column::ExpiresAt.gt(now))
-            .count(&txn)
-            .await
-            .map_err(map_err)?;
-        if active >= u64::from(max_active) {
+        lock_organization(&txn, &key.organization).await?;
+        if count_active(&txn, &key.organization, now).await? >= u64::from(max_active) {
             txn.rollback().await.map_err(map_err)?;
             return Ok(false);
         }
@@ -281,7 +305,11 @@ impl Store for SqlStore {
     }
 
     async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let found = api_key::Entity::find_by_id(key_id.to_owned()).one(&self.db).await.map_err(map_err)?;
+        let lookup = api_key::Entity::find_by_id(key_id.to_owned()).one(&self.db);
+        let found = tokio::time::timeout(self.timeout, lookup)
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("key look-up took longer than {:?}", self.timeout)))?
+            .map_err(map_err)?;
         Ok(found.map(to_key))
     }
 
@@ -310,6 +338,19 @@ impl Store for SqlStore {
 
     async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
+        // Write first: it takes the row lock (PostgreSQL) or the write lock (SQLite), so that the
+        // read below cannot be overtaken by a concurrent update whose change would then be lost.
+        let locked = api_key::Entity::update_many()
+            .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
+            .filter(api_key::Column::KeyId.eq(key_id))
+            .filter(api_key::Column::DisabledAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        if locked.rows_affected != 1 {
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
         let Some(current) = api_key::Entity::find_by_id(key_id.to_owned())
             .filter(api_key::Column::DisabledAt.is_null())
             .one(&txn)
@@ -339,10 +380,17 @@ impl Store for SqlStore {
         Ok(result.rows_affected == 1)
     }
 
-    async fn rotate_key(&self, key_id: &str, rotation: &Rotation, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
-        // expressions against the row as it was.
+    async fn rotate_key(
+        &self,
+        key_id: &str,
+        rotation: &Rotation,
+        revive_limit: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<RotateOutcome, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
+        // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
+        // expressions against the row as it was. The hash condition makes a concurrent rotation
+        // lose cleanly instead of replacing the other's grace-period secret.
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash))
             .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.clone()))
@@ -352,12 +400,29 @@ impl Store for SqlStore {
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
             .filter(api_key::Column::KeyId.eq(key_id))
             .filter(api_key::Column::DisabledAt.is_null())
+            .filter(api_key::Column::SecretHash.eq(rotation.replaces_hash.as_str()))
             .exec(&txn)
             .await
             .map_err(map_err)?;
+        if result.rows_affected != 1 {
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(RotateOutcome::Changed);
+        }
+        if let Some(limit) = revive_limit {
+            let Some(key) = api_key::Entity::find_by_id(key_id.to_owned()).one(&txn).await.map_err(map_err)? else {
+                txn.rollback().await.map_err(map_err)?;
+                return Ok(RotateOutcome::Changed);
+            };
+            lock_organization(&txn, &key.organization).await?;
+            // The revived key is among the active ones now, so more than `limit` means too many.
+            if count_active(&txn, &key.organization, now).await? > u64::from(limit) {
+                txn.rollback().await.map_err(map_err)?;
+                return Ok(RotateOutcome::LimitReached);
+            }
+        }
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
-        Ok(result.rows_affected == 1)
+        Ok(RotateOutcome::Rotated)
     }
 
     async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {

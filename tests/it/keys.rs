@@ -67,7 +67,7 @@ async fn authorize_decides_by_scope(backend: Backend) {
     // Organization pinning.
     let mut wrong_org = pb::AuthorizeRequest {
         credentials: Some(bearer(&key)),
-        required_scopes: vec![],
+        required_scopes: vec!["incidents:read".into()],
         organization: "someone-else".into(),
     };
     let decision = server.auth().await.authorize(wrong_org.clone()).await.expect("ok").into_inner().decision;
@@ -113,13 +113,13 @@ async fn authenticate_reports_why(backend: Backend) {
     }
 
     // Authorize turns the same failures into decisions with the reference's codes.
-    let response = server.authorize("", &[]).await;
+    let response = server.authorize("", &["search:read"]).await;
     let decision = response.decision.expect("decision");
     assert_eq!(
         (decision.reason(), decision.http_status, decision.error_code.as_str()),
         (R::MissingApiKey, 401, "missing_api_key")
     );
-    let decision = server.authorize(&wrong_secret, &[]).await.decision.expect("decision");
+    let decision = server.authorize(&wrong_secret, &["search:read"]).await.decision.expect("decision");
     assert_eq!(
         (decision.reason(), decision.http_status, decision.error_code.as_str()),
         (R::InvalidApiKey, 401, "invalid_api_key")
@@ -196,10 +196,10 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period(backend: Backend) {
     let second = admin.rotate_api_key(as_admin(rotate(Some(0), Some(10)), &server.admin_key)).await.expect("rotate");
     let second = second.into_inner();
     assert!(second.previous_key_expires_at.is_none());
-    assert_eq!(server.reason(&rotated.api_key, &[]).await, R::ExpiredApiKey);
-    assert_eq!(server.reason(&second.api_key, &[]).await, R::Allowed);
+    assert_eq!(server.reason(&rotated.api_key, &["incidents:read"]).await, R::ExpiredApiKey);
+    assert_eq!(server.reason(&second.api_key, &["incidents:read"]).await, R::Allowed);
     server.advance_days(10);
-    assert_eq!(server.reason(&second.api_key, &[]).await, R::ExpiredApiKey, "new expiry applies");
+    assert_eq!(server.reason(&second.api_key, &["incidents:read"]).await, R::ExpiredApiKey, "new expiry applies");
 
     // An expired key needs a new expiry to be rotated.
     let status = expect_code(
@@ -209,18 +209,18 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period(backend: Backend) {
     assert!(status.message().contains("expires_in_days"), "{status:?}");
     let third = admin.rotate_api_key(as_admin(rotate(Some(3), Some(30)), &server.admin_key)).await.expect("rotate");
     let third = third.into_inner();
-    assert_eq!(server.reason(&third.api_key, &[]).await, R::Allowed);
+    assert_eq!(server.reason(&third.api_key, &["incidents:read"]).await, R::Allowed);
 
     // Disabling kills the current and the grace-period secret at once; then no more rotations.
     let fourth = admin.rotate_api_key(as_admin(rotate(Some(5), None), &server.admin_key)).await.expect("rotate");
     let fourth = fourth.into_inner();
-    assert_eq!(server.reason(&third.api_key, &[]).await, R::Allowed, "in grace");
+    assert_eq!(server.reason(&third.api_key, &["incidents:read"]).await, R::Allowed, "in grace");
     admin
         .disable_api_key(as_admin(pb::DisableApiKeyRequest { key_id: key_id.clone() }, &server.admin_key))
         .await
         .expect("disable");
-    assert_eq!(server.reason(&third.api_key, &[]).await, R::ExpiredApiKey);
-    assert_eq!(server.reason(&fourth.api_key, &[]).await, R::ExpiredApiKey);
+    assert_eq!(server.reason(&third.api_key, &["incidents:read"]).await, R::ExpiredApiKey);
+    assert_eq!(server.reason(&fourth.api_key, &["incidents:read"]).await, R::ExpiredApiKey);
     let status = expect_code(
         admin.rotate_api_key(as_admin(rotate(None, None), &server.admin_key)).await,
         Code::FailedPrecondition,
@@ -259,7 +259,7 @@ async fn update_and_disable(backend: Backend) {
         .into_inner();
     assert_eq!(disabled.status(), pb::api_key::Status::Disabled);
     assert!(disabled.disabled_at.is_some());
-    let response = server.authorize(&key, &[]).await.decision.expect("decision");
+    let response = server.authorize(&key, &["search:read"]).await.decision.expect("decision");
     assert_eq!(response.reason(), R::ExpiredApiKey);
     assert_eq!(response.message, "API key has been disabled");
     let again =
@@ -383,6 +383,21 @@ async fn invalid_requests_name_their_fields(backend: Backend) {
     assert_eq!(violated_fields(&status), ["grace_period_days", "expires_in_days"]);
     let empty = pb::UpdateApiKeyRequest { key_id, ..Default::default() };
     expect_code(admin.update_api_key(as_admin(empty, &server.admin_key)).await, Code::InvalidArgument);
+
+    // A key pasted into the wrong field is not echoed back.
+    let pasted =
+        pb::CreateApiKeyRequest { name: "n".into(), scopes: vec![server.admin_key.clone()], ..Default::default() };
+    let status = expect_code(admin.create_api_key(as_admin(pasted, &server.admin_key)).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["scopes[0]"]);
+    assert!(!format!("{status:?}").contains(&server.admin_key[10..]), "{status:?}");
+
+    let everything = pb::AuthorizeRequest {
+        credentials: Some(bearer(&server.admin_key)),
+        required_scopes: vec![],
+        organization: String::new(),
+    };
+    let status = expect_code(server.auth().await.authorize(everything).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["required_scopes"], "an empty list must not allow everything");
 
     let authorize = pb::AuthorizeRequest {
         credentials: Some(bearer(&server.admin_key)),

@@ -11,3 +11,4 @@ mod outage;
 mod propagation;
 mod readme;
 mod secrets;
+mod store;

@@ -115,10 +115,12 @@ async fn organizations_are_isolated_and_limited(backend: Backend) {
         ..Default::default()
     };
     expect_code(admin.update_api_key(as_admin(update, &acme_admin)).await, Code::PermissionDenied);
-    admin
-        .disable_api_key(as_admin(pb::DisableApiKeyRequest { key_id: strong_id }, &acme_admin))
-        .await
-        .expect("disable");
+    let rename = pb::UpdateApiKeyRequest { key_id: strong_id.clone(), name: Some("mine".into()), ..Default::default() };
+    expect_code(admin.update_api_key(as_admin(rename, &acme_admin)).await, Code::PermissionDenied);
+    // Nor may a lesser admin disable a stronger key (which would let it lock the stronger admin out).
+    let disable = pb::DisableApiKeyRequest { key_id: strong_id.clone() };
+    expect_code(admin.disable_api_key(as_admin(disable, &acme_admin)).await, Code::PermissionDenied);
+    admin.disable_api_key(as_admin(pb::DisableApiKeyRequest { key_id: strong_id }, platform)).await.expect("disable");
 
     // Admin RPCs need admin scopes and a credential.
     let (reader, _) = server.create_key(platform, "reader", &["graph:read"]).await;

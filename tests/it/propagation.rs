@@ -15,8 +15,11 @@ use crate::support::{Backend, TestDb, as_admin, bearer};
 const ROUNDS: usize = 10;
 
 async fn reason(client: &mut AuthServiceClient<Channel>, key: &str) -> pb::DecisionReason {
-    let request =
-        pb::AuthorizeRequest { credentials: Some(bearer(key)), required_scopes: vec![], organization: String::new() };
+    let request = pb::AuthorizeRequest {
+        credentials: Some(bearer(key)),
+        required_scopes: vec!["graph:read".into()],
+        organization: String::new(),
+    };
     client.authorize(request).await.expect("decision").into_inner().decision.expect("decision").reason()
 }
 

@@ -19,7 +19,7 @@ async fn keys_are_stored_only_as_argon2id_hashes(backend: Backend) {
     let rotate = pb::RotateApiKeyRequest { key_id: key_id.clone(), grace_period_days: Some(1), expires_in_days: None };
     let rotated = server.admin().await.rotate_api_key(as_admin(rotate, &server.admin_key)).await.expect("rotate");
     let rotated = rotated.into_inner().api_key;
-    assert!(server.authorize(&key, &[]).await.decision.expect("d").allowed);
+    assert!(server.authorize(&key, &["graph:read"]).await.decision.expect("d").allowed);
 
     let get = server.admin().await.get_api_key(as_admin(pb::GetApiKeyRequest { key_id }, &server.admin_key)).await;
     let list = server.admin().await.list_api_keys(as_admin(pb::ListApiKeysRequest::default(), &server.admin_key)).await;

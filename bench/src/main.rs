@@ -1,0 +1,280 @@
+//! `keygate-bench`: measures keygate's `Authorize` against a no-op gRPC authorizer in the same run,
+//! with the same client and settings, and prints figures and ratios. Run through `scripts/bench`.
+#![forbid(unsafe_code)]
+
+mod load;
+mod seed;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+use keygate::core::credential;
+use keygate::core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
+use keygate::proto::keygate_v1 as pb;
+use load::{MakeRequest, Stats, closed_loop, connect, open_loop};
+
+#[derive(Parser)]
+#[command(about = "keygate's Authorize benchmark, with a no-op baseline measured in the same run")]
+struct Args {
+    /// Seconds per measured case.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Closed-loop concurrency (requests in flight).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// HTTP/2 connections the client spreads requests over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Store sizes to measure, cumulative.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    store_sizes: Vec<u64>,
+    /// Verdicts to put in a cache for the memory figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    cache_entries: u64,
+}
+
+fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().expect("bin dir").join(name)
+}
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn keygate_env(command: &mut Command, dir: &Path) {
+    command
+        .current_dir(dir)
+        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}/keygate.db?mode=rwc", dir.display()))
+        .env("KEYGATE_LOG_FORMAT", "json")
+        .env("KEYGATE_LOG_LEVEL", "info");
+}
+
+fn start_keygate(dir: &Path) -> (Proc, String) {
+    let mut command = Command::new(sibling("keygate"));
+    keygate_env(&mut command, dir);
+    command.args(["serve", "--grpc-addr", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("keygate starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
+                && json["message"] == "keygate listening"
+            {
+                let _ = tx.send(json["grpc_addr"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("keygate listening");
+    (Proc(child), addr)
+}
+
+fn stop(proc: Proc) {
+    let pid = proc.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let mut proc = proc;
+    let _ = proc.0.wait();
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+fn request_for(key: String) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
+        credentials: Some(pb::Credentials { authorization: format!("Bearer {key}"), api_key: String::new() }),
+        required_scopes: vec!["graph:read".into()],
+        organization: String::new(),
+    }
+}
+
+fn row(name: &str, stats: &Stats, ratio: Option<(f64, &str)>) {
+    let ratio = ratio.map(|(value, of)| format!("{value:.3} {of}")).unwrap_or_default();
+    let flags = if stats.errors + stats.unexpected > 0 {
+        format!("  [{} errors, {} unexpected decisions]", stats.errors, stats.unexpected)
+    } else {
+        String::new()
+    };
+    println!(
+        "{name:<44} {:>10.0} {:>8.2} {:>8.2} {:>8.2}  {ratio}{flags}",
+        stats.rps(),
+        stats.quantile_ms(0.5),
+        stats.quantile_ms(0.99),
+        stats.quantile_ms(0.999)
+    );
+}
+
+async fn cache_memory(entries: u64) -> (u64, u64) {
+    let me = std::process::id().to_string();
+    let cache = VerdictCache::new(VerdictSettings {
+        max_entries: entries,
+        ttl: Duration::from_secs(3600),
+        negative_ttl: Duration::from_secs(60),
+    });
+    let before = rss_kib(&me);
+    let now = chrono::Utc::now();
+    for n in 0..entries {
+        let key = CachedKey {
+            key_id: format!("k_s{n:011}"),
+            organization: "platform".into(),
+            scopes: vec!["investigations:read".into(), "incidents:read".into()],
+            name: format!("integration {n}"),
+            expires_at: now,
+            disabled: false,
+            previous_key_expires_at: None,
+        };
+        let verified = Verified::Key { key: Arc::new(key), previous: false };
+        let digest = keygate::core::verdicts::digest(&seed::seeded_key(n));
+        let _ = cache
+            .get_or_verify(digest, || {
+                let v = verified.clone();
+                async move { Ok(v) }
+            })
+            .await;
+    }
+    let after = rss_kib(&me);
+    (cache.entry_count(), after.saturating_sub(before))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let duration = Duration::from_secs(args.seconds);
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let mut bootstrap = Command::new(sibling("keygate"));
+    keygate_env(&mut bootstrap, dir.path());
+    let out = bootstrap.arg("bootstrap").output().expect("bootstrap");
+    assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stderr));
+    let admin_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    let mut noop = Command::new(sibling("noop-authorizer")).stdout(Stdio::piped()).spawn().expect("noop starts");
+    let mut noop_out = BufReader::new(noop.stdout.take().expect("noop stdout"));
+    let mut noop_addr = String::new();
+    noop_out.read_line(&mut noop_addr).expect("noop address");
+    let noop = Proc(noop);
+    let noop_addr = noop_addr.trim().to_owned();
+    let (mut keygate, mut addr) = start_keygate(dir.path());
+
+    let mut admin =
+        pb::admin_service_client::AdminServiceClient::connect(format!("http://{addr}")).await.expect("admin");
+    let mut create = tonic::Request::new(pb::CreateApiKeyRequest {
+        name: "bench".into(),
+        scopes: vec!["graph:read".into()],
+        ..Default::default()
+    });
+    create.metadata_mut().insert("x-api-key", admin_key.parse().expect("ascii"));
+    let created = admin.create_api_key(create).await.expect("create key").into_inner();
+    let valid = created.api_key;
+    let key_id = created.key.expect("view").key_id;
+
+    println!(
+        "keygate-bench: {} s per case, concurrency {}, {} connections, {} cores",
+        args.seconds,
+        args.concurrency,
+        args.connections,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<44} {:>10} {:>8} {:>8} {:>8}  ratio", "case", "req/s", "p50 ms", "p99 ms", "p99.9 ms");
+
+    let noop_clients = connect(&noop_addr, args.connections).await;
+    let clients = connect(&addr, args.connections).await;
+    let valid_request: MakeRequest = {
+        let v = valid.clone();
+        Arc::new(move |_| request_for(v.clone()))
+    };
+
+    // Warm both servers, then measure.
+    closed_loop(&noop_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
+    closed_loop(&clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), Some(true)).await;
+    let base = closed_loop(&noop_clients, args.concurrency, duration, valid_request.clone(), None).await;
+    row("no-op authorizer, closed loop", &base, None);
+    let cached = closed_loop(&clients, args.concurrency, duration, valid_request.clone(), Some(true)).await;
+    row("keygate valid key (cache hit), closed loop", &cached, Some((cached.rps() / base.rps(), "of no-op req/s")));
+
+    let half = base.rps() / 2.0;
+    let noop_open = open_loop(&noop_clients, half, duration, valid_request.clone(), None).await;
+    row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
+    let open = open_loop(&clients, half, duration, valid_request.clone(), Some(true)).await;
+    let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
+    row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
+
+    let wrong: MakeRequest = {
+        let id = key_id.clone();
+        Arc::new(move |_| request_for(credential::generate_for("sk_live_", &id).full))
+    };
+    let argon = closed_loop(&clients, args.concurrency, duration, wrong.clone(), Some(false)).await;
+    row("keygate cold secrets (argon2 path), closed", &argon, Some((argon.rps() / base.rps(), "of no-op req/s")));
+
+    let flood_rate = (argon.rps() * 2.0).max(1.0);
+    let flood_clients = connect(&addr, args.connections).await;
+    let flood = tokio::spawn({
+        let wrong = wrong.clone();
+        async move { open_loop(&flood_clients, flood_rate, duration, wrong, Some(false)).await }
+    });
+    let during = closed_loop(&clients, args.concurrency, duration, valid_request.clone(), Some(true)).await;
+    let flood = flood.await.expect("flood");
+    row(
+        &format!("keygate valid key during {flood_rate:.0}/s bad-key flood"),
+        &during,
+        Some((during.rps() / cached.rps(), "of no-flood req/s")),
+    );
+    row("  the flood itself (answered)", &flood, None);
+
+    let mut seeded = 0;
+    for size in &args.store_sizes {
+        stop(keygate);
+        let url = format!("sqlite://{}/keygate.db?mode=rwc", dir.path().display());
+        let started = std::time::Instant::now();
+        seed::seed_range(&url, seeded, *size).await.expect("seed");
+        println!("  (seeded {} keys in {:.1} s)", size - seeded, started.elapsed().as_secs_f64());
+        seeded = *size;
+        (keygate, addr) = start_keygate(dir.path());
+        let clients = connect(&addr, args.connections).await;
+        let total = *size;
+        let distinct: MakeRequest = Arc::new(move |n| request_for(seed::seeded_key(n % total)));
+        let cold = closed_loop(&clients, args.concurrency, duration, distinct.clone(), Some(true)).await;
+        row(
+            &format!("{size} keys: first use of distinct keys"),
+            &cold,
+            Some((cold.rps() / base.rps(), "of no-op req/s")),
+        );
+        let warmed = cold.ok.min(total).max(1);
+        let hot: MakeRequest = Arc::new(move |n| request_for(seed::seeded_key(n % warmed)));
+        let hits = closed_loop(&clients, args.concurrency, duration, hot, Some(true)).await;
+        row(
+            &format!("{size} keys: cached keys ({warmed} distinct)"),
+            &hits,
+            Some((hits.rps() / base.rps(), "of no-op req/s")),
+        );
+        println!("  (keygate resident size: {} MiB)", rss_kib(&keygate.0.id().to_string()) / 1024);
+    }
+    println!("{:<44} {:>10}", "token grants at /oauth/token", "n/a: the OAuth2 token endpoint is not built yet");
+
+    let (entries, kib) = cache_memory(args.cache_entries).await;
+    println!(
+        "verdict cache memory: {entries} entries add {} MiB resident ({:.0} bytes each)",
+        kib / 1024,
+        kib as f64 * 1024.0 / entries.max(1) as f64
+    );
+    stop(keygate);
+    drop(noop);
+}
