@@ -68,10 +68,10 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppE
 pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> Result<State, AppError> {
     let store = Arc::new(store);
     let max_concurrent = match config.hashing.max_concurrent {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         n => n as usize,
     };
-    let hasher = SecretHasher::new(config.hashing.params(), max_concurrent)?;
+    let hasher = SecretHasher::new(config.hashing.params(), max_concurrent, config.hashing.max_waiting as usize)?;
     let scopes = Arc::new(ScopeRegistry::new(config.scopes.iter().cloned()));
     let last_used = Arc::new(LastUsedRecorder::default());
     let verdicts = Arc::new(VerdictCache::new(VerdictSettings {

@@ -99,8 +99,11 @@ pub struct HashingConfig {
     pub memory_kib: u32,
     pub iterations: u32,
     pub lanes: u32,
-    /// Most argon2 computations at once; 0 means one per CPU core.
+    /// Most argon2 computations at once; 0 means half the CPU cores (at least one), leaving the
+    /// rest for cached traffic.
     pub max_concurrent: u32,
+    /// Most verifications waiting for a turn; beyond, UNAVAILABLE at once.
+    pub max_waiting: u32,
 }
 
 impl HashingConfig {
@@ -146,6 +149,7 @@ impl Default for Config {
                 iterations: hash.iterations,
                 lanes: hash.lanes,
                 max_concurrent: 0,
+                max_waiting: 32,
             },
             cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
         }
@@ -343,6 +347,10 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("cache.negative_ttl_secs", |c, v| {
         c.cache.negative_ttl_secs = v.ranged(1, 86_400)?;
+        Ok(())
+    }),
+    ("hashing.max_waiting", |c, v| {
+        c.hashing.max_waiting = v.ranged(0, 100_000)?;
         Ok(())
     }),
     ("hashing.max_concurrent", |c, v| {

@@ -22,6 +22,8 @@ pub struct Stats {
     pub errors: u64,
     /// Answers whose decision did not match what the run expected.
     pub unexpected: u64,
+    /// The first error's text, to say what went wrong.
+    pub first_error: Option<String>,
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
 }
@@ -32,6 +34,7 @@ impl Stats {
             ok: 0,
             errors: 0,
             unexpected: 0,
+            first_error: None,
             elapsed: Duration::ZERO,
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
         }
@@ -41,6 +44,9 @@ impl Stats {
         self.ok += other.ok;
         self.errors += other.errors;
         self.unexpected += other.unexpected;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
         let _ = self.latency_us.add(&other.latency_us);
     }
 
@@ -79,7 +85,12 @@ async fn one(
             stats.ok += 1;
             let _ = stats.latency_us.record(started.elapsed().as_micros().max(1) as u64);
         }
-        Err(_) => stats.errors += 1,
+        Err(status) => {
+            stats.errors += 1;
+            if stats.first_error.is_none() {
+                stats.first_error = Some(format!("{:?}: {}", status.code(), status.message()));
+            }
+        }
     }
 }
 

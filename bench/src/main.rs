@@ -109,7 +109,8 @@ fn request_for(key: String) -> pb::AuthorizeRequest {
 fn row(name: &str, stats: &Stats, ratio: Option<(f64, &str)>) {
     let ratio = ratio.map(|(value, of)| format!("{value:.3} {of}")).unwrap_or_default();
     let flags = if stats.errors + stats.unexpected > 0 {
-        format!("  [{} errors, {} unexpected decisions]", stats.errors, stats.unexpected)
+        let first = stats.first_error.as_deref().unwrap_or("");
+        format!("  [{} errors, {} unexpected decisions; first: {first}]", stats.errors, stats.unexpected)
     } else {
         String::new()
     };

@@ -21,7 +21,7 @@ fn seeded_id(n: u64) -> String {
 
 /// Inserts seeded keys `from..to` into organization `platform` of the SQLite store at `url`.
 pub async fn seed_range(url: &str, from: u64, count: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let hasher = SecretHasher::new(HashParams { memory_kib: 8, iterations: 1, lanes: 1 }, 1)?;
+    let hasher = SecretHasher::new(HashParams { memory_kib: 8, iterations: 1, lanes: 1 }, 1, 1)?;
     let hash = hasher.hash(SECRET.to_owned()).await?;
     let db = Database::connect(url).await?;
     let now = chrono::Utc::now();

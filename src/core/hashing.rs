@@ -1,7 +1,7 @@
 //! argon2id hashing of stored secrets, run off the async executor with bounded parallelism.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -26,12 +26,25 @@ impl Default for HashParams {
 }
 
 /// Hashes and verifies secrets. At most `max_concurrent` argon2 computations run at once, each on
-/// tokio's blocking pool, so the executor keeps serving cached traffic meanwhile.
+/// tokio's blocking pool, so the executor keeps serving cached traffic meanwhile; at most
+/// `max_waiting` more wait for a turn, and the rest are refused at once as UNAVAILABLE, so that a
+/// flood of made-up secrets cannot build an ever longer queue.
 #[derive(Clone)]
 pub struct SecretHasher {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     verifications: Arc<AtomicU64>,
+}
+
+/// Counts a caller among the waiting until dropped (also when its request is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for SecretHasher {
@@ -41,12 +54,14 @@ impl std::fmt::Debug for SecretHasher {
 }
 
 impl SecretHasher {
-    pub fn new(params: HashParams, max_concurrent: usize) -> Result<Self, CoreError> {
+    pub fn new(params: HashParams, max_concurrent: usize, max_waiting: usize) -> Result<Self, CoreError> {
         let params = Params::new(params.memory_kib, params.iterations, params.lanes, None)
             .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
             verifications: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -86,7 +101,12 @@ impl SecretHasher {
         T: Send + 'static,
         F: FnOnce() -> Result<T, CoreError> + Send + 'static,
     {
+        let waiting = Waiting(&self.waiting);
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting + self.permits.available_permits() {
+            return Err(CoreError::Unavailable("too many credentials are being verified; retry shortly".into()));
+        }
         let _permit = self.permits.acquire().await.map_err(|_| CoreError::Internal("hasher closed".into()))?;
+        drop(waiting);
         tokio::task::spawn_blocking(work).await.map_err(|e| CoreError::Internal(format!("argon2 task failed: {e}")))?
     }
 }
@@ -97,12 +117,34 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_wrong_secrets_do_not() {
-        let hasher = SecretHasher::new(HashParams { memory_kib: 1024, iterations: 1, lanes: 1 }, 2).expect("params");
+        let hasher = SecretHasher::new(HashParams { memory_kib: 1024, iterations: 1, lanes: 1 }, 2, 8).expect("params");
         let phc = hasher.hash("correct horse".into()).await.expect("hash");
         assert!(phc.starts_with("$argon2id$"));
         assert!(!phc.contains("correct horse"));
         assert!(hasher.verify("correct horse".into(), phc.clone()).await.expect("verify"));
         assert!(!hasher.verify("battery staple".into(), phc).await.expect("verify"));
         assert_eq!(hasher.verifications(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_instead_of_waiting() {
+        let params = HashParams { memory_kib: 64 * 1024, iterations: 3, lanes: 1 };
+        let hasher = SecretHasher::new(params, 1, 2).expect("params");
+        let phc = hasher.hash("s".into()).await.expect("hash");
+        let attempts: Vec<_> = (0..12)
+            .map(|_| {
+                let (hasher, phc) = (hasher.clone(), phc.clone());
+                tokio::spawn(async move { hasher.verify("s".into(), phc).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for attempt in attempts {
+            match attempt.await.expect("task") {
+                Ok(matched) => assert!(matched),
+                Err(CoreError::Unavailable(_)) => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(refused >= 8, "one running and two waiting at most; {refused} refused");
     }
 }

@@ -158,6 +158,11 @@ async fn count_active<C: ConnectionTrait>(conn: &C, organization: &str, now: Dat
         .map_err(map_err)
 }
 
+/// The row of `key_id`, unless it is disabled: every key change is conditional on this.
+fn enabled_key(key_id: &str) -> Condition {
+    Condition::all().add(api_key::Column::KeyId.eq(key_id)).add(api_key::Column::DisabledAt.is_null())
+}
+
 fn search_text(name: &str, description: &str) -> String {
     format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
 }
@@ -342,8 +347,7 @@ impl Store for SqlStore {
         // read below cannot be overtaken by a concurrent update whose change would then be lost.
         let locked = api_key::Entity::update_many()
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
-            .filter(api_key::Column::KeyId.eq(key_id))
-            .filter(api_key::Column::DisabledAt.is_null())
+            .filter(enabled_key(key_id))
             .exec(&txn)
             .await
             .map_err(map_err)?;
@@ -369,12 +373,7 @@ impl Store for SqlStore {
         if let Some(scopes) = &changes.scopes {
             update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
         }
-        let result = update
-            .filter(api_key::Column::KeyId.eq(key_id))
-            .filter(api_key::Column::DisabledAt.is_null())
-            .exec(&txn)
-            .await
-            .map_err(map_err)?;
+        let result = update.filter(enabled_key(key_id)).exec(&txn).await.map_err(map_err)?;
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(result.rows_affected == 1)
@@ -398,8 +397,7 @@ impl Store for SqlStore {
             .col_expr(api_key::Column::ExpiresAt, Expr::value(rotation.expires_at))
             .col_expr(api_key::Column::LastRotatedAt, Expr::value(now))
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
-            .filter(api_key::Column::KeyId.eq(key_id))
-            .filter(api_key::Column::DisabledAt.is_null())
+            .filter(enabled_key(key_id))
             .filter(api_key::Column::SecretHash.eq(rotation.replaces_hash.as_str()))
             .exec(&txn)
             .await
@@ -430,8 +428,7 @@ impl Store for SqlStore {
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::DisabledAt, Expr::value(now))
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
-            .filter(api_key::Column::KeyId.eq(key_id))
-            .filter(api_key::Column::DisabledAt.is_null())
+            .filter(enabled_key(key_id))
             .exec(&txn)
             .await
             .map_err(map_err)?;
