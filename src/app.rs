@@ -116,7 +116,6 @@ pub async fn serve(
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
     let state = build_state(&config, store, clock)?;
-    grpc::set_serving(&reporter, true).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -133,12 +132,15 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     if store_is_postgres(&config) {
-        tasks.spawn(crate::store::notify::follow_key_changes(
-            config.database.url.clone(),
-            state.verdicts.clone(),
-            stop_rx,
-        ));
+        let (listening_tx, listening) = tokio::sync::oneshot::channel();
+        let url = config.database.url.clone();
+        tasks.spawn(crate::store::notify::follow_key_changes(url, state.verdicts.clone(), listening_tx, stop_rx));
+        let wait = Duration::from_secs(config.database.timeout_secs);
+        if tokio::time::timeout(wait, listening).await.is_err() {
+            tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
+        }
     }
+    grpc::set_serving(&reporter, true).await;
 
     let drain_reporter = reporter.clone();
     let shutdown = async move {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sqlx::postgres::PgListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::sql::KEY_CHANGES_CHANNEL;
 use crate::core::verdicts::VerdictCache;
@@ -15,7 +15,15 @@ use crate::core::verdicts::VerdictCache;
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` changes, keeping `verdicts` in step with changes made by any replica.
-pub async fn follow_key_changes(url: String, verdicts: Arc<VerdictCache>, mut stop: watch::Receiver<bool>) {
+/// `listening` is told once the first LISTEN is in place (and the cache cleared), so that the
+/// server reports SERVING only when no change can slip by unnoticed.
+pub async fn follow_key_changes(
+    url: String,
+    verdicts: Arc<VerdictCache>,
+    listening: oneshot::Sender<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut listening = Some(listening);
     loop {
         let mut listener = match listen(&url).await {
             Ok(listener) => listener,
@@ -29,6 +37,9 @@ pub async fn follow_key_changes(url: String, verdicts: Arc<VerdictCache>, mut st
         };
         verdicts.clear();
         tracing::info!(channel = KEY_CHANGES_CHANNEL, "listening for key changes");
+        if let Some(listening) = listening.take() {
+            let _ = listening.send(());
+        }
         loop {
             let received = tokio::select! {
                 _ = stop.changed() => return,

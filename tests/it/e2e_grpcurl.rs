@@ -56,6 +56,32 @@ fn authorize(addr: &str, key: &str, scope: &str) -> Value {
 }
 
 #[test]
+fn migrate_prepares_the_database_that_serve_requires() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_migrations = [("KEYGATE_DATABASE_RUN_MIGRATIONS", "false")];
+    let refused = keygate(dir.path(), &["bootstrap"], &no_migrations);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("not migrated") && why.contains("keygate migrate"), "{why}");
+
+    let migrated = keygate(dir.path(), &["migrate"], &[]);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(String::from_utf8_lossy(&migrated.stderr).contains("database migrated"));
+    let again = keygate(dir.path(), &["migrate"], &[]);
+    assert!(again.status.success(), "migrating twice is harmless");
+    let bootstrapped = keygate(dir.path(), &["bootstrap"], &no_migrations);
+    assert!(bootstrapped.status.success(), "{}", String::from_utf8_lossy(&bootstrapped.stderr));
+
+    let bad = keygate(dir.path(), &["serve"], &[("KEYGATE_GRPC_ADDR", "nowhere"), ("KEYGATE_NO_SUCH_SETTING", "1")]);
+    assert!(!bad.status.success());
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        why.contains("KEYGATE_GRPC_ADDR") && why.contains("KEYGATE_NO_SUCH_SETTING"),
+        "every problem at once: {why}"
+    );
+}
+
+#[test]
 fn admin_walkthrough_with_grpcurl() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
