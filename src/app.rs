@@ -131,7 +131,7 @@ pub async fn serve(
         Duration::from_secs(config.keys.last_used_flush_secs),
         stop_rx.clone(),
     ));
-    if store_is_postgres(&config) {
+    if state.store.backend_name() == "postgres" {
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
         tasks.spawn(crate::store::notify::follow_key_changes(url, state.verdicts.clone(), listening_tx, stop_rx));
@@ -162,10 +162,6 @@ pub async fn serve(
     served?;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn store_is_postgres(config: &Config) -> bool {
-    config.database.url.starts_with("postgres")
 }
 
 /// Pings the database and reports health accordingly, until told to stop.

@@ -38,11 +38,6 @@ impl ManualClock {
         let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *now += by;
     }
-
-    /// Sets the clock to `to`.
-    pub fn set(&self, to: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
-    }
 }
 
 impl Clock for ManualClock {

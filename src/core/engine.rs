@@ -52,11 +52,6 @@ impl Engine {
         Self { store, hasher, clock, scopes, last_used, verdicts }
     }
 
-    /// The engine's clock, for callers that derive statuses from the same "now".
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
     /// Resolves a credential to a principal.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, CoreError> {
         let presented = match presented_key(credentials) {

@@ -50,7 +50,6 @@ pub trait Store: Send + Sync + 'static {
     async fn list_organizations(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
     /// The platform organization, if bootstrap has run.
     async fn platform_organization(&self) -> Result<Option<Organization>, StoreError>;
-    async fn count_organizations(&self) -> Result<u64, StoreError>;
 
     /// Inserts `key` unless its organization already has `max_active` keys active at `now`;
     /// atomically, so concurrent creations cannot overshoot. Returns whether it was inserted.

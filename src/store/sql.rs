@@ -76,13 +76,6 @@ impl SqlStore {
             _ => "other",
         }
     }
-
-    /// Closes the pool.
-    pub async fn close(self) {
-        if let Err(err) = self.db.close().await {
-            tracing::warn!(error = %err, "closing the database pool failed");
-        }
-    }
 }
 
 /// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
@@ -286,10 +279,6 @@ impl Store for SqlStore {
             .await
             .map_err(map_err)?;
         Ok(found.map(to_org))
-    }
-
-    async fn count_organizations(&self) -> Result<u64, StoreError> {
-        organization::Entity::find().count(&self.db).await.map_err(map_err)
     }
 
     async fn create_key_within_limit(
