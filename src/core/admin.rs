@@ -12,7 +12,7 @@ use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal};
-use super::ports::{KeyChanges, RotateOutcome, Rotation, Store};
+use super::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
@@ -244,13 +244,13 @@ impl Admin {
             replaces_hash: key.secret_hash.clone(),
         };
         // An expired key that comes back to life counts against its organization's limit again.
-        let limit = if now >= key.expires_at {
+        let revival = if now >= key.expires_at {
             let org = self.store.organization(&key.organization).await?;
-            org.map(|o| o.max_active_keys)
+            org.map(|o| Revival { organization: o.slug, max_active: o.max_active_keys })
         } else {
             None
         };
-        let outcome = self.store.rotate_key(&key.key_id, &rotation, limit, now).await?;
+        let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now).await?;
         self.verdicts.invalidate_key(&key.key_id);
         match outcome {
             RotateOutcome::Rotated => {}

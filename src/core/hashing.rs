@@ -101,8 +101,9 @@ impl SecretHasher {
         T: Send + 'static,
         F: FnOnce() -> Result<T, CoreError> + Send + 'static,
     {
+        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
         let waiting = Waiting(&self.waiting);
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting + self.permits.available_permits() {
+        if ahead >= self.max_waiting + self.permits.available_permits() {
             return Err(CoreError::Unavailable("too many credentials are being verified; retry shortly".into()));
         }
         let _permit = self.permits.acquire().await.map_err(|_| CoreError::Internal("hasher closed".into()))?;

@@ -25,6 +25,14 @@ pub struct Rotation {
     pub replaces_hash: String,
 }
 
+/// An expired key's organization and its active-key limit: a rotation that brings the key back
+/// to life must fit within it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revival {
+    pub organization: String,
+    pub max_active: u32,
+}
+
 /// What became of a rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotateOutcome {
@@ -71,13 +79,13 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `changes` unless the key is disabled. Returns whether a row changed.
     async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Replaces the secret, keeping the old hash as the previous one, unless the key is disabled or
-    /// its hash is no longer `rotation.replaces_hash`. With `revive_limit`, the key (expired now)
-    /// is only rotated while its organization has fewer active keys, counted atomically.
+    /// its hash is no longer `rotation.replaces_hash`. With `revival`, the key (expired now) is
+    /// only rotated while its organization has fewer active keys, counted atomically.
     async fn rotate_key(
         &self,
         key_id: &str,
         rotation: &Rotation,
-        revive_limit: Option<u32>,
+        revival: Option<&Revival>,
         now: DateTime<Utc>,
     ) -> Result<RotateOutcome, StoreError>;
     /// Disables the key and ends any grace period, unless it is already disabled.

@@ -16,7 +16,7 @@ use sea_orm::{
 use super::entities::{api_key, organization};
 use crate::core::error::StoreError;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
-use crate::core::ports::{KeyChanges, RotateOutcome, Rotation, Store};
+use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
 
 /// How the store connects.
 #[derive(Debug, Clone)]
@@ -344,12 +344,7 @@ impl Store for SqlStore {
             txn.rollback().await.map_err(map_err)?;
             return Ok(false);
         }
-        let Some(current) = api_key::Entity::find_by_id(key_id.to_owned())
-            .filter(api_key::Column::DisabledAt.is_null())
-            .one(&txn)
-            .await
-            .map_err(map_err)?
-        else {
+        let Some(current) = api_key::Entity::find_by_id(key_id.to_owned()).one(&txn).await.map_err(map_err)? else {
             return Ok(false);
         };
         let name = changes.name.clone().unwrap_or(current.name);
@@ -362,20 +357,24 @@ impl Store for SqlStore {
         if let Some(scopes) = &changes.scopes {
             update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
         }
-        let result = update.filter(enabled_key(key_id)).exec(&txn).await.map_err(map_err)?;
+        update.filter(api_key::Column::KeyId.eq(key_id)).exec(&txn).await.map_err(map_err)?;
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
-        Ok(result.rows_affected == 1)
+        Ok(true)
     }
 
     async fn rotate_key(
         &self,
         key_id: &str,
         rotation: &Rotation,
-        revive_limit: Option<u32>,
+        revival: Option<&Revival>,
         now: DateTime<Utc>,
     ) -> Result<RotateOutcome, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
+        // The organization first, in the same order as key creation takes its locks.
+        if let Some(revival) = revival {
+            lock_organization(&txn, &revival.organization).await?;
+        }
         // `previous_secret_hash = secret_hash` reads the old value: both backends evaluate SET
         // expressions against the row as it was. The hash condition makes a concurrent rotation
         // lose cleanly instead of replacing the other's grace-period secret.
@@ -395,14 +394,9 @@ impl Store for SqlStore {
             txn.rollback().await.map_err(map_err)?;
             return Ok(RotateOutcome::Changed);
         }
-        if let Some(limit) = revive_limit {
-            let Some(key) = api_key::Entity::find_by_id(key_id.to_owned()).one(&txn).await.map_err(map_err)? else {
-                txn.rollback().await.map_err(map_err)?;
-                return Ok(RotateOutcome::Changed);
-            };
-            lock_organization(&txn, &key.organization).await?;
-            // The revived key is among the active ones now, so more than `limit` means too many.
-            if count_active(&txn, &key.organization, now).await? > u64::from(limit) {
+        if let Some(revival) = revival {
+            // The revived key is among the active ones now, so more than the limit means too many.
+            if count_active(&txn, &revival.organization, now).await? > u64::from(revival.max_active) {
                 txn.rollback().await.map_err(map_err)?;
                 return Ok(RotateOutcome::LimitReached);
             }
