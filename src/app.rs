@@ -1,5 +1,6 @@
-//! Wiring: config -> store -> engine and admin -> gRPC server on a bound listener, with
-//! background tasks (health probe, `last_used_at` flusher) owned here and joined at shutdown.
+//! Wiring: config -> store -> keyring, engine, admin and OAuth -> the gRPC and HTTP servers on
+//! bound listeners, with background tasks (health probe, `last_used_at` flusher, change
+//! listener) owned here and joined at shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,18 +12,28 @@ use tokio::task::JoinSet;
 use tonic_health::server::HealthReporter;
 
 use crate::config::Config;
-use crate::core::admin::{Admin, AdminSettings};
+use crate::core::admin::{Admin, AdminParts, AdminSettings};
 use crate::core::clock::Clock;
-use crate::core::engine::Engine;
+use crate::core::engine::{Engine, EngineParts};
 use crate::core::error::{CoreError, StoreError};
 use crate::core::hashing::SecretHasher;
+use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
-use crate::core::ports::Store;
+use crate::core::oauth::{OAuth, OAuthParts};
+use crate::core::ports::{ClientStore, Store};
 use crate::core::scopes::ScopeRegistry;
+use crate::core::signing::{self, KeySource, Keyring, KeyringSettings, SigningKeyRecord};
+use crate::core::tokens::{TokenSettings, TokenVerifier};
 use crate::core::verdicts::{VerdictCache, VerdictSettings};
 use crate::grpc::{self, GrpcError};
+use crate::jwks::{FileSource, UrlSource};
 use crate::store::SqlStore;
 use crate::store::sql::StoreSettings;
+
+/// How long a replica waits before reloading signing keys again for an unknown `kid`.
+const KEY_RELOAD_INTERVAL_SECS: i64 = 5;
+/// How long fetching an outside issuer's JWKS may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why keygate could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +46,10 @@ pub enum AppError {
     Grpc(#[from] GrpcError),
     #[error("the database is not migrated; run `keygate migrate` or set database.run_migrations = true")]
     NotMigrated,
+    #[error("{0}")]
+    Startup(String),
+    #[error("http server: {0}")]
+    Http(std::io::Error),
 }
 
 /// Everything a running keygate holds.
@@ -42,6 +57,8 @@ pub struct State {
     pub store: Arc<SqlStore>,
     pub engine: Arc<Engine>,
     pub admin: Arc<Admin>,
+    pub oauth: Arc<OAuth>,
+    pub keyring: Arc<Keyring>,
     pub last_used: Arc<LastUsedRecorder>,
     pub hasher: SecretHasher,
     pub verdicts: Arc<VerdictCache>,
@@ -64,8 +81,8 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppE
     Ok(store)
 }
 
-/// Builds the engine and the admin use cases over `store`.
-pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> Result<State, AppError> {
+/// Builds the keyring, the engine, and the admin and OAuth use cases over `store`.
+pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> Result<State, AppError> {
     let store = Arc::new(store);
     let max_concurrent = match config.hashing.max_concurrent {
         0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
@@ -80,14 +97,32 @@ pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> R
         negative_ttl: Duration::from_secs(config.cache.negative_ttl_secs),
     }));
     let dyn_store: Arc<dyn Store> = store.clone();
-    let engine = Arc::new(Engine::new(
-        dyn_store.clone(),
-        hasher.clone(),
-        clock.clone(),
-        scopes.clone(),
-        last_used.clone(),
-        verdicts.clone(),
-    ));
+    let clients: Arc<dyn ClientStore> = store.clone();
+    let token_settings = TokenSettings {
+        issuer: config.token_issuer(),
+        audience: config.oauth.audience.clone(),
+        ttl: chrono::Duration::seconds(i64::try_from(config.oauth.token_ttl_secs).unwrap_or(1800)),
+        leeway: chrono::Duration::seconds(i64::try_from(config.oauth.leeway_secs).unwrap_or(0)),
+    };
+    let keyring_settings = KeyringSettings {
+        algorithm: config.oauth.algorithm,
+        retired_lifetime: token_settings.ttl + token_settings.leeway,
+        min_reload_interval: chrono::Duration::seconds(KEY_RELOAD_INTERVAL_SECS),
+    };
+    let keyring =
+        Arc::new(Keyring::open(key_source(config, &store, clock.as_ref())?, keyring_settings, clock.clone()).await?);
+    let issuers = trusted_issuers(config, &clock)?;
+    let tokens = Arc::new(TokenVerifier::new(keyring.clone(), token_settings.clone(), issuers));
+    let engine = Arc::new(Engine::new(EngineParts {
+        store: dyn_store.clone(),
+        clients: clients.clone(),
+        tokens,
+        hasher: hasher.clone(),
+        clock: clock.clone(),
+        scopes: scopes.clone(),
+        last_used: last_used.clone(),
+        verdicts: verdicts.clone(),
+    }));
     let settings = AdminSettings {
         key_prefix: config.keys.prefix.clone(),
         default_expires_in_days: config.keys.default_expires_in_days,
@@ -98,24 +133,102 @@ pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> R
         default_plan: config.organizations.default_plan.clone(),
         bootstrap_plan: config.organizations.bootstrap_plan.clone(),
     };
-    let admin =
-        Arc::new(Admin::new(engine.clone(), dyn_store, hasher.clone(), clock, scopes, verdicts.clone(), settings));
-    Ok(State { store, engine, admin, last_used, hasher, verdicts })
+    let admin = Arc::new(Admin::new(AdminParts {
+        engine: engine.clone(),
+        store: dyn_store,
+        clients: clients.clone(),
+        keyring: keyring.clone(),
+        hasher: hasher.clone(),
+        clock: clock.clone(),
+        scopes,
+        verdicts: verdicts.clone(),
+        settings,
+    }));
+    let oauth = Arc::new(OAuth::new(OAuthParts {
+        engine: engine.clone(),
+        clients,
+        hasher: hasher.clone(),
+        verdicts: verdicts.clone(),
+        keyring: keyring.clone(),
+        settings: token_settings,
+        clock,
+        last_used: last_used.clone(),
+    }));
+    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts })
 }
 
-/// Runs keygate on `grpc_listener` until `shutdown` completes: health turns NOT_SERVING, the
-/// server drains in-flight calls, background tasks stop, and pending `last_used_at` is written.
+/// Signing keys from the configured PEM files, else from the database.
+fn key_source(config: &Config, store: &Arc<SqlStore>, clock: &dyn Clock) -> Result<KeySource, AppError> {
+    if config.oauth.signing_key_files.is_empty() {
+        return Ok(KeySource::Stored(store.clone()));
+    }
+    let mut records: Vec<SigningKeyRecord> = Vec::new();
+    let mut problems = Vec::new();
+    for path in &config.oauth.signing_key_files {
+        let loaded = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| signing::from_pem(&pem, clock.now()));
+        match loaded {
+            Ok(record) => records.push(record),
+            Err(err) => problems.push(format!("oauth.signing_key_files: {}: {err}", path.display())),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AppError::Startup(problems.join("\n")));
+    }
+    Ok(KeySource::Files(records))
+}
+
+/// The configured outside issuers of user tokens.
+fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<TrustedIssuer>>, AppError> {
+    let mut issuers = Vec::new();
+    for (name, issuer) in &config.oauth.issuers {
+        let source: Arc<dyn JwksSource> = match &issuer.jwks_file {
+            Some(path) => Arc::new(FileSource::new(path.clone())),
+            None => Arc::new(
+                UrlSource::new(issuer.jwks_url.clone(), JWKS_FETCH_TIMEOUT)
+                    .map_err(|e| AppError::Startup(format!("oauth.issuers.{name}.jwks_url: {e}")))?,
+            ),
+        };
+        let seconds = |secs: u64| chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+        let settings = IssuerSettings {
+            name: name.clone(),
+            issuer: issuer.issuer.clone(),
+            audiences: issuer.audiences.clone(),
+            algorithms: issuer.algorithms.clone(),
+            user_claim: issuer.user_claim.clone(),
+            scope_claim: issuer.scope_claim.clone(),
+            organization_claim: issuer.organization_claim.clone(),
+            organization: issuer.organization.clone(),
+            refresh: seconds(issuer.refresh_secs),
+            min_refetch: seconds(issuer.min_refetch_secs),
+        };
+        issuers.push(Arc::new(TrustedIssuer::new(settings, source, clock.clone())));
+    }
+    Ok(issuers)
+}
+
+/// The bound sockets keygate serves on.
+pub struct Listeners {
+    /// AuthService, AdminService, health, reflection.
+    pub grpc: TcpListener,
+    /// The OAuth2 token endpoint, JWKS, metadata and introspection.
+    pub http: TcpListener,
+}
+
+/// Runs keygate on `listeners` until `shutdown` completes: health turns NOT_SERVING, the servers
+/// drain in-flight calls, background tasks stop, and pending `last_used_at` is written.
 pub async fn serve(
     config: Config,
     clock: Arc<dyn Clock>,
-    grpc_listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     grpc::set_serving(&reporter, false).await;
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
-    let state = build_state(&config, store, clock)?;
+    let state = build_state(&config, store, clock).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -134,7 +247,8 @@ pub async fn serve(
     if state.store.backend_name() == "postgres" {
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
-        tasks.spawn(crate::store::notify::follow_key_changes(url, state.verdicts.clone(), listening_tx, stop_rx));
+        let (verdicts, keyring) = (state.verdicts.clone(), state.keyring.clone());
+        tasks.spawn(crate::store::notify::follow_key_changes(url, verdicts, keyring, listening_tx, stop_rx));
         let wait = Duration::from_secs(config.database.timeout_secs);
         if tokio::time::timeout(wait, listening).await.is_err() {
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
@@ -143,12 +257,21 @@ pub async fn serve(
     grpc::set_serving(&reporter, true).await;
 
     let drain_reporter = reporter.clone();
+    let (draining_tx, draining) = watch::channel(false);
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down");
         grpc::set_serving(&drain_reporter, false).await;
+        let _ = draining_tx.send(true);
     };
-    let served = grpc::serve(grpc_listener, state.engine.clone(), state.admin.clone(), health, shutdown).await;
+    let grpc_served = grpc::serve(
+        listeners.grpc,
+        grpc::Services { engine: state.engine.clone(), admin: state.admin.clone(), oauth: state.oauth.clone() },
+        health,
+        shutdown,
+    );
+    let http_served = crate::http::serve(listeners.http, state.oauth.clone(), wait_for(draining));
+    let (grpc_served, http_served) = tokio::join!(grpc_served, http_served);
 
     let _ = stop_tx.send(true);
     while let Some(joined) = tasks.join_next().await {
@@ -156,12 +279,18 @@ pub async fn serve(
             tracing::error!(error = %err, "background task failed");
         }
     }
-    if let Err(err) = state.last_used.flush(state.store.as_ref()).await {
+    if let Err(err) = state.last_used.flush(state.store.as_ref(), state.store.as_ref()).await {
         tracing::warn!(error = %err, "final last_used_at flush failed");
     }
-    served?;
+    grpc_served?;
+    http_served.map_err(AppError::Http)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Completes once `flag` turns true (or its sender is gone).
+async fn wait_for(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
 }
 
 /// Pings the database and reports health accordingly, until told to stop.
@@ -202,7 +331,7 @@ async fn flush_last_used(
             _ = stop.changed() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match recorder.flush(store.as_ref()).await {
+        match recorder.flush(store.as_ref(), store.as_ref()).await {
             Ok(0) => {}
             Ok(written) => tracing::debug!(written, "last_used_at flushed"),
             Err(err) => tracing::warn!(error = %err, "last_used_at flush failed; will retry"),
@@ -213,7 +342,15 @@ async fn flush_last_used(
 /// Creates the platform organization and its first admin key; returns the key, shown once.
 pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>, org: &str, force: bool) -> Result<String, AppError> {
     let store = open_store(config, config.database.run_migrations).await?;
-    let state = build_state(config, store, clock)?;
+    let state = build_state(config, store, clock).await?;
     let issued = state.admin.bootstrap(org, force).await?;
     Ok(issued.api_key)
+}
+
+/// Rotates the token signing key from the command line (the operator has the database); returns
+/// the new key id.
+pub async fn rotate_signing_key(config: &Config, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let store = open_store(config, config.database.run_migrations).await?;
+    let state = build_state(config, store, clock).await?;
+    Ok(state.keyring.rotate().await?.kid)
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::core::credential::is_valid_prefix;
 use crate::core::hashing::HashParams;
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
+use crate::core::signing::Algorithm;
 
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
@@ -19,6 +20,21 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db?mode=rwc";
 const ENV_PREFIX: &str = "KEYGATE_";
 const PLANS_PATH: &str = "organizations.plans.";
+const ISSUERS_PATH: &str = "oauth.issuers.";
+/// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
+const ISSUER_FIELDS: &[&str] = &[
+    "issuer",
+    "audiences",
+    "jwks_url",
+    "jwks_file",
+    "user_claim",
+    "scope_claim",
+    "organization_claim",
+    "organization",
+    "algorithms",
+    "refresh_secs",
+    "min_refetch_secs",
+];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +56,69 @@ pub struct Config {
     pub organizations: OrganizationsConfig,
     pub hashing: HashingConfig,
     pub cache: CacheConfig,
+    pub oauth: OAuthConfig,
+}
+
+/// keygate as an OAuth2 authorization server, and the outside issuers it trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthConfig {
+    /// `iss` of keygate's tokens; empty means `http://{http_addr}`. Set it to the public URL.
+    pub issuer: String,
+    /// `aud` of keygate's tokens.
+    pub audience: Vec<String>,
+    pub token_ttl_secs: u64,
+    /// Tolerated clock skew for `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// The algorithm of generated signing keys.
+    pub algorithm: Algorithm,
+    /// PEM private keys to sign with instead of generated ones; the first signs.
+    pub signing_key_files: Vec<PathBuf>,
+    /// Trusted outside issuers of user tokens, by name.
+    pub issuers: BTreeMap<String, IssuerConfig>,
+}
+
+/// One trusted outside identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// Exactly one of `jwks_url` and `jwks_file`.
+    pub jwks_url: String,
+    pub jwks_file: Option<PathBuf>,
+    pub user_claim: String,
+    /// `scope` (space-separated), `scp`, or a roles claim (an array).
+    pub scope_claim: String,
+    pub organization_claim: String,
+    /// A fixed organization for every user of this issuer; overrides `organization_claim`.
+    pub organization: String,
+    pub algorithms: Vec<Algorithm>,
+    pub refresh_secs: u64,
+    pub min_refetch_secs: u64,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            audiences: Vec::new(),
+            jwks_url: String::new(),
+            jwks_file: None,
+            user_claim: "sub".to_owned(),
+            scope_claim: "scope".to_owned(),
+            organization_claim: "org".to_owned(),
+            organization: String::new(),
+            algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
+            refresh_secs: 300,
+            min_refetch_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// `iss` of keygate's own tokens.
+    pub fn token_issuer(&self) -> String {
+        if self.oauth.issuer.is_empty() { format!("http://{}", self.http_addr) } else { self.oauth.issuer.clone() }
+    }
 }
 
 /// The verdict cache.
@@ -152,6 +231,15 @@ impl Default for Config {
                 max_waiting: 32,
             },
             cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
+            oauth: OAuthConfig {
+                issuer: String::new(),
+                audience: vec!["keygate".to_owned()],
+                token_ttl_secs: 1800,
+                leeway_secs: 30,
+                algorithm: Algorithm::Rs256,
+                signing_key_files: Vec::new(),
+                issuers: BTreeMap::new(),
+            },
         }
     }
 }
@@ -229,6 +317,18 @@ impl Raw<'_> {
     fn addr(&self) -> Result<SocketAddr, String> {
         let text = self.string()?;
         text.parse().map_err(|_| format!("expected HOST:PORT with an IP address, got {text:?}"))
+    }
+
+    fn algorithm(&self) -> Result<Algorithm, String> {
+        let name = self.string()?;
+        Algorithm::parse(&name).ok_or_else(|| format!("expected RS256, ES256 or EdDSA, got {name:?}"))
+    }
+
+    fn algorithms(&self) -> Result<Vec<Algorithm>, String> {
+        self.list()?
+            .iter()
+            .map(|name| Algorithm::parse(name).ok_or_else(|| format!("expected RS256, ES256 or EdDSA, got {name:?}")))
+            .collect()
     }
 
     /// A TOML array of strings, or comma-separated text.
@@ -357,7 +457,50 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.hashing.max_concurrent = v.ranged(0, 1024)?;
         Ok(())
     }),
+    ("oauth.issuer", |c, v| {
+        c.oauth.issuer = v.string()?;
+        Ok(())
+    }),
+    ("oauth.audience", |c, v| {
+        c.oauth.audience = v.list()?;
+        Ok(())
+    }),
+    ("oauth.token_ttl_secs", |c, v| {
+        c.oauth.token_ttl_secs = v.ranged(60, 86_400)?;
+        Ok(())
+    }),
+    ("oauth.leeway_secs", |c, v| {
+        c.oauth.leeway_secs = v.ranged(0, 600)?;
+        Ok(())
+    }),
+    ("oauth.algorithm", |c, v| {
+        c.oauth.algorithm = v.algorithm()?;
+        Ok(())
+    }),
+    ("oauth.signing_key_files", |c, v| {
+        c.oauth.signing_key_files = v.list()?.into_iter().map(PathBuf::from).collect();
+        Ok(())
+    }),
 ];
+
+/// Applies one field of a trusted issuer.
+fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Result<(), String> {
+    match field {
+        "issuer" => issuer.issuer = v.string()?,
+        "audiences" => issuer.audiences = v.list()?,
+        "jwks_url" => issuer.jwks_url = v.string()?,
+        "jwks_file" => issuer.jwks_file = Some(PathBuf::from(v.string()?)),
+        "user_claim" => issuer.user_claim = v.string()?,
+        "scope_claim" => issuer.scope_claim = v.string()?,
+        "organization_claim" => issuer.organization_claim = v.string()?,
+        "organization" => issuer.organization = v.string()?,
+        "algorithms" => issuer.algorithms = v.algorithms()?,
+        "refresh_secs" => issuer.refresh_secs = v.ranged(10, 86_400)?,
+        "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(0, 3600)?,
+        _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
+    }
+    Ok(())
+}
 
 /// The environment variable naming the config file (the `--config` flag's twin).
 pub const CONFIG_FILE_ENV: &str = "KEYGATE_CONFIG";
@@ -393,6 +536,12 @@ impl Config {
             self.organizations.plans.insert(plan.to_owned(), limit);
             return Ok(());
         }
+        if let Some(rest) = path.strip_prefix(ISSUERS_PATH) {
+            let Some((name, field)) = rest.split_once('.') else {
+                return Err("unknown setting (an issuer is a table of settings)".to_owned());
+            };
+            return apply_issuer_field(self.oauth.issuers.entry(name.to_owned()).or_default(), field, value);
+        }
         let (_, apply) = SETTINGS.iter().find(|(known, _)| *known == path).ok_or("unknown setting")?;
         apply(self, value)
     }
@@ -422,9 +571,12 @@ impl Config {
             let path = SETTINGS.iter().map(|(path, _)| *path).find(|path| env_name(path) == *name);
             let result = match path {
                 Some(path) => self.apply(path, &Raw::Text(value)),
-                None => match plan_from_env(name) {
-                    Some(plan) => self.apply(&format!("{PLANS_PATH}{plan}.max_active_keys"), &Raw::Text(value)),
-                    None => Err("unknown setting".to_owned()),
+                None => match (plan_from_env(name), issuer_from_env(name)) {
+                    (Some(plan), _) => self.apply(&format!("{PLANS_PATH}{plan}.max_active_keys"), &Raw::Text(value)),
+                    (None, Some((issuer, field))) => {
+                        self.apply(&format!("{ISSUERS_PATH}{issuer}.{field}"), &Raw::Text(value))
+                    }
+                    (None, None) => Err("unknown setting".to_owned()),
                 },
             };
             if let Err(problem) = result {
@@ -465,7 +617,53 @@ impl Config {
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             problems.push("database.url must start with sqlite: or postgres://".to_owned());
         }
+        self.check_oauth(problems);
     }
+
+    fn check_oauth(&self, problems: &mut Vec<String>) {
+        if self.oauth.audience.is_empty() {
+            problems.push("oauth.audience must name at least one audience".to_owned());
+        }
+        let own = self.token_issuer();
+        for (name, issuer) in &self.oauth.issuers {
+            let at = format!("{ISSUERS_PATH}{name}");
+            if issuer.issuer.is_empty() {
+                problems.push(format!("{at}.issuer is required"));
+            } else if issuer.issuer == own {
+                problems.push(format!("{at}.issuer must differ from keygate's own issuer {own:?}"));
+            }
+            if issuer.audiences.is_empty() {
+                problems.push(format!("{at}.audiences must name at least one audience"));
+            }
+            match (issuer.jwks_url.is_empty(), issuer.jwks_file.is_none()) {
+                (true, true) | (false, false) => {
+                    problems.push(format!("{at}: set exactly one of jwks_url and jwks_file"))
+                }
+                _ => {}
+            }
+            if !issuer.jwks_url.is_empty()
+                && !issuer.jwks_url.starts_with("https://")
+                && !issuer.jwks_url.starts_with("http://")
+            {
+                problems.push(format!("{at}.jwks_url must be an http(s) URL"));
+            }
+            if issuer.algorithms.is_empty() {
+                problems.push(format!("{at}.algorithms must name at least one algorithm"));
+            }
+            if issuer.organization.is_empty() && issuer.organization_claim.is_empty() {
+                problems.push(format!("{at}: set organization or organization_claim"));
+            }
+        }
+    }
+}
+
+/// `KEYGATE_OAUTH_ISSUERS_<NAME>_<FIELD>` -> the issuer's name, lowercased, and the field.
+fn issuer_from_env(name: &str) -> Option<(String, &'static str)> {
+    let rest = name.strip_prefix("KEYGATE_OAUTH_ISSUERS_")?;
+    ISSUER_FIELDS.iter().find_map(|field| {
+        let issuer = rest.strip_suffix(&field.to_ascii_uppercase())?.strip_suffix('_')?;
+        (!issuer.is_empty()).then(|| (issuer.to_ascii_lowercase(), *field))
+    })
 }
 
 /// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_MAX_ACTIVE_KEYS` -> the plan's name, lowercased.
@@ -558,5 +756,33 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(errors.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn trusted_issuers_load_from_file_and_environment() {
+        let s = sources(
+            "[oauth]\nalgorithm = \"ES256\"\n[oauth.issuers.corp]\nissuer = \"https://idp.example\"\n\
+             audiences = [\"api\"]\njwks_url = \"https://idp.example/jwks\"\nscope_claim = \"scp\"\n",
+            &[
+                ("KEYGATE_OAUTH_ISSUERS_CORP_ORGANIZATION", "acme"),
+                ("KEYGATE_OAUTH_ISSUERS_CORP_MIN_REFETCH_SECS", "0"),
+            ],
+        );
+        let config = Config::load(&s).expect("valid");
+        assert_eq!(config.oauth.algorithm, Algorithm::Es256);
+        let corp = &config.oauth.issuers["corp"];
+        assert_eq!(corp.scope_claim, "scp");
+        assert_eq!(corp.organization, "acme");
+        assert_eq!(corp.min_refetch_secs, 0);
+        assert_eq!(config.token_issuer(), format!("http://{DEFAULT_HTTP_ADDR}"));
+    }
+
+    #[test]
+    fn issuer_problems_are_reported() {
+        let s = sources("[oauth.issuers.bad]\nbogus = 1\nalgorithms = [\"HS256\"]\n", &[]);
+        let text = Config::load(&s).expect_err("invalid").to_string();
+        for needle in ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences"] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
     }
 }

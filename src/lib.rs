@@ -2,7 +2,8 @@
 //! services over gRPC and for Envoy as an external authorizer.
 //!
 //! Layout: [`core`] is the pure decision logic and admin use cases over ports; [`store`] implements
-//! the ports with SeaORM; [`grpc`] is the wire; [`app`] wires them; [`config`] loads settings.
+//! the ports with SeaORM; [`jwks`] fetches outside issuers' keys; [`grpc`] and [`http`] are the
+//! wire; [`app`] wires them; [`config`] loads settings.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -10,6 +11,8 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod grpc;
+pub mod http;
+pub mod jwks;
 pub mod proto;
 pub mod store;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `keygate` command: `serve`, `migrate` and `bootstrap`. Parses, loads config, runs.
+//! The `keygate` command: `serve`, `migrate`, `bootstrap` and `rotate-signing-key`. Parses,
+//! loads config, runs.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gRPC server (SQLite file keygate.db unless a database URL is given).
+    /// Run the gRPC and HTTP servers (SQLite file keygate.db unless a database URL is given).
     Serve {
         #[command(flatten)]
         common: Common,
@@ -46,6 +47,12 @@ enum Command {
         /// Create another admin key even though keygate is already bootstrapped.
         #[arg(long)]
         force: bool,
+    },
+    /// Make a new key sign access tokens; the old one stays published until its tokens expire.
+    /// Prints the new key id.
+    RotateSigningKey {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -91,12 +98,24 @@ async fn run(command: Command) -> Result<(), String> {
             flags.extend(flag("http_addr", http_addr));
             let config = common.load(flags).map_err(|e| e.to_string())?;
             keygate::telemetry::init(&config.log);
-            let listener = tokio::net::TcpListener::bind(config.grpc_addr)
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", config.grpc_addr))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
-            tracing::info!(grpc_addr = %local, version = env!("CARGO_PKG_VERSION"), "keygate listening");
-            app::serve(config, Arc::new(SystemClock), listener, shutdown_signal()).await.map_err(|e| e.to_string())
+            let grpc = bind(config.grpc_addr).await?;
+            let http = bind(config.http_addr).await?;
+            let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
+            let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+            // The issuer follows the bound port when it is derived from http_addr (port 0 in tests).
+            let mut config = config;
+            config.http_addr = http_addr;
+            tracing::info!(%grpc_addr, %http_addr, version = env!("CARGO_PKG_VERSION"), "keygate listening");
+            let listeners = app::Listeners { grpc, http };
+            app::serve(config, Arc::new(SystemClock), listeners, shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+        Command::RotateSigningKey { common } => {
+            let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
+            keygate::telemetry::init(&config.log);
+            let kid = app::rotate_signing_key(&config, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            eprintln!("keygate: new signing key in use; the previous one stays published until its tokens expire");
+            println!("{kid}");
+            Ok(())
         }
         Command::Migrate { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
@@ -114,6 +133,10 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

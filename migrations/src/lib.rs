@@ -5,6 +5,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_organizations_and_api_keys;
+mod m20261123_000002_api_clients_and_signing_keys;
 
 /// Applies keygate's migrations in order.
 pub struct Migrator;
@@ -12,6 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_organizations_and_api_keys::Migration)]
+        vec![
+            Box::new(m20261123_000001_organizations_and_api_keys::Migration),
+            Box::new(m20261123_000002_api_clients_and_signing_keys::Migration),
+        ]
     }
 }

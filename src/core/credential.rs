@@ -12,7 +12,7 @@ const SECRET_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
 /// Longer inputs are rejected before any parsing work.
 const MAX_KEY_LEN: usize = 256;
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// A freshly generated key. `full` is shown to the caller once; only `secret`'s hash is stored.
@@ -53,7 +53,8 @@ pub fn is_valid_key_id(key_id: &str) -> bool {
     key_id.len() == ID_LEN + 2 && key_id.starts_with("k_") && key_id[2..].bytes().all(|b| ID_ALPHABET.contains(&b))
 }
 
-fn random_chars(alphabet: &[u8], len: usize) -> String {
+/// `len` characters of `alphabet`, drawn from the OS's randomness.
+pub(crate) fn random_chars(alphabet: &[u8], len: usize) -> String {
     let mut rng = OsRng;
     (0..len).map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())])).collect()
 }

@@ -11,10 +11,11 @@ use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason};
-use super::ports::Store;
+use super::ports::{ClientStore, Store};
 use super::scopes::{ScopeRegistry, any_grants};
+use super::tokens::{TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};
-use super::verdicts::{CachedKey, VerdictCache, Verified, digest};
+use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
 
 /// What `Authorize` asks.
 #[derive(Debug, Clone, Default)]
@@ -30,9 +31,23 @@ pub struct AuthorizeInput {
 /// outer `Err`.
 pub type Authentication = Result<Principal, AuthFailure>;
 
+/// What the engine is built from.
+pub struct EngineParts {
+    pub store: Arc<dyn Store>,
+    pub clients: Arc<dyn ClientStore>,
+    pub tokens: Arc<TokenVerifier>,
+    pub hasher: SecretHasher,
+    pub clock: Arc<dyn Clock>,
+    pub scopes: Arc<ScopeRegistry>,
+    pub last_used: Arc<LastUsedRecorder>,
+    pub verdicts: Arc<VerdictCache>,
+}
+
 /// Decides who a credential belongs to and what it may do.
 pub struct Engine {
     store: Arc<dyn Store>,
+    clients: Arc<dyn ClientStore>,
+    tokens: Arc<TokenVerifier>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
     scopes: Arc<ScopeRegistry>,
@@ -40,25 +55,28 @@ pub struct Engine {
     verdicts: Arc<VerdictCache>,
 }
 
+/// Why a token verification did not produce a verdict: shared by every caller that waited for
+/// it, and never cached.
+#[derive(Debug, Clone)]
+enum TokenError {
+    Rejected(AuthFailure),
+    Core(CoreError),
+}
+
 impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        hasher: SecretHasher,
-        clock: Arc<dyn Clock>,
-        scopes: Arc<ScopeRegistry>,
-        last_used: Arc<LastUsedRecorder>,
-        verdicts: Arc<VerdictCache>,
-    ) -> Self {
-        Self { store, hasher, clock, scopes, last_used, verdicts }
+    pub fn new(parts: EngineParts) -> Self {
+        let EngineParts { store, clients, tokens, hasher, clock, scopes, last_used, verdicts } = parts;
+        Self { store, clients, tokens, hasher, clock, scopes, last_used, verdicts }
     }
 
-    /// Resolves a credential to a principal.
+    /// Resolves a credential (an API key or a bearer JWT) to a principal.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, CoreError> {
-        let presented = match presented_key(credentials) {
-            Ok(presented) => presented,
-            Err(failure) => return Ok(Err(failure)),
-        };
-        self.verify_key(presented, self.clock.now()).await
+        let now = self.clock.now();
+        match presented_credential(credentials) {
+            Ok(Presented::Key(key)) => self.verify_key(key, now).await,
+            Ok(Presented::Token(token)) => self.verify_token(token, now).await,
+            Err(failure) => Ok(Err(failure)),
+        }
     }
 
     /// Decides whether the credential may act with `required_scopes`. Denials are decisions.
@@ -79,7 +97,7 @@ impl Engine {
             Err(failure) => return Ok(deny(failure.reason, failure.message, None)),
         };
         if !input.organization.is_empty() && principal.organization != input.organization {
-            let message = "API key belongs to another organization".to_owned();
+            let message = format!("{} belongs to another organization", noun(principal.kind));
             return Ok(deny(Reason::OrganizationMismatch, message, Some(principal)));
         }
         let missing: Vec<&str> = input
@@ -89,10 +107,57 @@ impl Engine {
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            let message = format!("API key does not have the required scope: {}", missing.join(", "));
+            let message = format!("{} does not have the required scope: {}", noun(principal.kind), missing.join(", "));
             return Ok(deny(Reason::InsufficientScope, message, Some(principal)));
         }
         Ok(Decision { allowed: true, reason: Reason::Allowed, message: String::new(), principal: Some(principal) })
+    }
+
+    async fn verify_token(&self, token: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
+        let verified = self.verdicts.get_or_try_verify(digest(token), || self.verify_token_uncached(token, now)).await;
+        let cached = match verified {
+            Ok(Verified::Token(cached)) => cached,
+            Ok(_) => return Ok(Err(AuthFailure::new(Reason::InvalidToken, "the bearer token is not valid"))),
+            Err(TokenError::Rejected(failure)) => return Ok(Err(failure)),
+            Err(TokenError::Core(err)) => return Err(err),
+        };
+        let token = &cached.token;
+        if let Err(failure) =
+            judge_times(Some(token.principal.expires_at), token.not_before, self.tokens.settings().leeway, now)
+        {
+            return Ok(Err(failure));
+        }
+        if let Some(client_id) = &token.client_id {
+            self.last_used.record_client(client_id, now);
+        }
+        Ok(Ok(token.principal.clone()))
+    }
+
+    /// Signature and claims, then, for keygate's own client tokens, whether the client's tokens
+    /// were revoked (one database read; the verdict is cached and dropped when the client changes).
+    async fn verify_token_uncached(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, TokenError> {
+        let token = self.tokens.verify(token, now).await.map_err(TokenError::Core)?.map_err(TokenError::Rejected)?;
+        if let Some(client_id) = &token.client_id {
+            let client = self.clients.client(client_id).await.map_err(|err| TokenError::Core(err.into()))?;
+            let Some(client) = client else {
+                return Err(TokenError::Rejected(AuthFailure::new(
+                    Reason::InvalidToken,
+                    "the bearer token's client does not exist",
+                )));
+            };
+            let revoked = client
+                .tokens_revoked_at
+                .is_some_and(|revoked_at| token.issued_at.is_none_or(|issued_at| issued_at <= revoked_at));
+            if revoked {
+                return Err(TokenError::Rejected(AuthFailure::new(
+                    Reason::RevokedToken,
+                    "the bearer token has been revoked",
+                )));
+            }
+        }
+        let remaining = token.principal.expires_at + self.tokens.settings().leeway - now;
+        let cache_for = remaining.to_std().unwrap_or_default();
+        Ok(Verified::Token(Arc::new(CachedToken { token, cache_for })))
     }
 
     async fn verify_key(&self, presented: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
@@ -103,7 +168,7 @@ impl Engine {
         let verified = self.verdicts.get_or_verify(digest(presented), || self.verify_uncached(&parsed)).await?;
         let authentication = judge(&verified, now);
         if let Ok(principal) = &authentication {
-            self.last_used.record(&principal.id, now);
+            self.last_used.record_key(&principal.id, now);
         }
         Ok(authentication)
     }
@@ -134,7 +199,7 @@ impl Engine {
 fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
     let (key, previous) = match verified {
         Verified::Key { key, previous } => (key, *previous),
-        Verified::Invalid { .. } => return Err(AuthFailure::new(Reason::InvalidApiKey, "API key is not valid")),
+        _ => return Err(AuthFailure::new(Reason::InvalidApiKey, "API key is not valid")),
     };
     if key.disabled {
         return Err(AuthFailure::new(Reason::ExpiredApiKey, "API key has been disabled"));
@@ -163,15 +228,32 @@ fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
     })
 }
 
+/// How messages name a principal.
+fn noun(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::ApiKey => "API key",
+        PrincipalKind::Client => "client token",
+        PrincipalKind::User => "user token",
+    }
+}
+
 fn deny(reason: Reason, message: String, principal: Option<Principal>) -> Decision {
     Decision { allowed: false, reason, message, principal }
 }
 
-/// Picks the presented key: `X-API-Key` when set, else a Bearer `Authorization`.
-fn presented_key(credentials: &Credentials) -> Result<&str, AuthFailure> {
+/// A presented credential, told apart by its shape.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented<'a> {
+    Key(&'a str),
+    Token(&'a str),
+}
+
+/// Picks the presented credential: `X-API-Key` (an API key) when set, else a Bearer
+/// `Authorization` (an API key or a JWT).
+fn presented_credential(credentials: &Credentials) -> Result<Presented<'_>, AuthFailure> {
     let api_key = credentials.api_key.trim();
     if !api_key.is_empty() {
-        return Ok(api_key);
+        return Ok(Presented::Key(api_key));
     }
     let authorization = credentials.authorization.trim();
     if authorization.is_empty() {
@@ -181,7 +263,10 @@ fn presented_key(credentials: &Credentials) -> Result<&str, AuthFailure> {
         return Err(AuthFailure::new(Reason::MissingApiKey, "the Bearer credential is empty"));
     }
     match authorization.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        Some((scheme, bearer)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let bearer = bearer.trim();
+            Ok(if looks_like_jwt(bearer) { Presented::Token(bearer) } else { Presented::Key(bearer) })
+        }
         _ => Err(AuthFailure::new(Reason::InvalidApiKey, "the Authorization header must use the Bearer scheme")),
     }
 }
@@ -195,12 +280,22 @@ mod tests {
     }
 
     #[test]
-    fn picks_the_presented_key() {
-        assert_eq!(presented_key(&creds("Bearer abc", "")), Ok("abc"));
-        assert_eq!(presented_key(&creds("bearer  abc ", "")), Ok("abc"));
-        assert_eq!(presented_key(&creds("Bearer abc", "xyz")), Ok("xyz"));
-        assert_eq!(presented_key(&creds("", "")).map_err(|f| f.reason), Err(Reason::MissingApiKey));
-        assert_eq!(presented_key(&creds("Bearer ", "")).map_err(|f| f.reason), Err(Reason::MissingApiKey));
-        assert_eq!(presented_key(&creds("Basic abc", "")).map_err(|f| f.reason), Err(Reason::InvalidApiKey));
+    fn picks_the_presented_credential() {
+        let pick = |authorization, api_key| {
+            let presented = creds(authorization, api_key);
+            match presented_credential(&presented) {
+                Ok(Presented::Key(key)) => Ok(format!("key {key}")),
+                Ok(Presented::Token(token)) => Ok(format!("token {token}")),
+                Err(failure) => Err(failure.reason),
+            }
+        };
+        assert_eq!(pick("Bearer abc", ""), Ok("key abc".to_owned()));
+        assert_eq!(pick("bearer  abc ", ""), Ok("key abc".to_owned()));
+        assert_eq!(pick("Bearer abc", "xyz"), Ok("key xyz".to_owned()));
+        assert_eq!(pick("Bearer e30.e30.c2ln", ""), Ok("token e30.e30.c2ln".to_owned()));
+        assert_eq!(pick("", "e30.e30.c2ln"), Ok("key e30.e30.c2ln".to_owned()));
+        assert_eq!(pick("", ""), Err(Reason::MissingApiKey));
+        assert_eq!(pick("Bearer ", ""), Err(Reason::MissingApiKey));
+        assert_eq!(pick("Basic abc", ""), Err(Reason::InvalidApiKey));
     }
 }

@@ -26,6 +26,9 @@ pub enum CoreError {
     /// The caller's own credential did not authenticate (admin RPCs, `Authenticate`).
     #[error("{}", .0.message)]
     Unauthenticated(AuthFailure),
+    /// An OAuth2 token request was refused with an RFC 6749 §5.2 error.
+    #[error("{}", .0.description)]
+    OAuth(OAuthError),
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -61,6 +64,7 @@ impl CoreError {
         match self {
             CoreError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             CoreError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            CoreError::OAuth(err) => err.kind.code(),
             CoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             CoreError::NotFound(_) => ErrorCode::NotFound,
             CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
@@ -69,6 +73,58 @@ impl CoreError {
             CoreError::Unavailable(_) => ErrorCode::Unavailable,
             CoreError::Internal(_) => ErrorCode::Internal,
         }
+    }
+}
+
+/// The RFC 6749 §5.2 error codes keygate answers token requests with (`invalid_request` is
+/// [`CoreError::InvalidArgument`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorKind {
+    /// Unknown client, wrong secret or no client authentication: 401 with `WWW-Authenticate`.
+    InvalidClient,
+    /// The client is known and authenticated but may not use this grant (it is disabled).
+    UnauthorizedClient,
+    InvalidScope,
+    UnsupportedGrantType,
+}
+
+impl OAuthErrorKind {
+    /// The `error` value of the JSON body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthErrorKind::InvalidClient => "invalid_client",
+            OAuthErrorKind::UnauthorizedClient => "unauthorized_client",
+            OAuthErrorKind::InvalidScope => "invalid_scope",
+            OAuthErrorKind::UnsupportedGrantType => "unsupported_grant_type",
+        }
+    }
+
+    /// This error's entry in the code table; its HTTP status is RFC 6749's (401 or 400).
+    pub fn code(self) -> ErrorCode {
+        match self {
+            OAuthErrorKind::InvalidClient => ErrorCode::Unauthenticated,
+            OAuthErrorKind::UnauthorizedClient => ErrorCode::PermissionDenied,
+            OAuthErrorKind::InvalidScope | OAuthErrorKind::UnsupportedGrantType => ErrorCode::InvalidArgument,
+        }
+    }
+
+    /// RFC 6749 answers every token error with 400 but `invalid_client`'s 401.
+    pub fn http_status(self) -> u16 {
+        if self == OAuthErrorKind::InvalidClient { 401 } else { 400 }
+    }
+}
+
+/// An OAuth2 error: its code, the request field it is about, and a description safe to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub kind: OAuthErrorKind,
+    pub field: Option<&'static str>,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(kind: OAuthErrorKind, field: Option<&'static str>, description: impl Into<String>) -> CoreError {
+        CoreError::OAuth(Self { kind, field, description: description.into() })
     }
 }
 

@@ -2,14 +2,19 @@
 //! Nothing here knows tonic, axum or SeaORM.
 
 pub mod admin;
+pub mod client_credential;
 pub mod clock;
 pub mod credential;
 pub mod engine;
 pub mod error;
 pub mod hashing;
+pub mod issuers;
 pub mod last_used;
 pub mod model;
+pub mod oauth;
 pub mod ports;
 pub mod scopes;
+pub mod signing;
+pub mod tokens;
 pub mod validate;
 pub mod verdicts;

@@ -1,4 +1,4 @@
-//! The core's vocabulary: organizations, API keys, principals and decisions.
+//! The core's vocabulary: organizations, API keys, API clients, principals and decisions.
 
 use chrono::{DateTime, Utc};
 
@@ -74,6 +74,41 @@ impl ApiKeyRecord {
     }
 }
 
+/// An OAuth2 client (client-credentials grant) as stored: only the argon2id hash of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiClientRecord {
+    /// Readable and stable, e.g. `xsoar-production-3f9a2c`.
+    pub client_id: String,
+    pub organization: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    /// PHC string of the secret's argon2id hash.
+    pub secret_hash: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Disabled clients get no new tokens and are never enabled again.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Tokens issued up to this time no longer work (set when disabling revokes them).
+    pub tokens_revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub secret_regenerated_at: Option<DateTime<Utc>>,
+}
+
+/// A client's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    Active,
+    Disabled,
+}
+
+impl ApiClientRecord {
+    pub fn status(&self) -> ClientStatus {
+        if self.disabled_at.is_some() { ClientStatus::Disabled } else { ClientStatus::Active }
+    }
+}
+
 /// What kind of credential a principal presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -86,7 +121,7 @@ pub enum PrincipalKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub kind: PrincipalKind,
-    /// The key id (for API keys).
+    /// The key id (API keys), the client id (client tokens) or the user id (user tokens).
     pub id: String,
     pub organization: String,
     pub scopes: Vec<String>,
@@ -114,6 +149,15 @@ pub enum Reason {
     ExpiredApiKey,
     InsufficientScope,
     OrganizationMismatch,
+    /// A bearer token that is malformed, badly signed, not yet valid or of a refused algorithm.
+    InvalidToken,
+    ExpiredToken,
+    /// A client token whose client was disabled with its tokens revoked.
+    RevokedToken,
+    /// A token from an issuer keygate does not trust.
+    UntrustedIssuer,
+    /// A token meant for another audience.
+    InvalidAudience,
 }
 
 impl Reason {
@@ -121,7 +165,14 @@ impl Reason {
     pub fn http_status(self) -> u16 {
         match self {
             Reason::Allowed => 200,
-            Reason::MissingApiKey | Reason::InvalidApiKey | Reason::ExpiredApiKey => 401,
+            Reason::MissingApiKey
+            | Reason::InvalidApiKey
+            | Reason::ExpiredApiKey
+            | Reason::InvalidToken
+            | Reason::ExpiredToken
+            | Reason::RevokedToken
+            | Reason::UntrustedIssuer
+            | Reason::InvalidAudience => 401,
             Reason::InsufficientScope | Reason::OrganizationMismatch => 403,
         }
     }
@@ -135,6 +186,11 @@ impl Reason {
             Reason::ExpiredApiKey => "expired_api_key",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::OrganizationMismatch => "organization_mismatch",
+            Reason::InvalidToken => "invalid_token",
+            Reason::ExpiredToken => "expired_token",
+            Reason::RevokedToken => "revoked_token",
+            Reason::UntrustedIssuer => "untrusted_issuer",
+            Reason::InvalidAudience => "invalid_audience",
         }
     }
 
@@ -147,7 +203,18 @@ impl Reason {
             Reason::ExpiredApiKey => "EXPIRED_API_KEY",
             Reason::InsufficientScope => "INSUFFICIENT_SCOPE",
             Reason::OrganizationMismatch => "ORGANIZATION_MISMATCH",
+            Reason::InvalidToken => "INVALID_TOKEN",
+            Reason::ExpiredToken => "EXPIRED_TOKEN",
+            Reason::RevokedToken => "REVOKED_TOKEN",
+            Reason::UntrustedIssuer => "UNTRUSTED_ISSUER",
+            Reason::InvalidAudience => "INVALID_AUDIENCE",
         }
+    }
+
+    /// Whether this denial is about the credential itself, so that a bearer challenge says
+    /// `error="invalid_token"` (RFC 6750 §3.1).
+    pub fn is_bad_credential(self) -> bool {
+        self.http_status() == 401 && self != Reason::MissingApiKey
     }
 }
 

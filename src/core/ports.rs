@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::error::StoreError;
-use super::model::{ApiKeyRecord, Organization, Page};
+use super::model::{ApiClientRecord, ApiKeyRecord, Organization, Page};
+use super::signing::SigningKeyRecord;
 
 /// Changes to a key's descriptive fields; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,4 +93,58 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Records last use times; a time never moves backwards.
     async fn touch_keys(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+}
+
+/// What disabling a client does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisableOutcome {
+    /// The client was disabled (and, when asked, its tokens revoked) now.
+    Disabled,
+    /// The client was already disabled; when asked, its tokens are revoked now.
+    TokensRevoked,
+    /// Nothing left to do.
+    Unchanged,
+}
+
+/// Durable storage of OAuth2 clients. Changes are announced like key changes, under the client id.
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// Inserts a client; `Conflict` when the client id is taken.
+    async fn create_client(&self, client: &ApiClientRecord) -> Result<(), StoreError>;
+    async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError>;
+    /// Clients of one organization, newest first, whose id, name or description contains
+    /// `search` (case-insensitively); and how many match in all.
+    async fn list_clients(
+        &self,
+        organization: &str,
+        search: &str,
+        page: Page,
+    ) -> Result<(Vec<ApiClientRecord>, u64), StoreError>;
+    /// Replaces the secret's hash unless the client is disabled. Returns whether it did.
+    async fn replace_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Disables the client (kept disabled for good); with `revoke_tokens`, its tokens issued up to
+    /// `now` stop working too, also when it was disabled before.
+    async fn disable_client(
+        &self,
+        client_id: &str,
+        revoke_tokens: bool,
+        now: DateTime<Utc>,
+    ) -> Result<DisableOutcome, StoreError>;
+    /// Records last use times; a time never moves backwards.
+    async fn touch_clients(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+}
+
+/// Durable storage of the keys keygate signs tokens with, shared by every replica.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync + 'static {
+    /// Every stored signing key, newest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Adds `key` and retires every other key not yet retired, at `key.created_at`; announced to
+    /// every replica.
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
 }

@@ -7,7 +7,15 @@ use std::collections::BTreeSet;
 use super::error::FieldViolation;
 
 /// keygate's own admin scopes, always registered.
-pub const ADMIN_SCOPES: &[&str] = &["admin:keys:read", "admin:keys:write", "admin:orgs:read", "admin:orgs:write"];
+pub const ADMIN_SCOPES: &[&str] = &[
+    "admin:keys:read",
+    "admin:keys:write",
+    "admin:clients:read",
+    "admin:clients:write",
+    "admin:orgs:read",
+    "admin:orgs:write",
+    "admin:signing:write",
+];
 
 /// The application scopes of the reference docs, registered unless configured otherwise.
 pub const DEFAULT_SCOPES: &[&str] =

@@ -1,5 +1,5 @@
-//! The verdict cache: what verifying a presented key established, keyed by a SHA-256 digest of
-//! the key (never the key itself). A hit costs no database round trip and no argon2; concurrent
+//! The verdict cache: what verifying a presented key, client secret or token established, keyed
+//! by a SHA-256 digest of the credential (never the credential itself). A hit costs no database round trip and no argon2; concurrent
 //! misses for one key verify it once. Entries hold no secret and no hash, and carry no decision
 //! that depends on time: expiry and grace periods are judged against the clock on every use.
 
@@ -13,7 +13,8 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
 use super::error::CoreError;
-use super::model::ApiKeyRecord;
+use super::model::{ApiClientRecord, ApiKeyRecord};
+use super::tokens::VerifiedToken;
 
 /// The slice of a key record a decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,19 +43,54 @@ impl CachedKey {
     }
 }
 
-/// What verification established about a presented key.
+/// The slice of a client record the token endpoint needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedClient {
+    pub client_id: String,
+    pub organization: String,
+    pub scopes: Vec<String>,
+    pub disabled: bool,
+}
+
+impl CachedClient {
+    pub fn from_record(record: &ApiClientRecord) -> Self {
+        Self {
+            client_id: record.client_id.clone(),
+            organization: record.organization.clone(),
+            scopes: record.scopes.clone(),
+            disabled: record.disabled_at.is_some(),
+        }
+    }
+}
+
+/// A verified bearer token, kept no longer than it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedToken {
+    pub token: VerifiedToken,
+    /// How long the entry may live: the token's remaining lifetime when it was verified.
+    pub cache_for: Duration,
+}
+
+/// What verification established about a presented credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
     /// The key's current secret (or, with `previous`, the one the last rotation replaced).
     Key { key: Arc<CachedKey>, previous: bool },
-    /// No key has this secret; `key_id` is the id it named, when that key exists.
+    /// A client's current secret.
+    Client(Arc<CachedClient>),
+    /// A bearer token whose signature and claims checked out.
+    Token(Arc<CachedToken>),
+    /// No key or client has this secret; `key_id` is the key or client it named, when that exists.
     Invalid { key_id: Option<String> },
 }
 
 impl Verified {
+    /// The key or client whose changes make this verdict stale.
     fn key_id(&self) -> Option<&str> {
         match self {
             Verified::Key { key, .. } => Some(&key.key_id),
+            Verified::Client(client) => Some(&client.client_id),
+            Verified::Token(token) => token.token.client_id.as_deref(),
             Verified::Invalid { key_id } => key_id.as_deref(),
         }
     }
@@ -75,7 +111,8 @@ struct Lifetimes(VerdictSettings);
 impl Expiry<[u8; 32], Verified> for Lifetimes {
     fn expire_after_create(&self, _key: &[u8; 32], value: &Verified, _created_at: Instant) -> Option<Duration> {
         match value {
-            Verified::Key { .. } => Some(self.0.ttl),
+            Verified::Key { .. } | Verified::Client(_) => Some(self.0.ttl),
+            Verified::Token(token) => Some(self.0.ttl.min(token.cache_for)),
             Verified::Invalid { .. } => Some(self.0.negative_ttl),
         }
     }
@@ -98,9 +135,18 @@ impl std::fmt::Debug for VerdictCache {
     }
 }
 
-/// The digest a presented key is cached under.
+/// The digest a presented key or token is cached under.
 pub fn digest(presented: &str) -> [u8; 32] {
     Sha256::digest(presented.as_bytes()).into()
+}
+
+/// The digest a client's id and secret are cached under; distinct from any key's digest.
+pub fn client_digest(client_id: &str, secret: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in ["client\0", client_id, "\0", secret] {
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
 }
 
 impl VerdictCache {
@@ -115,10 +161,21 @@ impl VerdictCache {
 
     /// The cached verdict for `digest`, or the result of `verify`, run once however many callers
     /// miss at the same time. Errors (the database down) are not cached.
-    pub async fn get_or_verify<F, Fut>(&self, digest: [u8; 32], mut verify: F) -> Result<Verified, CoreError>
+    pub async fn get_or_verify<F, Fut>(&self, digest: [u8; 32], verify: F) -> Result<Verified, CoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Verified, CoreError>>,
+    {
+        self.get_or_try_verify(digest, verify).await
+    }
+
+    /// As [`Self::get_or_verify`], with any error type: errors are shared by the callers that
+    /// waited for them and never cached (a token rejected now may verify after a key refresh).
+    pub async fn get_or_try_verify<E, F, Fut>(&self, digest: [u8; 32], mut verify: F) -> Result<Verified, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Verified, E>>,
     {
         let generation = &self.generation;
         let init = async move {
@@ -132,10 +189,10 @@ impl VerdictCache {
                 }
             }
         };
-        self.cache.try_get_with(digest, init).await.map_err(|err: Arc<CoreError>| (*err).clone())
+        self.cache.try_get_with(digest, init).await.map_err(|err: Arc<E>| (*err).clone())
     }
 
-    /// Drops every verdict about `key_id`.
+    /// Drops every verdict about `key_id` (a key, or a client and its tokens).
     pub fn invalidate_key(&self, key_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         let key_id = key_id.to_owned();

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::context::{caller_credentials, request_id, respond};
 use super::convert;
 use super::status::to_status;
+use crate::core::admin::clients::NewClient;
 use crate::core::admin::{Admin, NewKey, NewOrganization, RotateKey};
 use crate::core::error::CoreError;
 use crate::core::ports::KeyChanges;
@@ -16,11 +17,13 @@ use crate::proto::keygate_v1::admin_service_server::AdminService;
 /// The AdminService implementation.
 pub struct AdminApi {
     admin: Arc<Admin>,
+    /// Where clients get tokens, told to the creator of a client.
+    token_endpoint: String,
 }
 
 impl AdminApi {
-    pub fn new(admin: Arc<Admin>) -> Self {
-        Self { admin }
+    pub fn new(admin: Arc<Admin>, token_endpoint: String) -> Self {
+        Self { admin, token_endpoint }
     }
 }
 
@@ -153,5 +156,78 @@ impl AdminService for AdminApi {
             organizations: orgs.into_iter().map(convert::organization).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
         })
+    }
+
+    async fn create_api_client(
+        &self,
+        request: Request<pb::CreateApiClientRequest>,
+    ) -> Result<Response<pb::CreateApiClientResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let new_client =
+            NewClient { name: r.name, description: r.description, scopes: r.scopes, organization: r.organization };
+        let result = self.admin.create_client(&credentials, new_client).await;
+        reply(result, &id, |issued| pb::CreateApiClientResponse {
+            client_id: issued.client.client_id.clone(),
+            client_secret: issued.client_secret,
+            client: Some(convert::api_client(issued.client)),
+            token_endpoint: self.token_endpoint.clone(),
+        })
+    }
+
+    async fn get_api_client(
+        &self,
+        request: Request<pb::GetApiClientRequest>,
+    ) -> Result<Response<pb::ApiClient>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.get_client(&credentials, &request.into_inner().client_id).await;
+        reply(result, &id, convert::api_client)
+    }
+
+    async fn list_api_clients(
+        &self,
+        request: Request<pb::ListApiClientsRequest>,
+    ) -> Result<Response<pb::ListApiClientsResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let result = self
+            .admin
+            .list_clients(&credentials, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization)
+            .await;
+        reply(result, &id, |(clients, total)| pb::ListApiClientsResponse {
+            clients: clients.into_iter().map(convert::api_client).collect(),
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn regenerate_client_secret(
+        &self,
+        request: Request<pb::RegenerateClientSecretRequest>,
+    ) -> Result<Response<pb::RegenerateClientSecretResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.regenerate_client_secret(&credentials, &request.into_inner().client_id).await;
+        reply(result, &id, |issued| pb::RegenerateClientSecretResponse {
+            client_id: issued.client.client_id,
+            client_secret: issued.client_secret,
+        })
+    }
+
+    async fn disable_api_client(
+        &self,
+        request: Request<pb::DisableApiClientRequest>,
+    ) -> Result<Response<pb::ApiClient>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let r = request.into_inner();
+        let result = self.admin.disable_client(&credentials, &r.client_id, r.revoke_tokens).await;
+        reply(result, &id, convert::api_client)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let result = self.admin.rotate_signing_key(&credentials).await;
+        reply(result, &id, |key| pb::RotateSigningKeyResponse { kid: key.kid, algorithm: key.algorithm })
     }
 }

@@ -10,17 +10,19 @@ use super::convert;
 use super::status::to_status;
 use crate::core::engine::{AuthorizeInput, Engine};
 use crate::core::error::CoreError;
+use crate::core::oauth::{OAuth, TokenRequest};
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
 
 /// The AuthService implementation.
 pub struct AuthApi {
     engine: Arc<Engine>,
+    oauth: Arc<OAuth>,
 }
 
 impl AuthApi {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<Engine>, oauth: Arc<OAuth>) -> Self {
+        Self { engine, oauth }
     }
 }
 
@@ -36,7 +38,7 @@ impl AuthService for AuthApi {
         async {
             match self.engine.authenticate(&credentials).await {
                 Ok(Ok(principal)) => {
-                    tracing::debug!(key_id = %principal.id, "authenticated");
+                    tracing::debug!(principal = %principal.id, "authenticated");
                     let message = pb::AuthenticateResponse {
                         principal: Some(convert::principal(principal)),
                         request_id: request_id.clone(),
@@ -68,13 +70,39 @@ impl AuthService for AuthApi {
         };
         async {
             let decision = self.engine.authorize(&input).await.map_err(|err| to_status(&err, &request_id))?;
-            let key_id = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
+            let principal = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
             if decision.allowed {
-                tracing::debug!(key_id, "allowed");
+                tracing::debug!(principal, "allowed");
             } else {
-                tracing::info!(key_id, reason = decision.reason.as_str(), "denied");
+                tracing::info!(principal, reason = decision.reason.as_str(), "denied");
             }
             Ok(respond(convert::authorize_response(decision, request_id.clone()), &request_id))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn issue_token(
+        &self,
+        request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let r = request.into_inner();
+        let token_request = TokenRequest {
+            grant_type: r.grant_type,
+            client_id: r.client_id,
+            client_secret: r.client_secret,
+            scope: r.scope,
+        };
+        let span = tracing::debug_span!("issue_token", request_id = %request_id, client_id = %token_request.client_id);
+        async {
+            match self.oauth.issue_token(&token_request).await {
+                Ok(token) => Ok(respond(convert::issue_token_response(token), &request_id)),
+                Err(err) => {
+                    tracing::info!(code = ?err.code(), error = %err, "token refused");
+                    Err(to_status(&err, &request_id))
+                }
+            }
         }
         .instrument(span)
         .await

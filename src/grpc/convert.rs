@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::core::admin::KeyView;
-use crate::core::model::{Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason};
+use crate::core::model::{
+    ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
+};
+use crate::core::tokens::AccessToken;
 use crate::proto::keygate_v1 as pb;
 
 /// A protobuf timestamp for a core time.
@@ -43,6 +46,11 @@ fn reason(reason: Reason) -> pb::DecisionReason {
         Reason::ExpiredApiKey => pb::DecisionReason::ExpiredApiKey,
         Reason::InsufficientScope => pb::DecisionReason::InsufficientScope,
         Reason::OrganizationMismatch => pb::DecisionReason::OrganizationMismatch,
+        Reason::InvalidToken => pb::DecisionReason::InvalidToken,
+        Reason::ExpiredToken => pb::DecisionReason::ExpiredToken,
+        Reason::RevokedToken => pb::DecisionReason::RevokedToken,
+        Reason::UntrustedIssuer => pb::DecisionReason::UntrustedIssuer,
+        Reason::InvalidAudience => pb::DecisionReason::InvalidAudience,
     }
 }
 
@@ -99,5 +107,37 @@ pub fn organization(org: Organization) -> pb::Organization {
         platform: org.platform,
         created_at: Some(timestamp(org.created_at)),
         updated_at: Some(timestamp(org.updated_at)),
+    }
+}
+
+/// The admin view of a client: never its secret or hash.
+pub fn api_client(client: ApiClientRecord) -> pb::ApiClient {
+    let status = match client.status() {
+        ClientStatus::Active => pb::api_client::Status::Active,
+        ClientStatus::Disabled => pb::api_client::Status::Disabled,
+    };
+    pb::ApiClient {
+        client_id: client.client_id,
+        name: client.name,
+        description: client.description,
+        status: status.into(),
+        scopes: client.scopes,
+        organization: client.organization,
+        created_by: client.created_by,
+        created_at: Some(timestamp(client.created_at)),
+        updated_at: Some(timestamp(client.updated_at)),
+        last_used_at: optional_timestamp(client.last_used_at),
+        disabled_at: optional_timestamp(client.disabled_at),
+        tokens_revoked_at: optional_timestamp(client.tokens_revoked_at),
+        secret_regenerated_at: optional_timestamp(client.secret_regenerated_at),
+    }
+}
+
+pub fn issue_token_response(token: AccessToken) -> pb::IssueTokenResponse {
+    pb::IssueTokenResponse {
+        access_token: token.token,
+        expires_in: token.expires_in,
+        token_type: "Bearer".to_owned(),
+        scope: token.scopes.join(" "),
     }
 }

@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::core::admin::Admin;
 use crate::core::engine::Engine;
+use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
 
 /// The fully qualified names of keygate's own services, as health reports them.
@@ -31,12 +32,18 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The use cases the gRPC services call.
+pub struct Services {
+    pub engine: Arc<Engine>,
+    pub admin: Arc<Admin>,
+    pub oauth: Arc<OAuth>,
+}
+
 /// Serves AuthService, AdminService, health and reflection (v1 and v1alpha) on `listener` until
 /// `shutdown` completes, then lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
-    engine: Arc<Engine>,
-    admin: Arc<Admin>,
+    services: Services,
     health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
@@ -45,10 +52,12 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
+    let Services { engine, admin, oauth } = services;
+    let token_endpoint = format!("{}{}", oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH);
     let mut routes = Routes::builder();
     routes
-        .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine)))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(admin)))
+        .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine, oauth)))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(admin, token_endpoint)))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

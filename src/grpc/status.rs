@@ -41,6 +41,13 @@ pub fn to_status(err: &CoreError, request_id: &str) -> Status {
             let metadata = HashMap::from([("request_id".to_owned(), request_id.to_owned())]);
             details.set_error_info(failure.reason.as_str(), ERROR_DOMAIN, metadata);
         }
+        CoreError::OAuth(oauth) => {
+            let metadata = HashMap::from([("request_id".to_owned(), request_id.to_owned())]);
+            details.set_error_info(oauth.kind.as_str().to_ascii_uppercase(), ERROR_DOMAIN, metadata);
+            if let Some(field) = oauth.field.filter(|_| oauth.kind.code() == ErrorCode::InvalidArgument) {
+                details.set_bad_request(vec![FieldViolation::new(field, &oauth.description)]);
+            }
+        }
         _ => {}
     }
     let message = match err {

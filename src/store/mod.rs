@@ -1,7 +1,9 @@
-//! Storage adapters implementing `core::ports::Store`.
+//! Storage adapters implementing the core's ports (`Store`, `ClientStore`, `SigningKeyStore`).
 
+pub mod clients;
 pub mod entities;
 pub mod notify;
+pub mod signing_keys;
 pub mod sql;
 
 pub use sql::SqlStore;

@@ -1,6 +1,7 @@
-//! Listens for key changes announced by other replicas (PostgreSQL LISTEN/NOTIFY) and drops the
-//! affected verdicts. After a lost connection it listens again first and then clears the whole
-//! cache, since changes announced meanwhile were missed.
+//! Listens for key, client and signing-key changes announced by other replicas (PostgreSQL
+//! LISTEN/NOTIFY): drops the affected verdicts, or reloads the signing keys. After a lost
+//! connection it listens again first and then clears the whole cache and reloads the keys, since
+//! changes announced meanwhile were missed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use chrono::Utc;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
-use super::sql::KEY_CHANGES_CHANNEL;
+use super::sql::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
+use crate::core::signing::Keyring;
 use crate::core::verdicts::VerdictCache;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -20,6 +22,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub async fn follow_key_changes(
     url: String,
     verdicts: Arc<VerdictCache>,
+    keyring: Arc<Keyring>,
     listening: oneshot::Sender<()>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -36,6 +39,7 @@ pub async fn follow_key_changes(
             }
         };
         verdicts.clear();
+        reload_keys(&keyring).await;
         tracing::info!(channel = KEY_CHANGES_CHANNEL, "listening for key changes");
         if let Some(listening) = listening.take() {
             let _ = listening.send(());
@@ -46,7 +50,7 @@ pub async fn follow_key_changes(
                 received = listener.try_recv() => received,
             };
             match received {
-                Ok(Some(notification)) => apply(&verdicts, notification.payload()),
+                Ok(Some(notification)) => apply(&verdicts, &keyring, notification.payload()).await,
                 Ok(None) => {
                     tracing::warn!("lost the key-change connection; reconnecting");
                     break;
@@ -66,9 +70,19 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     Ok(listener)
 }
 
-fn apply(verdicts: &VerdictCache, payload: &str) {
+async fn reload_keys(keyring: &Keyring) {
+    if let Err(err) = keyring.reload().await {
+        tracing::warn!(error = %err, "signing keys could not be reloaded; tokens with a new kid reload them");
+    }
+}
+
+async fn apply(verdicts: &VerdictCache, keyring: &Keyring, payload: &str) {
     let (key_id, sent) = payload.split_once(' ').unwrap_or((payload, ""));
-    verdicts.invalidate_key(key_id);
+    if key_id == SIGNING_KEYS_CHANGED {
+        reload_keys(keyring).await;
+    } else {
+        verdicts.invalidate_key(key_id);
+    }
     let delay_us = sent.parse::<i64>().ok().map(|sent| Utc::now().timestamp_micros() - sent);
     tracing::debug!(key_id, propagation_delay_us = delay_us, "key change applied");
 }

@@ -68,6 +68,19 @@ impl SqlStore {
         Ok(pending.is_empty())
     }
 
+    /// The connection pool, for the other port implementations.
+    pub(super) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Runs a hot-path look-up, giving up after the configured timeout so that a hung database
+    /// means UNAVAILABLE.
+    pub(super) async fn within_timeout<T>(&self, lookup: impl Future<Output = T>) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, lookup)
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("look-up took longer than {:?}", self.timeout)))
+    }
+
     /// `sqlite` or `postgres`, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {
@@ -89,7 +102,7 @@ fn is_busy(err: &DbErr) -> bool {
     matches!(primary, Some(5 | 6))
 }
 
-fn map_err(err: DbErr) -> StoreError {
+pub(super) fn map_err(err: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
         return StoreError::Conflict(message);
     }
@@ -108,12 +121,15 @@ fn map_err(err: DbErr) -> StoreError {
     if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
 }
 
-/// The PostgreSQL channel on which key changes are announced; payload `"{key_id} {sent_unix_micros}"`.
+/// The PostgreSQL channel on which key, client and signing-key changes are announced; payload
+/// `"{key_id or client_id or SIGNING_KEYS_CHANGED} {sent_unix_micros}"`.
 pub const KEY_CHANGES_CHANNEL: &str = "keygate_key_changes";
+/// The announced id that means "the signing keys changed".
+pub const SIGNING_KEYS_CHANGED: &str = "@signing-keys";
 
 /// Announces a change to `key_id` to the other replicas. `pg_notify` inside a transaction is
 /// delivered on commit, and not at all on rollback. SQLite has one process: nothing to announce.
-async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
+pub(super) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
@@ -156,11 +172,11 @@ fn enabled_key(key_id: &str) -> Condition {
     Condition::all().add(api_key::Column::KeyId.eq(key_id)).add(api_key::Column::DisabledAt.is_null())
 }
 
-fn search_text(name: &str, description: &str) -> String {
+pub(super) fn search_text(name: &str, description: &str) -> String {
     format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
 }
 
-fn join_scopes(scopes: &[String]) -> String {
+pub(super) fn join_scopes(scopes: &[String]) -> String {
     scopes.join(" ")
 }
 
@@ -220,7 +236,7 @@ fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
 }
 
 /// `%term%` with LIKE's wildcards in `term` escaped by `\`.
-fn contains_pattern(term: &str) -> LikeExpr {
+pub(super) fn contains_pattern(term: &str) -> LikeExpr {
     let mut pattern = String::with_capacity(term.len() + 2);
     pattern.push('%');
     for c in term.to_lowercase().chars() {
@@ -300,10 +316,7 @@ impl Store for SqlStore {
 
     async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let lookup = api_key::Entity::find_by_id(key_id.to_owned()).one(&self.db);
-        let found = tokio::time::timeout(self.timeout, lookup)
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("key look-up took longer than {:?}", self.timeout)))?
-            .map_err(map_err)?;
+        let found = self.within_timeout(lookup).await?.map_err(map_err)?;
         Ok(found.map(to_key))
     }
 

@@ -18,7 +18,7 @@ async fn state_for(backend: Backend) -> (TestDb, State, String) {
     let db = TestDb::create(backend).await;
     let config = test_config(&db.url, &[]);
     let store = app::open_store(&config, true).await.expect("store");
-    let state = app::build_state(&config, store, Arc::new(ManualClock::new(start_time()))).expect("state");
+    let state = app::build_state(&config, store, Arc::new(ManualClock::new(start_time()))).await.expect("state");
     let admin_key = state.admin.bootstrap("platform", false).await.expect("bootstrap").api_key;
     (db, state, admin_key)
 }

@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod e2e_grpcurl;
 mod keys;
+mod oauth;
 mod organizations;
 mod outage;
 mod propagation;

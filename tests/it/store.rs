@@ -24,7 +24,7 @@ async fn a_stale_rotation_changes_nothing(backend: Backend) {
     let db = TestDb::create(backend).await;
     let config = test_config(&db.url, &[]);
     let store = app::open_store(&config, true).await.expect("store");
-    let state = app::build_state(&config, store, Arc::new(ManualClock::new(start_time()))).expect("state");
+    let state = app::build_state(&config, store, Arc::new(ManualClock::new(start_time()))).await.expect("state");
     let admin = state.admin.bootstrap("platform", false).await.expect("bootstrap").api_key;
     let new_key = NewKey { name: "k".into(), scopes: vec!["graph:read".into()], ..Default::default() };
     let original = state.admin.create_key(&creds(&admin), new_key).await.expect("create");
@@ -52,7 +52,7 @@ async fn reviving_an_expired_key_respects_the_limit(backend: Backend) {
     let config = test_config(&db.url, &[]);
     let store = app::open_store(&config, true).await.expect("store");
     let clock = Arc::new(ManualClock::new(start_time()));
-    let state = app::build_state(&config, store, clock.clone()).expect("state");
+    let state = app::build_state(&config, store, clock.clone()).await.expect("state");
     let admin = state.admin.bootstrap("platform", false).await.expect("bootstrap").api_key;
     let org = NewOrganization { slug: "small".into(), name: "Small".into(), plan: "free".into() };
     state.admin.create_organization(&creds(&admin), org).await.expect("org");

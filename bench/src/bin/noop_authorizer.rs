@@ -30,6 +30,13 @@ impl AuthService for Noop {
         };
         Ok(Response::new(pb::AuthorizeResponse { decision: Some(decision), ..Default::default() }))
     }
+
+    async fn issue_token(
+        &self,
+        _request: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        Err(Status::unimplemented("the no-op authorizer issues no tokens"))
+    }
 }
 
 #[tokio::main]

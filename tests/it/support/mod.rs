@@ -67,6 +67,8 @@ pub fn test_config(database_url: &str, extra: &[(&'static str, &str)]) -> Config
 /// A running keygate with its own fresh database and a manual clock.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP listener (token endpoint, JWKS, metadata, introspection).
+    pub http_addr: SocketAddr,
     pub clock: Arc<ManualClock>,
     /// The platform admin key made by bootstrap (scope `*`).
     pub admin_key: String,
@@ -89,16 +91,20 @@ impl TestServer {
     }
 
     /// Starts with `config` (whose database URL may differ from `db`'s, e.g. through a proxy).
-    pub async fn start_on(db: TestDb, config: Config) -> Self {
+    pub async fn start_on(db: TestDb, mut config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = grpc.local_addr().expect("local addr");
+        let http_addr = http.local_addr().expect("local addr");
+        config.http_addr = http_addr;
         let admin_key = app::bootstrap(&config, clock.clone(), "platform", false).await.expect("bootstrap");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::serve(config.clone(), clock.clone(), listener, async {
+        let listeners = app::Listeners { grpc, http };
+        let task = tokio::spawn(app::serve(config.clone(), clock.clone(), listeners, async {
             let _ = rx.await;
         }));
-        let server = Self { addr, clock, admin_key, shutdown: Some(tx), task: Some(task), db };
+        let server = Self { addr, http_addr, clock, admin_key, shutdown: Some(tx), task: Some(task), db };
         server.wait_serving().await;
         server
     }
@@ -130,6 +136,11 @@ impl TestServer {
 
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
         AdminServiceClient::new(self.channel().await)
+    }
+
+    /// The URL of `path` on the HTTP listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
     }
 
     /// Advances the server's clock.

@@ -25,6 +25,8 @@ pub fn keygate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process:
 pub struct Served {
     pub child: Child,
     pub addr: String,
+    /// The HTTP listener's address.
+    pub http_addr: String,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -34,7 +36,7 @@ impl Served {
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(KEYGATE);
         command
-            .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .current_dir(dir)
             .env_remove("KEYGATE_DATABASE_URL")
             .env("KEYGATE_LOG_FORMAT", "json")
@@ -53,13 +55,14 @@ impl Served {
                 if let Ok(json) = serde_json::from_str::<Value>(&line)
                     && json["message"] == "keygate listening"
                 {
-                    let _ = tx.send(json["grpc_addr"].as_str().unwrap_or_default().to_owned());
+                    let addr = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+                    let _ = tx.send((addr("grpc_addr"), addr("http_addr")));
                 }
                 sink.lock().expect("logs").push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("keygate logs its listening address");
-        Self { child, addr, logs }
+        let (addr, http_addr) = rx.recv_timeout(Duration::from_secs(60)).expect("keygate logs its listening address");
+        Self { child, addr, http_addr, logs }
     }
 
     /// Sends SIGTERM and waits; whether it exited 0.

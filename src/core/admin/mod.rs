@@ -1,5 +1,8 @@
-//! The admin use cases: organizations and the API-key lifecycle, over the ports. Every call
-//! authenticates its caller through the engine and checks the admin scope it needs.
+//! The admin use cases: organizations and the API-key lifecycle, over the ports (API clients and
+//! signing keys in [`clients`]). Every call authenticates its caller through the engine and
+//! checks the admin scope it needs.
+
+pub mod clients;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +15,9 @@ use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal};
-use super::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
+use super::ports::{ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
+use super::signing::Keyring;
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
 
@@ -94,6 +98,8 @@ struct Caller {
 pub struct Admin {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
+    clients: Arc<dyn ClientStore>,
+    keyring: Arc<Keyring>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
     scopes: Arc<ScopeRegistry>,
@@ -101,17 +107,23 @@ pub struct Admin {
     settings: AdminSettings,
 }
 
+/// What [`Admin`] is built from.
+pub struct AdminParts {
+    pub engine: Arc<Engine>,
+    pub store: Arc<dyn Store>,
+    pub clients: Arc<dyn ClientStore>,
+    pub keyring: Arc<Keyring>,
+    pub hasher: SecretHasher,
+    pub clock: Arc<dyn Clock>,
+    pub scopes: Arc<ScopeRegistry>,
+    pub verdicts: Arc<VerdictCache>,
+    pub settings: AdminSettings,
+}
+
 impl Admin {
-    pub fn new(
-        engine: Arc<Engine>,
-        store: Arc<dyn Store>,
-        hasher: SecretHasher,
-        clock: Arc<dyn Clock>,
-        scopes: Arc<ScopeRegistry>,
-        verdicts: Arc<VerdictCache>,
-        settings: AdminSettings,
-    ) -> Self {
-        Self { engine, store, hasher, clock, scopes, verdicts, settings }
+    pub fn new(parts: AdminParts) -> Self {
+        let AdminParts { engine, store, clients, keyring, hasher, clock, scopes, verdicts, settings } = parts;
+        Self { engine, store, clients, keyring, hasher, clock, scopes, verdicts, settings }
     }
 
     /// Creates an API key in the caller's organization (or, for a platform admin, any).

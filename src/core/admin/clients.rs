@@ -1,0 +1,191 @@
+//! Admin use cases for OAuth2 API clients (create, read, list, regenerate the secret, disable)
+//! and for rotating the token signing key.
+
+use super::{Admin, Caller, MAX_DESCRIPTION, MAX_NAME, MAX_SEARCH, require_subset};
+use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
+use crate::core::error::CoreError;
+use crate::core::model::{ApiClientRecord, Credentials};
+use crate::core::ports::DisableOutcome;
+use crate::core::signing::SigningKeyRecord;
+use crate::core::validate::{Violations, is_valid_slug};
+
+/// How often creation tries another random suffix when a client id is taken.
+const CLIENT_ID_ATTEMPTS: usize = 3;
+
+/// What `CreateApiClient` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub organization: String,
+}
+
+/// A new client or a regenerated secret: the secret, shown once, and the client.
+pub struct IssuedClient {
+    pub client_secret: String,
+    pub client: ApiClientRecord,
+}
+
+impl std::fmt::Debug for IssuedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedClient").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// Creates a client in the caller's organization (or, for a platform admin, any).
+    pub async fn create_client(
+        &self,
+        credentials: &Credentials,
+        request: NewClient,
+    ) -> Result<IssuedClient, CoreError> {
+        let caller = self.caller(credentials, "admin:clients:write").await?;
+        let mut violations = Violations::default();
+        violations.required_text("name", &request.name, MAX_NAME);
+        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+        self.check_scopes(&mut violations, "scopes", &request.scopes);
+        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+            violations.add("organization", "is not an organization slug");
+        }
+        violations.finish()?;
+        require_subset(&caller.principal, &request.scopes, "grant")?;
+        let org = self.target_organization(&caller, &request.organization).await?;
+        let secret = generate_secret();
+        let secret_hash = self.hasher.hash(secret.clone()).await?;
+        let now = self.clock.now();
+        let name = request.name.trim();
+        for attempt in 1..=CLIENT_ID_ATTEMPTS {
+            let client = ApiClientRecord {
+                client_id: client_id_for(name),
+                organization: org.slug.clone(),
+                name: name.to_owned(),
+                description: request.description.clone(),
+                scopes: request.scopes.clone(),
+                secret_hash: secret_hash.clone(),
+                created_by: caller.principal.id.clone(),
+                created_at: now,
+                updated_at: now,
+                disabled_at: None,
+                tokens_revoked_at: None,
+                last_used_at: None,
+                secret_regenerated_at: None,
+            };
+            match self.clients.create_client(&client).await.map_err(CoreError::from) {
+                Ok(()) => {
+                    tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
+                    return Ok(IssuedClient { client_secret: secret, client });
+                }
+                Err(CoreError::AlreadyExists(_)) if attempt < CLIENT_ID_ATTEMPTS => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(CoreError::Aborted("could not find a free client id; try again".into()))
+    }
+
+    /// Looks one client up.
+    pub async fn get_client(&self, credentials: &Credentials, client_id: &str) -> Result<ApiClientRecord, CoreError> {
+        let caller = self.caller(credentials, "admin:clients:read").await?;
+        self.visible_client(&caller, client_id).await
+    }
+
+    /// Lists one organization's clients, newest first.
+    pub async fn list_clients(
+        &self,
+        credentials: &Credentials,
+        search: &str,
+        offset: i64,
+        limit: i64,
+        organization: &str,
+    ) -> Result<(Vec<ApiClientRecord>, u64), CoreError> {
+        let caller = self.caller(credentials, "admin:clients:read").await?;
+        let mut violations = Violations::default();
+        let page = violations.page(offset, limit);
+        violations.optional_text("search", search, MAX_SEARCH);
+        if !organization.is_empty() && !is_valid_slug(organization) {
+            violations.add("organization", "is not an organization slug");
+        }
+        violations.finish()?;
+        let org = self.target_organization(&caller, organization).await?;
+        Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
+    }
+
+    /// Gives a client a new secret; the old one stops working at once (no grace period).
+    pub async fn regenerate_client_secret(
+        &self,
+        credentials: &Credentials,
+        client_id: &str,
+    ) -> Result<IssuedClient, CoreError> {
+        let caller = self.caller(credentials, "admin:clients:write").await?;
+        let client = self.visible_client(&caller, client_id).await?;
+        require_subset(&caller.principal, &client.scopes, "regenerate the secret of a client with")?;
+        if client.disabled_at.is_some() {
+            return Err(client_disabled(client_id));
+        }
+        let secret = generate_secret();
+        let secret_hash = self.hasher.hash(secret.clone()).await?;
+        let replaced = self.clients.replace_client_secret(client_id, &secret_hash, self.clock.now()).await?;
+        self.verdicts.invalidate_key(client_id);
+        if !replaced {
+            return Err(client_disabled(client_id));
+        }
+        tracing::info!(client_id, regenerated_by = %caller.principal.id, "api client secret regenerated");
+        let client = self.reread_client(client_id).await?;
+        Ok(IssuedClient { client_secret: secret, client })
+    }
+
+    /// Disables a client for good. Its tokens keep working until they expire unless
+    /// `revoke_tokens`, which stops them on every replica (also for an already disabled client).
+    pub async fn disable_client(
+        &self,
+        credentials: &Credentials,
+        client_id: &str,
+        revoke_tokens: bool,
+    ) -> Result<ApiClientRecord, CoreError> {
+        let caller = self.caller(credentials, "admin:clients:write").await?;
+        let client = self.visible_client(&caller, client_id).await?;
+        require_subset(&caller.principal, &client.scopes, "disable a client with")?;
+        let outcome = self.clients.disable_client(client_id, revoke_tokens, self.clock.now()).await?;
+        self.verdicts.invalidate_key(client_id);
+        if outcome != DisableOutcome::Unchanged {
+            tracing::info!(client_id, revoke_tokens, disabled_by = %caller.principal.id, "api client disabled");
+        }
+        self.reread_client(client_id).await
+    }
+
+    /// Makes a new key sign tokens; the old one stays published until its tokens expire.
+    /// Platform admins only: the key signs every organization's tokens.
+    pub async fn rotate_signing_key(&self, credentials: &Credentials) -> Result<SigningKeyRecord, CoreError> {
+        let caller = self.caller(credentials, "admin:signing:write").await?;
+        if !caller.platform {
+            return Err(CoreError::PermissionDenied("only a platform admin can rotate the signing key".into()));
+        }
+        let record = self.keyring.rotate().await?;
+        tracing::info!(kid = %record.kid, rotated_by = %caller.principal.id, "signing key rotated by admin");
+        Ok(record)
+    }
+
+    /// A client the caller may see: its organization's, or any for a platform admin.
+    async fn visible_client(&self, caller: &Caller, client_id: &str) -> Result<ApiClientRecord, CoreError> {
+        if !is_valid_client_id(client_id) {
+            return Err(CoreError::invalid("client_id", "is not a client id (lowercase letters, digits and '-')"));
+        }
+        let not_found = || CoreError::NotFound(format!("API client {client_id} not found"));
+        let client = self.clients.client(client_id).await?.ok_or_else(not_found)?;
+        if client.organization != caller.principal.organization && !caller.platform {
+            return Err(not_found());
+        }
+        Ok(client)
+    }
+
+    async fn reread_client(&self, client_id: &str) -> Result<ApiClientRecord, CoreError> {
+        self.clients
+            .client(client_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("API client {client_id} not found")))
+    }
+}
+
+fn client_disabled(client_id: &str) -> CoreError {
+    CoreError::FailedPrecondition(format!("API client {client_id} is disabled; create a new client instead"))
+}

@@ -1,0 +1,173 @@
+//! `POST /oauth/token` (RFC 6749 §4.4, errors as §5.2) and `POST /oauth/introspect` (RFC 7662).
+//! Client authentication by form fields or HTTP Basic (RFC 6749 §2.3.1), never both.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use crate::core::error::{CoreError, ErrorCode};
+use crate::core::model::Credentials;
+use crate::core::oauth::{Introspection, IntrospectionCaller, OAuth, TokenRequest, introspection_claims};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+/// The challenge sent with `invalid_client`.
+const BASIC_CHALLENGE: &str = "Basic realm=\"keygate\", charset=\"UTF-8\"";
+
+/// An RFC 6749 §5.2 error response.
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = Json(json!({ "error": code, "error_description": description }));
+    let mut response = (status, no_store(), body).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+    }
+    response
+}
+
+fn no_store() -> [(header::HeaderName, &'static str); 2] {
+    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+}
+
+/// The one mapping from core errors to OAuth2 error responses.
+fn refuse(err: &CoreError) -> Response {
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match err {
+        CoreError::OAuth(oauth) => error(status(oauth.kind.http_status()), oauth.kind.as_str(), &oauth.description),
+        CoreError::InvalidArgument(_) => error(StatusCode::BAD_REQUEST, "invalid_request", &err.to_string()),
+        other => match other.code() {
+            ErrorCode::Unavailable => {
+                tracing::warn!(error = %other, "token endpoint cannot decide");
+                error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again later")
+            }
+            ErrorCode::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error"),
+            code => error(status(code.http_status()), "invalid_request", &other.to_string()),
+        },
+    }
+}
+
+/// The form's parameters; a repeated one is an error (RFC 6749 §3.2).
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, CoreError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(FORM) {
+        return Err(CoreError::invalid("content-type", format!("must be {FORM}")));
+    }
+    let mut params = HashMap::new();
+    for (name, value) in form_urlencoded::parse(body) {
+        if params.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(CoreError::invalid(name.to_string(), "must not be repeated"));
+        }
+    }
+    Ok(params)
+}
+
+/// `Authorization: Basic` client credentials, each form-urlencoded (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, CoreError> {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let malformed = || CoreError::invalid("authorization", "is not valid Basic client authentication");
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let unescape =
+        |part: &str| form_urlencoded::parse(format!("v={part}").as_bytes()).map(|(_, v)| v.into_owned()).next();
+    Ok(Some((unescape(id).unwrap_or_default(), unescape(secret).unwrap_or_default())))
+}
+
+/// The client's id and secret from exactly one of HTTP Basic and the form.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &mut HashMap<String, String>,
+) -> Result<Option<(String, String)>, CoreError> {
+    let from_form = form.remove("client_secret").map(|secret| (form.remove("client_id").unwrap_or_default(), secret));
+    match (basic_credentials(headers)?, from_form) {
+        (Some(_), Some(_)) => Err(CoreError::invalid(
+            "client_secret",
+            "use one client authentication method: HTTP Basic or form fields, not both",
+        )),
+        (Some((id, secret)), None) => {
+            if form.remove("client_id").is_some_and(|named| named != id) {
+                return Err(CoreError::invalid("client_id", "differs from the HTTP Basic client id"));
+            }
+            Ok(Some((id, secret)))
+        }
+        (None, from_form) => Ok(from_form),
+    }
+}
+
+/// `POST /oauth/token`.
+pub async fn token(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request = match token_request(&headers, &body) {
+        Ok(request) => request,
+        Err(err) => return refuse(&err),
+    };
+    match oauth.issue_token(&request).await {
+        Ok(token) => {
+            let body = Json(json!({
+                "access_token": token.token,
+                "token_type": "Bearer",
+                "expires_in": token.expires_in,
+                "scope": token.scopes.join(" "),
+            }));
+            (StatusCode::OK, no_store(), body).into_response()
+        }
+        Err(err) => {
+            tracing::info!(client_id = %request.client_id, error = %err, "token refused");
+            refuse(&err)
+        }
+    }
+}
+
+fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, CoreError> {
+    let mut form = parse_form(headers, body)?;
+    let (client_id, client_secret) = client_credentials(headers, &mut form)?.unwrap_or_default();
+    Ok(TokenRequest {
+        grant_type: form.remove("grant_type").unwrap_or_default(),
+        client_id: if client_id.is_empty() { form.remove("client_id").unwrap_or_default() } else { client_id },
+        client_secret,
+        scope: form.remove("scope").unwrap_or_default(),
+    })
+}
+
+/// `POST /oauth/introspect`: the caller authenticates as a client (Basic or form) or with a
+/// bearer credential of its organization.
+pub async fn introspect(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed = parse_form(&headers, &body).and_then(|mut form| {
+        let caller = match client_credentials(&headers, &mut form)? {
+            Some((client_id, client_secret)) => IntrospectionCaller::Client { client_id, client_secret },
+            None => {
+                let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default();
+                let credentials = Credentials {
+                    authorization: text(header::AUTHORIZATION.as_str()).to_owned(),
+                    api_key: text("x-api-key").to_owned(),
+                };
+                IntrospectionCaller::Bearer(credentials)
+            }
+        };
+        Ok((caller, form.remove("token").unwrap_or_default()))
+    });
+    let (caller, token) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) => return refuse(&err),
+    };
+    match oauth.introspect(caller, &token).await {
+        Ok(Introspection::Active(principal)) => {
+            (no_store(), Json(introspection_claims(&principal, &oauth.settings().issuer))).into_response()
+        }
+        Ok(Introspection::Inactive) => (no_store(), Json(json!({ "active": false }))).into_response(),
+        Err(err) => refuse(&err),
+    }
+}

@@ -1,0 +1,170 @@
+//! `core::ports::ClientStore` on SQLite and PostgreSQL. Changes are announced on the same
+//! channel as key changes, under the client id, in the same transaction.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+use super::entities::api_client;
+use super::sql::{SqlStore, announce, contains_pattern, join_scopes, map_err, search_text};
+use crate::core::error::StoreError;
+use crate::core::model::{ApiClientRecord, Page};
+use crate::core::ports::{ClientStore, DisableOutcome};
+
+fn to_client(model: api_client::Model) -> ApiClientRecord {
+    ApiClientRecord {
+        client_id: model.client_id,
+        organization: model.organization,
+        name: model.name,
+        description: model.description,
+        scopes: model.scopes.split_whitespace().map(str::to_owned).collect(),
+        secret_hash: model.secret_hash,
+        created_by: model.created_by,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+        disabled_at: model.disabled_at,
+        tokens_revoked_at: model.tokens_revoked_at,
+        last_used_at: model.last_used_at,
+        secret_regenerated_at: model.secret_regenerated_at,
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqlStore {
+    async fn create_client(&self, client: &ApiClientRecord) -> Result<(), StoreError> {
+        let model = api_client::ActiveModel {
+            client_id: ActiveValue::Set(client.client_id.clone()),
+            organization: ActiveValue::Set(client.organization.clone()),
+            name: ActiveValue::Set(client.name.clone()),
+            description: ActiveValue::Set(client.description.clone()),
+            // The id is searchable too: admins know clients by it.
+            search_text: ActiveValue::Set(format!(
+                "{}\n{}",
+                client.client_id,
+                search_text(&client.name, &client.description)
+            )),
+            scopes: ActiveValue::Set(join_scopes(&client.scopes)),
+            secret_hash: ActiveValue::Set(client.secret_hash.clone()),
+            created_by: ActiveValue::Set(client.created_by.clone()),
+            created_at: ActiveValue::Set(client.created_at),
+            updated_at: ActiveValue::Set(client.updated_at),
+            disabled_at: ActiveValue::Set(client.disabled_at),
+            tokens_revoked_at: ActiveValue::Set(client.tokens_revoked_at),
+            last_used_at: ActiveValue::Set(client.last_used_at),
+            secret_regenerated_at: ActiveValue::Set(client.secret_regenerated_at),
+        };
+        api_client::Entity::insert(model).exec_without_returning(self.connection()).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError> {
+        let lookup = api_client::Entity::find_by_id(client_id.to_owned()).one(self.connection());
+        let found = self.within_timeout(lookup).await?.map_err(map_err)?;
+        Ok(found.map(to_client))
+    }
+
+    async fn list_clients(
+        &self,
+        organization: &str,
+        search: &str,
+        page: Page,
+    ) -> Result<(Vec<ApiClientRecord>, u64), StoreError> {
+        let mut filter = Condition::all().add(api_client::Column::Organization.eq(organization));
+        if !search.is_empty() {
+            filter = filter.add(api_client::Column::SearchText.like(contains_pattern(search)));
+        }
+        let db = self.connection();
+        let total = api_client::Entity::find().filter(filter.clone()).count(db).await.map_err(map_err)?;
+        let items = api_client::Entity::find()
+            .filter(filter)
+            .order_by_desc(api_client::Column::CreatedAt)
+            .order_by_desc(api_client::Column::ClientId)
+            .offset(page.offset)
+            .limit(page.limit)
+            .all(db)
+            .await
+            .map_err(map_err)?;
+        Ok((items.into_iter().map(to_client).collect(), total))
+    }
+
+    async fn replace_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        let result = api_client::Entity::update_many()
+            .col_expr(api_client::Column::SecretHash, Expr::value(secret_hash))
+            .col_expr(api_client::Column::SecretRegeneratedAt, Expr::value(now))
+            .col_expr(api_client::Column::UpdatedAt, Expr::value(now))
+            .filter(api_client::Column::ClientId.eq(client_id))
+            .filter(api_client::Column::DisabledAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        announce(&txn, client_id).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn disable_client(
+        &self,
+        client_id: &str,
+        revoke_tokens: bool,
+        now: DateTime<Utc>,
+    ) -> Result<DisableOutcome, StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        let id = api_client::Column::ClientId.eq(client_id);
+        let disabled = api_client::Entity::update_many()
+            .col_expr(api_client::Column::DisabledAt, Expr::value(now))
+            .col_expr(api_client::Column::UpdatedAt, Expr::value(now))
+            .filter(id.clone())
+            .filter(api_client::Column::DisabledAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?
+            .rows_affected
+            == 1;
+        let revoked = revoke_tokens
+            && api_client::Entity::update_many()
+                .col_expr(api_client::Column::TokensRevokedAt, Expr::value(now))
+                .col_expr(api_client::Column::UpdatedAt, Expr::value(now))
+                .filter(id)
+                .filter(api_client::Column::TokensRevokedAt.is_null())
+                .exec(&txn)
+                .await
+                .map_err(map_err)?
+                .rows_affected
+                == 1;
+        announce(&txn, client_id).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(match (disabled, revoked) {
+            (true, _) => DisableOutcome::Disabled,
+            (false, true) => DisableOutcome::TokensRevoked,
+            (false, false) => DisableOutcome::Unchanged,
+        })
+    }
+
+    async fn touch_clients(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        for (client_id, at) in uses {
+            api_client::Entity::update_many()
+                .col_expr(api_client::Column::LastUsedAt, Expr::value(*at))
+                .filter(api_client::Column::ClientId.eq(client_id.as_str()))
+                .filter(
+                    Condition::any()
+                        .add(api_client::Column::LastUsedAt.is_null())
+                        .add(api_client::Column::LastUsedAt.lt(*at)),
+                )
+                .exec(&txn)
+                .await
+                .map_err(map_err)?;
+        }
+        txn.commit().await.map_err(map_err)
+    }
+}

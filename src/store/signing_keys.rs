@@ -1,0 +1,56 @@
+//! `core::ports::SigningKeyStore` on SQLite and PostgreSQL: every replica reads the same keys;
+//! a rotation is announced so that the others reload at once.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+
+use super::entities::signing_key;
+use super::sql::{SIGNING_KEYS_CHANGED, SqlStore, announce, map_err};
+use crate::core::error::StoreError;
+use crate::core::ports::SigningKeyStore;
+use crate::core::signing::SigningKeyRecord;
+
+#[async_trait]
+impl SigningKeyStore for SqlStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let models = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::CreatedAt)
+            .order_by_desc(signing_key::Column::Kid)
+            .all(self.connection())
+            .await
+            .map_err(map_err)?;
+        Ok(models
+            .into_iter()
+            .map(|model| SigningKeyRecord {
+                kid: model.kid,
+                algorithm: model.algorithm,
+                private_key_pem: model.private_key_pem,
+                public_jwk: model.public_jwk,
+                created_at: model.created_at,
+                retired_at: model.retired_at,
+            })
+            .collect())
+    }
+
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::RetiredAt, Expr::value(key.created_at))
+            .filter(signing_key::Column::RetiredAt.is_null())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        let model = signing_key::ActiveModel {
+            kid: ActiveValue::Set(key.kid.clone()),
+            algorithm: ActiveValue::Set(key.algorithm.clone()),
+            private_key_pem: ActiveValue::Set(key.private_key_pem.clone()),
+            public_jwk: ActiveValue::Set(key.public_jwk.clone()),
+            created_at: ActiveValue::Set(key.created_at),
+            retired_at: ActiveValue::Set(None),
+        };
+        signing_key::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
+        announce(&txn, SIGNING_KEYS_CHANGED).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)
+    }
+}
