@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod e2e_grpcurl;
+mod issuers;
 mod keys;
 mod oauth;
 mod organizations;
