@@ -1,10 +1,12 @@
 //! keygate's integration tests: the real server on a `127.0.0.1:0` port, driven over gRPC, against
-//! SQLite and PostgreSQL; and end-to-end tests of the built binary with grpcurl.
+//! SQLite and PostgreSQL; end-to-end tests of the built binary with grpcurl and OAuth2/JWT client
+//! libraries; the Helm chart.
 
 mod support;
 
 mod cache;
 mod e2e_grpcurl;
+mod helm;
 mod issuers;
 mod keys;
 mod oauth;

@@ -1,0 +1,130 @@
+{{/* Names, labels and the pieces the Deployment and the migration Job share. */}}
+
+{{- define "keygate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "keygate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "keygate.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "keygate.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "keygate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "keygate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The server pods; the migration Job's pods carry another component so that the Service,
+     PodDisruptionBudget and NetworkPolicy never select them. */}}
+{{- define "keygate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keygate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{- define "keygate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "keygate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "keygate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the database URL: the user's, or the chart's own. Fails the render when
+     neither is configured, rather than starting pods that cannot work. */}}
+{{- define "keygate.databaseSecretName" -}}
+{{- if .Values.database.existingSecret -}}
+{{- .Values.database.existingSecret -}}
+{{- else if .Values.database.url -}}
+{{- printf "%s-database" (include "keygate.fullname" .) -}}
+{{- else -}}
+{{- fail "keygate needs PostgreSQL: set database.existingSecret (a Secret holding the URL) or database.url" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "keygate.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecretKey }}{{- else -}}url{{- end -}}
+{{- end -}}
+
+{{/* keygate's TOML config: the user's `config` plus what the chart owns. Helm reads every number
+     as a float, and keygate rejects 10.0 where it wants an integer, so this writes TOML itself
+     instead of using toToml. */}}
+{{- define "keygate.config" -}}
+{{- $config := deepCopy (default dict .Values.config) -}}
+{{- $_ := set $config "grpc_addr" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) -}}
+{{- $_ = set $config "http_addr" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
+{{- $database := default dict (get $config "database") -}}
+{{- $_ = set $database "run_migrations" (not .Values.migrations.enabled) -}}
+{{- $_ = set $config "database" $database -}}
+{{- include "keygate.tomlTable" (dict "table" $config "prefix" "") -}}
+{{- end -}}
+
+{{/* The data of the server's and the migration Job's ConfigMaps. */}}
+{{- define "keygate.configData" -}}
+keygate.toml: |
+  {{- include "keygate.config" . | trim | nindent 2 }}
+{{- end -}}
+
+{{/* A table's plain keys first, then its sub-tables, as TOML requires. */}}
+{{- define "keygate.tomlTable" -}}
+{{- $prefix := .prefix -}}
+{{- range $key, $value := .table }}
+{{- if not (kindIs "map" $value) }}
+{{ $key }} = {{ include "keygate.tomlValue" $value }}
+{{- end }}
+{{- end }}
+{{- range $key, $value := .table }}
+{{- if kindIs "map" $value }}
+
+[{{ $prefix }}{{ $key }}]
+{{- include "keygate.tomlTable" (dict "table" $value "prefix" (printf "%s%s." $prefix $key)) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "keygate.tomlValue" -}}
+{{- if kindIs "slice" . -}}
+[{{ range $i, $item := . }}{{ if $i }}, {{ end }}{{ include "keygate.tomlValue" $item }}{{ end }}]
+{{- else if kindIs "string" . -}}
+{{ toJson . }}
+{{- else if kindIs "bool" . -}}
+{{ . }}
+{{- else if and (kindIs "float64" .) (eq (floor .) .) -}}
+{{ int64 . }}
+{{- else -}}
+{{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of every keygate container: where the config is, and the database URL. */}}
+{{- define "keygate.env" -}}
+- name: KEYGATE_CONFIG
+  value: /etc/keygate/config/keygate.toml
+- name: KEYGATE_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ include "keygate.databaseSecretKey" .root }}
+{{- end -}}
+
+{{- define "keygate.configVolumeMount" -}}
+- name: config
+  mountPath: /etc/keygate/config
+  readOnly: true
+{{- end -}}
