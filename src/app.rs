@@ -32,6 +32,9 @@ use crate::store::sql::StoreSettings;
 
 /// How long a replica waits before reloading signing keys again for an unknown `kid`.
 const KEY_RELOAD_INTERVAL_SECS: i64 = 5;
+/// How often the signing keys are read again, so that a rotation made elsewhere (the
+/// `rotate-signing-key` command, a lost notification) reaches this replica.
+const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// How long fetching an outside issuer's JWKS may take.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -244,6 +247,7 @@ pub async fn serve(
         Duration::from_secs(config.keys.last_used_flush_secs),
         stop_rx.clone(),
     ));
+    tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
     if state.store.backend_name() == "postgres" {
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
@@ -315,6 +319,19 @@ async fn probe_health(
             }
             grpc::set_serving(&reporter, now_healthy).await;
             healthy = now_healthy;
+        }
+    }
+}
+
+/// Reads the signing keys again every `every`, until told to stop.
+async fn refresh_signing_keys(keyring: Arc<Keyring>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(err) = keyring.reload().await {
+            tracing::warn!(error = %err, "signing keys could not be reloaded; will retry");
         }
     }
 }

@@ -22,7 +22,7 @@ fn grpcurl_path() -> String {
 }
 
 /// Runs `grpcurl -plaintext FLAGS ADDR VERB...`; returns (succeeded, stdout, stderr).
-fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> (bool, String, String) {
+pub(crate) fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> (bool, String, String) {
     let mut command = Command::new(grpcurl_path());
     command.arg("-plaintext").args(flags).arg(addr).args(verb);
     let out = command.output().expect("grpcurl runs");
@@ -34,7 +34,7 @@ fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> (bool, String, String) 
 }
 
 /// Calls `method` with JSON `body` as the admin `key`; the JSON answer.
-fn call(addr: &str, key: &str, method: &str, body: &str) -> Value {
+pub(crate) fn call(addr: &str, key: &str, method: &str, body: &str) -> Value {
     let header = format!("x-api-key: {key}");
     let (ok, out, err) = grpcurl(addr, &["-H", &header, "-d", body], &[method]);
     assert!(ok, "{method} failed: {err}{out}");
@@ -45,7 +45,7 @@ fn serve(dir: &Path) -> Served {
     Served::start(dir, &[("KEYGATE_LOG_LEVEL", "trace"), ("KEYGATE_KEYS_LAST_USED_FLUSH_SECS", "1")])
 }
 
-fn authorize(addr: &str, key: &str, scope: &str) -> Value {
+pub(crate) fn authorize(addr: &str, key: &str, scope: &str) -> Value {
     let body = serde_json::json!({
         "credentials": {"authorization": format!("Bearer {key}")},
         "required_scopes": [scope],

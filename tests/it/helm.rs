@@ -32,7 +32,7 @@ struct Rendered {
 /// Lints and renders the chart with `values`; Err((stage, error)) when Helm or the Kubernetes
 /// schemas reject it.
 fn helm(values: &Value) -> Result<Rendered, (String, String)> {
-    let python = std::env::var("CHART_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let request = json!({
         "chart": root().join("helm/keygate"),
         "values": values,
@@ -53,7 +53,7 @@ fn helm(values: &Value) -> Result<Rendered, (String, String)> {
     assert!(
         out.status.success(),
         "tests/helm/chart.py failed with {python:?} ({}); the chart tests need helm-python-sdk and \
-         kubernetes-validate: run them with scripts/test, or set CHART_PYTHON to a python that has them\n{stderr}",
+         kubernetes-validate: run them with scripts/test, or set TEST_PYTHON to a python that has them\n{stderr}",
         out.status
     );
     let answer: Value = serde_json::from_slice(&out.stdout).expect("chart.py answers JSON");

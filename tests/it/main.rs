@@ -6,6 +6,7 @@ mod support;
 
 mod cache;
 mod e2e_grpcurl;
+mod e2e_oauth;
 mod helm;
 mod issuers;
 mod keys;
