@@ -123,7 +123,8 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    pub fn new(kind: OAuthErrorKind, field: Option<&'static str>, description: impl Into<String>) -> CoreError {
+    /// The refusal as a core error.
+    pub fn refuse(kind: OAuthErrorKind, field: Option<&'static str>, description: impl Into<String>) -> CoreError {
         CoreError::OAuth(Self { kind, field, description: description.into() })
     }
 }

@@ -78,7 +78,7 @@ pub struct OAuthParts {
 }
 
 fn invalid_client() -> CoreError {
-    OAuthError::new(OAuthErrorKind::InvalidClient, Some("client_id"), "client authentication failed")
+    OAuthError::refuse(OAuthErrorKind::InvalidClient, Some("client_id"), "client authentication failed")
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -114,7 +114,7 @@ impl OAuth {
             return Err(CoreError::invalid("grant_type", "is required"));
         }
         if request.grant_type != CLIENT_CREDENTIALS {
-            return Err(OAuthError::new(
+            return Err(OAuthError::refuse(
                 OAuthErrorKind::UnsupportedGrantType,
                 Some("grant_type"),
                 format!("only the {CLIENT_CREDENTIALS} grant is supported"),
@@ -123,12 +123,12 @@ impl OAuth {
         let requested: Vec<String> = request.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         if let Some(bad) = requested.iter().find(|s| !is_scope_token(s)) {
             let description = format!("{bad:?} is not a scope token");
-            return Err(OAuthError::new(OAuthErrorKind::InvalidScope, Some("scope"), description));
+            return Err(OAuthError::refuse(OAuthErrorKind::InvalidScope, Some("scope"), description));
         }
         let now = self.clock.now();
         let client = self.authenticate_client(&request.client_id, &request.client_secret).await?;
         if client.disabled {
-            return Err(OAuthError::new(
+            return Err(OAuthError::refuse(
                 OAuthErrorKind::UnauthorizedClient,
                 Some("client_id"),
                 "the client is disabled and cannot obtain tokens",
@@ -138,7 +138,7 @@ impl OAuth {
         let beyond: Vec<&str> = scopes.iter().filter(|s| !any_grants(&client.scopes, s)).map(String::as_str).collect();
         if !beyond.is_empty() {
             let description = format!("the client does not hold these scopes: {}", beyond.join(" "));
-            return Err(OAuthError::new(OAuthErrorKind::InvalidScope, Some("scope"), description));
+            return Err(OAuthError::refuse(OAuthErrorKind::InvalidScope, Some("scope"), description));
         }
         let subject = Subject { client_id: &client.client_id, organization: &client.organization };
         let token = tokens::sign(&self.keyring, &self.settings, subject, scopes, now)?;
@@ -151,7 +151,7 @@ impl OAuth {
     /// cache, then one database read and one argon2 verification.
     async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<Arc<CachedClient>, CoreError> {
         if client_id.is_empty() || secret.is_empty() {
-            return Err(OAuthError::new(
+            return Err(OAuthError::refuse(
                 OAuthErrorKind::InvalidClient,
                 Some("client_id"),
                 "client authentication is required (client_id and client_secret, or HTTP Basic)",
@@ -190,7 +190,7 @@ impl OAuth {
             IntrospectionCaller::Bearer(credentials) => match self.engine.authenticate(&credentials).await? {
                 Ok(principal) => principal.organization,
                 Err(failure) => {
-                    return Err(OAuthError::new(OAuthErrorKind::InvalidClient, None, failure.message));
+                    return Err(OAuthError::refuse(OAuthErrorKind::InvalidClient, None, failure.message));
                 }
             },
         };

@@ -212,7 +212,8 @@ async fn token_requests_get_rfc_6749_errors(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (client_id, secret) = create_client(&server, &["incidents:read"]).await;
     let wrong = format!("{}x", &secret[..secret.len() - 1]);
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &wrong)],
             401,

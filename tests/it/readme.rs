@@ -20,7 +20,8 @@ fn walkthrough() -> String {
 fn readme_walkthrough_works_when_pasted() {
     let script = walkthrough();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_keygate")).parent().expect("bin dir").to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (port, http_port) = (free_port(), free_port());
     let mut path = bin_dir.display().to_string();
     if let Ok(grpcurl) = std::env::var("GRPCURL")
         && let Some(dir) = Path::new(&grpcurl).parent()
@@ -32,6 +33,7 @@ fn readme_walkthrough_works_when_pasted() {
         .args(["-euo", "pipefail", "-c", &script])
         .env("PATH", path)
         .env("KEYGATE_GRPC_ADDR", format!("127.0.0.1:{port}"))
+        .env("KEYGATE_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
         .env_remove("KEYGATE_DATABASE_URL")
         .output()
         .expect("bash runs");
@@ -39,8 +41,10 @@ fn readme_walkthrough_works_when_pasted() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the walkthrough failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("keygate.v1.AdminService"), "{stdout}");
-    assert_eq!(stdout.matches("\"allowed\": true").count(), 2, "{stdout}");
-    assert_eq!(stdout.matches("INSUFFICIENT_SCOPE").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("\"allowed\": true").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("INSUFFICIENT_SCOPE").count(), 2, "{stdout}");
+    assert!(stdout.contains("\"type\": \"CLIENT\""), "{stdout}");
+    assert!(stdout.contains("\"kty\":\"RSA\""), "{stdout}");
     assert_eq!(stdout.matches("EXPIRED_API_KEY").count(), 2, "{stdout}");
     assert!(stdout.contains("\"status\": \"DISABLED\""), "{stdout}");
 }
