@@ -232,6 +232,9 @@ pub async fn serve(
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
     let state = build_state(&config, store, clock).await?;
+    if config.oauth.issuer.is_empty() && state.store.backend_name() == "postgres" {
+        tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

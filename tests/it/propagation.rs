@@ -1,6 +1,6 @@
 //! Revocation everywhere: three keygate processes on one PostgreSQL; a key disabled through one
 //! must be denied by all three well under a second, with cache entries that would otherwise live
-//! for an hour.
+//! for an hour. Likewise a signing-key rotation and a client whose tokens are revoked.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,8 @@ async fn disabling_reaches_every_replica_within_a_second() {
         ("KEYGATE_CACHE_TTL_SECS", "3600"),
         ("KEYGATE_HASHING_MEMORY_KIB", "1024"),
         ("KEYGATE_HASHING_ITERATIONS", "1"),
+        // Replicas share one issuer, as they must behind one address.
+        ("KEYGATE_OAUTH_ISSUER", "http://keygate.test"),
     ];
     let bootstrap = keygate(dir.path(), &["bootstrap"], &env);
     assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
@@ -97,6 +99,35 @@ async fn disabling_reaches_every_replica_within_a_second() {
         ms(&delays[delays.len() - 1]),
     );
     assert!(delays[delays.len() - 1] < Duration::from_secs(1), "every replica denies within a second: {delays:?}");
+
+    // A client token from replica 0 works everywhere, also right after a signing-key rotation.
+    let request =
+        pb::CreateApiClientRequest { name: "svc".into(), scopes: vec!["graph:read".into()], ..Default::default() };
+    let client = admin.create_api_client(as_admin(request, &admin_key)).await.expect("client").into_inner();
+    let issue = |client: &pb::CreateApiClientResponse| pb::IssueTokenRequest {
+        grant_type: "client_credentials".into(),
+        client_id: client.client_id.clone(),
+        client_secret: client.client_secret.clone(),
+        scope: String::new(),
+    };
+    let old_token = clients[0].issue_token(issue(&client)).await.expect("token").into_inner().access_token;
+    admin.rotate_signing_key(as_admin(pb::RotateSigningKeyRequest {}, &admin_key)).await.expect("rotate");
+    let new_token = clients[0].issue_token(issue(&client)).await.expect("token").into_inner().access_token;
+    assert_ne!(old_token.split('.').next(), new_token.split('.').next(), "a new kid signs");
+    for replica in &mut clients {
+        for token in [&old_token, &new_token] {
+            assert_eq!(reason(replica, token).await, pb::DecisionReason::Allowed);
+        }
+    }
+    let disable = pb::DisableApiClientRequest { client_id: client.client_id.clone(), revoke_tokens: true };
+    admin.disable_api_client(as_admin(disable, &admin_key)).await.expect("revoke");
+    let committed = Instant::now();
+    for replica in &mut clients {
+        while reason(replica, &new_token).await != pb::DecisionReason::RevokedToken {
+            assert!(committed.elapsed() < Duration::from_secs(1), "a replica still accepts a revoked token");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     for replica in &mut replicas {
         assert!(replica.terminate(), "clean exit");
     }
