@@ -29,7 +29,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             ok: 0,
             errors: 0,
@@ -40,7 +40,7 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, other: &Stats) {
+    pub fn merge(&mut self, other: &Stats) {
         self.ok += other.ok;
         self.errors += other.errors;
         self.unexpected += other.unexpected;

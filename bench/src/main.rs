@@ -2,6 +2,7 @@
 //! with the same client and settings, and prints figures and ratios. Run through `scripts/bench`.
 #![forbid(unsafe_code)]
 
+mod grants;
 mod load;
 mod seed;
 
@@ -61,10 +62,14 @@ fn keygate_env(command: &mut Command, dir: &Path) {
         .env("KEYGATE_LOG_LEVEL", "info");
 }
 
-fn start_keygate(dir: &Path) -> (Proc, String) {
+/// Starts keygate; its process, gRPC address and HTTP address.
+fn start_keygate(dir: &Path) -> (Proc, String, String) {
     let mut command = Command::new(sibling("keygate"));
     keygate_env(&mut command, dir);
-    command.args(["serve", "--grpc-addr", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("keygate starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
@@ -73,12 +78,13 @@ fn start_keygate(dir: &Path) -> (Proc, String) {
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["message"] == "keygate listening"
             {
-                let _ = tx.send(json["grpc_addr"].as_str().unwrap_or_default().to_owned());
+                let addr = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+                let _ = tx.send((addr("grpc_addr"), addr("http_addr")));
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("keygate listening");
-    (Proc(child), addr)
+    let (addr, http_addr) = rx.recv_timeout(Duration::from_secs(60)).expect("keygate listening");
+    (Proc(child), addr, http_addr)
 }
 
 fn stop(proc: Proc) {
@@ -173,7 +179,7 @@ async fn main() {
     noop_out.read_line(&mut noop_addr).expect("noop address");
     let noop = Proc(noop);
     let noop_addr = noop_addr.trim().to_owned();
-    let (mut keygate, mut addr) = start_keygate(dir.path());
+    let (mut keygate, mut addr, http_addr) = start_keygate(dir.path());
 
     let mut admin =
         pb::admin_service_client::AdminServiceClient::connect(format!("http://{addr}")).await.expect("admin");
@@ -186,6 +192,21 @@ async fn main() {
     let created = admin.create_api_key(create).await.expect("create key").into_inner();
     let valid = created.api_key;
     let key_id = created.key.expect("view").key_id;
+    let mut create_client = tonic::Request::new(pb::CreateApiClientRequest {
+        name: "bench service".into(),
+        scopes: vec!["graph:read".into()],
+        ..Default::default()
+    });
+    create_client.metadata_mut().insert("x-api-key", admin_key.parse().expect("ascii"));
+    let client = admin.create_api_client(create_client).await.expect("create client").into_inner();
+    let mut auth = pb::auth_service_client::AuthServiceClient::connect(format!("http://{addr}")).await.expect("auth");
+    let grant = pb::IssueTokenRequest {
+        grant_type: "client_credentials".into(),
+        client_id: client.client_id.clone(),
+        client_secret: client.client_secret.clone(),
+        scope: String::new(),
+    };
+    let jwt = auth.issue_token(grant).await.expect("token").into_inner().access_token;
 
     println!(
         "keygate-bench: {} s per case, concurrency {}, {} connections, {} cores",
@@ -211,19 +232,36 @@ async fn main() {
     let cached = closed_loop(&clients, args.concurrency, duration, valid_request.clone(), Some(true)).await;
     row("keygate valid key (cache hit), closed loop", &cached, Some((cached.rps() / base.rps(), "of no-op req/s")));
 
-    let half = base.rps() / 2.0;
-    let noop_open = open_loop(&noop_clients, half, duration, valid_request.clone(), None).await;
-    row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
-    let open = open_loop(&clients, half, duration, valid_request.clone(), Some(true)).await;
-    let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
-    row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
-
     let wrong: MakeRequest = {
         let id = key_id.clone();
         Arc::new(move |_| request_for(credential::generate_for("sk_live_", &id).full))
     };
     let argon = closed_loop(&clients, args.concurrency, duration, wrong.clone(), Some(false)).await;
     row("keygate cold secrets (argon2 path), closed", &argon, Some((argon.rps() / base.rps(), "of no-op req/s")));
+
+    let jwt_request: MakeRequest = Arc::new(move |_| request_for(jwt.clone()));
+    let jwt_stats = closed_loop(&clients, args.concurrency, duration, jwt_request, Some(true)).await;
+    row(
+        "keygate valid JWT (cache hit), closed loop",
+        &jwt_stats,
+        Some((jwt_stats.rps() / base.rps(), "of no-op req/s")),
+    );
+
+    let token_url = format!("http://{http_addr}/oauth/token");
+    let grants =
+        grants::closed_loop(&token_url, &client.client_id, &client.client_secret, args.concurrency, duration).await;
+    row(
+        "token grants at /oauth/token, returning client",
+        &grants,
+        Some((grants.rps() / argon.rps().max(1e-9), "of argon2-path req/s")),
+    );
+
+    let half = base.rps() / 2.0;
+    let noop_open = open_loop(&noop_clients, half, duration, valid_request.clone(), None).await;
+    row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
+    let open = open_loop(&clients, half, duration, valid_request.clone(), Some(true)).await;
+    let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
+    row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
 
     let flood_rate = (argon.rps() * 2.0).max(1.0);
     let flood_clients = connect(&addr, args.connections).await;
@@ -248,7 +286,7 @@ async fn main() {
         seed::seed_range(&url, seeded, *size).await.expect("seed");
         println!("  (seeded {} keys in {:.1} s)", size - seeded, started.elapsed().as_secs_f64());
         seeded = *size;
-        (keygate, addr) = start_keygate(dir.path());
+        (keygate, addr, _) = start_keygate(dir.path());
         let clients = connect(&addr, args.connections).await;
         let total = *size;
         let distinct: MakeRequest = Arc::new(move |n| request_for(seed::seeded_key(n % total)));
@@ -268,7 +306,6 @@ async fn main() {
         );
         println!("  (keygate resident size: {} MiB)", rss_kib(&keygate.0.id().to_string()) / 1024);
     }
-    println!("{:<44} {:>10}", "token grants at /oauth/token", "n/a: the OAuth2 token endpoint is not built yet");
 
     let (entries, kib) = cache_memory(args.cache_entries).await;
     println!(
