@@ -109,7 +109,11 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     };
     let keyring_settings = KeyringSettings {
         algorithm: config.oauth.algorithm,
-        retired_lifetime: token_settings.ttl + token_settings.leeway,
+        // A replica that missed the rotation's notification signs with the old key until its
+        // next periodic reload, so the old key stays published that much longer.
+        retired_lifetime: token_settings.ttl
+            + token_settings.leeway
+            + chrono::Duration::from_std(KEY_REFRESH_INTERVAL).unwrap_or_default(),
         min_reload_interval: chrono::Duration::seconds(KEY_RELOAD_INTERVAL_SECS),
     };
     let keyring =
@@ -205,6 +209,7 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
             organization: issuer.organization.clone(),
             refresh: seconds(issuer.refresh_secs),
             min_refetch: seconds(issuer.min_refetch_secs),
+            allow_admin_scopes: issuer.allow_admin_scopes,
         };
         issuers.push(Arc::new(TrustedIssuer::new(settings, source, clock.clone())));
     }

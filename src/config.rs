@@ -34,6 +34,7 @@ const ISSUER_FIELDS: &[&str] = &[
     "algorithms",
     "refresh_secs",
     "min_refetch_secs",
+    "allow_admin_scopes",
 ];
 
 /// How log lines are written.
@@ -94,6 +95,8 @@ pub struct IssuerConfig {
     pub algorithms: Vec<Algorithm>,
     pub refresh_secs: u64,
     pub min_refetch_secs: u64,
+    /// Whether the provider's tokens may carry keygate's admin scopes and `*`.
+    pub allow_admin_scopes: bool,
 }
 
 impl Default for IssuerConfig {
@@ -110,6 +113,7 @@ impl Default for IssuerConfig {
             algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
             refresh_secs: 300,
             min_refetch_secs: 10,
+            allow_admin_scopes: false,
         }
     }
 }
@@ -496,7 +500,8 @@ fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Re
         "organization" => issuer.organization = v.string()?,
         "algorithms" => issuer.algorithms = v.algorithms()?,
         "refresh_secs" => issuer.refresh_secs = v.ranged(10, 86_400)?,
-        "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(0, 3600)?,
+        "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(1, 3600)?,
+        "allow_admin_scopes" => issuer.allow_admin_scopes = v.boolean()?,
         _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
     }
     Ok(())
@@ -765,7 +770,7 @@ mod tests {
              audiences = [\"api\"]\njwks_url = \"https://idp.example/jwks\"\nscope_claim = \"scp\"\n",
             &[
                 ("KEYGATE_OAUTH_ISSUERS_CORP_ORGANIZATION", "acme"),
-                ("KEYGATE_OAUTH_ISSUERS_CORP_MIN_REFETCH_SECS", "0"),
+                ("KEYGATE_OAUTH_ISSUERS_CORP_MIN_REFETCH_SECS", "1"),
             ],
         );
         let config = Config::load(&s).expect("valid");
@@ -773,7 +778,7 @@ mod tests {
         let corp = &config.oauth.issuers["corp"];
         assert_eq!(corp.scope_claim, "scp");
         assert_eq!(corp.organization, "acme");
-        assert_eq!(corp.min_refetch_secs, 0);
+        assert_eq!(corp.min_refetch_secs, 1);
         assert_eq!(config.token_issuer(), format!("http://{DEFAULT_HTTP_ADDR}"));
     }
 

@@ -19,11 +19,14 @@ pub struct UrlSource {
 
 impl UrlSource {
     pub fn new(url: String, timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| e.to_string())?;
+        // At most three redirects, and never from https to http.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade =
+                attempt.previous().iter().any(|url| url.scheme() == "https") && attempt.url().scheme() != "https";
+            if downgrade || attempt.previous().len() > 3 { attempt.stop() } else { attempt.follow() }
+        });
+        let client =
+            reqwest::Client::builder().timeout(timeout).redirect(redirects).build().map_err(|e| e.to_string())?;
         Ok(Self { url, client })
     }
 }
@@ -35,11 +38,20 @@ impl JwksSource for UrlSource {
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(format!("the document is larger than {MAX_JWKS_BYTES} bytes"));
+        let too_large = || format!("the document is larger than {MAX_JWKS_BYTES} bytes");
+        if response.content_length().is_some_and(|length| length > MAX_JWKS_BYTES as u64) {
+            return Err(too_large());
         }
-        String::from_utf8(body.to_vec()).map_err(|e| e.to_string())
+        // Read in chunks, so that a body without a length cannot grow past the limit.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).map_err(|e| e.to_string())
     }
 
     fn describe(&self) -> String {

@@ -145,10 +145,9 @@ impl Engine {
                     "the bearer token's client does not exist",
                 )));
             };
-            let revoked = client
-                .tokens_revoked_at
-                .is_some_and(|revoked_at| token.issued_at.is_none_or(|issued_at| issued_at <= revoked_at));
-            if revoked {
+            // A client is disabled for good before its tokens are revoked, so every token it
+            // holds is revoked, including one another replica issued while the change travelled.
+            if client.tokens_revoked_at.is_some() {
                 return Err(TokenError::Rejected(AuthFailure::new(
                     Reason::RevokedToken,
                     "the bearer token has been revoked",

@@ -47,8 +47,11 @@ pub struct IssuerSettings {
     pub organization: String,
     /// How long a fetched JWKS is used before it is fetched again.
     pub refresh: Duration,
-    /// The least time between two fetches caused by unknown key ids.
+    /// The least time between two fetches caused by unknown key ids (or a provider that is down).
     pub min_refetch: Duration,
+    /// Whether this provider may grant keygate's admin scopes (and `*`); off by default, so that
+    /// an outside provider cannot mint keygate administrators.
+    pub allow_admin_scopes: bool,
 }
 
 type Verifiers = HashMap<(String, Algorithm), Arc<dyn JwsVerifier>>;
@@ -109,16 +112,15 @@ impl TrustedIssuer {
             return Ok(Some(found));
         }
         let _turn = self.fetching.lock().await;
-        if let Some(keys) = self.cached() {
-            let fresh = self.fetched_within(self.settings.refresh);
-            if let Some(found) = lookup(&keys).filter(|_| fresh) {
-                return Ok(Some(found));
-            }
-            if self.fetched_within(self.settings.min_refetch) {
-                return Ok(lookup(&keys));
-            }
+        let cached = self.cached();
+        if let Some(found) = cached.as_deref().and_then(lookup).filter(|_| self.fetched_within(self.settings.refresh)) {
+            return Ok(Some(found));
         }
-        self.fetch().await;
+        // Also while the keys have never loaded: a provider that is down is not asked again for
+        // every request that names it.
+        if !self.fetched_within(self.settings.min_refetch) {
+            self.fetch().await;
+        }
         match self.cached() {
             Some(keys) => Ok(lookup(&keys)),
             None => Err(CoreError::Unavailable(format!(
@@ -157,11 +159,13 @@ impl TrustedIssuer {
         } else {
             self.settings.organization.clone()
         };
-        let scopes = match claims.get(&self.settings.scope_claim) {
+        let scopes: Vec<String> = match claims.get(&self.settings.scope_claim) {
             Some(Value::String(joined)) => joined.split_whitespace().map(str::to_owned).collect(),
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
             _ => Vec::new(),
         };
+        let scopes =
+            scopes.into_iter().filter(|scope| self.settings.allow_admin_scopes || !is_admin_scope(scope)).collect();
         Ok(Principal {
             kind: PrincipalKind::User,
             id,
@@ -171,6 +175,11 @@ impl TrustedIssuer {
             expires_at: numeric_date(payload, "exp").unwrap_or(now),
         })
     }
+}
+
+/// `*`, `admin` and `admin:…`: the scopes that manage keygate itself.
+fn is_admin_scope(scope: &str) -> bool {
+    scope == "*" || scope == "admin" || scope.starts_with("admin:")
 }
 
 /// Verifiers by (kid, algorithm) for every signing key of a JWKS document. A key that names its

@@ -122,7 +122,7 @@ impl OAuth {
         }
         let requested: Vec<String> = request.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         if let Some(bad) = requested.iter().find(|s| !is_scope_token(s)) {
-            let description = format!("{bad:?} is not a scope token");
+            let description = format!("{bad} is not a scope token");
             return Err(OAuthError::refuse(OAuthErrorKind::InvalidScope, Some("scope"), description));
         }
         let now = self.clock.now();

@@ -231,14 +231,22 @@ pub struct Keyring {
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<KeySet>>,
     last_reload: Mutex<Option<DateTime<Utc>>>,
+    /// One reload at a time, so that a slow one cannot overwrite what a later one read.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Keyring {
     /// Loads the keys, generating the first one when the store has none of the configured
     /// algorithm (a changed algorithm is a rotation).
     pub async fn open(source: KeySource, settings: KeyringSettings, clock: Arc<dyn Clock>) -> Result<Self, CoreError> {
-        let keyring =
-            Self { source, settings, clock, current: RwLock::new(Arc::default()), last_reload: Mutex::new(None) };
+        let keyring = Self {
+            source,
+            settings,
+            clock,
+            current: RwLock::new(Arc::default()),
+            last_reload: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
+        };
         keyring.reload().await?;
         let needs_key = keyring.active().is_none_or(|key| key.algorithm != settings.algorithm);
         if needs_key && let KeySource::Stored(store) = &keyring.source {
@@ -255,6 +263,10 @@ impl Keyring {
 
     /// Reads the keys again (after a rotation anywhere).
     pub async fn reload(&self) -> Result<(), CoreError> {
+        let _turn = self.reloading.lock().await;
+        // Noted before reading, so that unknown-kid reloads stay rate-limited while the
+        // database is slow or down.
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
         let records = match &self.source {
             KeySource::Stored(store) => store.signing_keys().await?,
             KeySource::Files(records) => records.clone(),
@@ -269,7 +281,6 @@ impl Keyring {
         if matches!(self.source, KeySource::Stored(_)) {
             keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.kid.cmp(&a.kid)));
         }
-        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(KeySet { keys });
         Ok(())
     }
@@ -278,6 +289,11 @@ impl Keyring {
     /// a token signed with a key another replica has just created.
     pub async fn reload_for_unknown(&self, kid: &str) -> Result<(), CoreError> {
         if self.key(kid).is_some() || matches!(self.source, KeySource::Files(_)) {
+            return Ok(());
+        }
+        // A reload under way (say, for the rotation's notification) may be bringing the key.
+        drop(self.reloading.lock().await);
+        if self.key(kid).is_some() {
             return Ok(());
         }
         let now = self.clock.now();

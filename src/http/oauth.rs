@@ -13,7 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::core::error::{CoreError, ErrorCode};
+use crate::core::client_credential::is_valid_client_id;
+use crate::core::error::{CoreError, ErrorCode, OAuthError, OAuthErrorKind};
 use crate::core::model::Credentials;
 use crate::core::oauth::{Introspection, IntrospectionCaller, OAuth, TokenRequest, introspection_claims};
 
@@ -21,14 +22,26 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// The challenge sent with `invalid_client`.
 const BASIC_CHALLENGE: &str = "Basic realm=\"keygate\", charset=\"UTF-8\"";
 
-/// An RFC 6749 §5.2 error response.
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
+/// The challenge sent when a bearer credential failed at the introspection endpoint.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"keygate\", error=\"invalid_token\"";
+
+/// An RFC 6749 §5.2 error response, challenging with `challenge` when it is a 401.
+fn error_with(status: StatusCode, code: &str, description: &str, challenge: &'static str) -> Response {
+    // §5.2 allows only %x20-21 / %x23-5B / %x5D-7E in error_description.
+    let description: String = description
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '?' })
+        .collect();
     let body = Json(json!({ "error": code, "error_description": description }));
     let mut response = (status, no_store(), body).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     response
+}
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    error_with(status, code, description, BASIC_CHALLENGE)
 }
 
 fn no_store() -> [(header::HeaderName, &'static str); 2] {
@@ -78,7 +91,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Co
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }
-    let malformed = || CoreError::invalid("authorization", "is not valid Basic client authentication");
+    // A failed attempt to authenticate in the Authorization header is `invalid_client` (§5.2).
+    let malformed =
+        || OAuthError::refuse(OAuthErrorKind::InvalidClient, None, "the Basic authorization header is malformed");
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
@@ -125,7 +140,9 @@ pub async fn token(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: By
             (StatusCode::OK, no_store(), body).into_response()
         }
         Err(err) => {
-            tracing::info!(client_id = %request.client_id, error = %err, "token refused");
+            // Only a well-formed id is logged: the field is the caller's, and may hold anything.
+            let client_id = if is_valid_client_id(&request.client_id) { request.client_id.as_str() } else { "" };
+            tracing::info!(client_id, error = %err, "token refused");
             refuse(&err)
         }
     }
@@ -163,11 +180,16 @@ pub async fn introspect(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, bod
         Ok(parsed) => parsed,
         Err(err) => return refuse(&err),
     };
+    let bearer = matches!(caller, IntrospectionCaller::Bearer(_));
     match oauth.introspect(caller, &token).await {
         Ok(Introspection::Active(principal)) => {
             (no_store(), Json(introspection_claims(&principal, &oauth.settings().issuer))).into_response()
         }
         Ok(Introspection::Inactive) => (no_store(), Json(json!({ "active": false }))).into_response(),
+        // A failed bearer credential is challenged as one (RFC 6750 §3), not as a client.
+        Err(CoreError::OAuth(oauth)) if bearer && oauth.kind == OAuthErrorKind::InvalidClient => {
+            error_with(StatusCode::UNAUTHORIZED, "invalid_token", &oauth.description, BEARER_CHALLENGE)
+        }
         Err(err) => refuse(&err),
     }
 }

@@ -14,12 +14,11 @@ use crate::core::signing::SigningKeyRecord;
 #[async_trait]
 impl SigningKeyStore for SqlStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let models = signing_key::Entity::find()
+        let read = signing_key::Entity::find()
             .order_by_desc(signing_key::Column::CreatedAt)
             .order_by_desc(signing_key::Column::Kid)
-            .all(self.connection())
-            .await
-            .map_err(map_err)?;
+            .all(self.connection());
+        let models = self.within_timeout(read).await?.map_err(map_err)?;
         Ok(models
             .into_iter()
             .map(|model| SigningKeyRecord {

@@ -121,6 +121,15 @@ async fn user_tokens_map_to_user_principals() {
         let token = user_token(&key, claims.clone());
         assert_eq!(server.reason(&token, &["incidents:read"]).await, reason, "{claims}");
     }
+    // An outside provider cannot grant `*` or keygate's admin scopes (unless configured to).
+    let mighty = user_token(&key, json!({ "scp": ["*", "admin:keys:read", "incidents:read"] }));
+    assert_eq!(server.reason(&mighty, &["graph:read"]).await, R::InsufficientScope);
+    let list = crate::support::as_admin(pb::ListApiKeysRequest::default(), "unused");
+    let mut list = list;
+    list.metadata_mut().remove("x-api-key");
+    list.metadata_mut().insert("authorization", format!("Bearer {mighty}").parse().expect("ascii"));
+    expect_code(server.admin().await.list_api_keys(list).await, Code::PermissionDenied);
+
     // A key the provider never published.
     let rogue = idp.key("rogue", false);
     assert_eq!(server.reason(&user_token(&rogue, json!({})), &["incidents:read"]).await, R::InvalidToken);
