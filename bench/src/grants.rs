@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::load::Stats;
+use crate::load::{Stats, gather};
 
 /// `concurrency` workers post client-credentials grants as fast as they are answered.
 pub async fn closed_loop(url: &str, client_id: &str, secret: &str, concurrency: usize, duration: Duration) -> Stats {
@@ -42,10 +42,5 @@ pub async fn closed_loop(url: &str, client_id: &str, secret: &str, concurrency: 
             stats
         });
     }
-    let mut total = Stats::new();
-    while let Some(Ok(stats)) = workers.join_next().await {
-        total.merge(&stats);
-    }
-    total.elapsed = start.elapsed();
-    total
+    gather(workers, start).await
 }

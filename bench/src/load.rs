@@ -40,7 +40,7 @@ impl Stats {
         }
     }
 
-    pub fn merge(&mut self, other: &Stats) {
+    fn merge(&mut self, other: &Stats) {
         self.ok += other.ok;
         self.errors += other.errors;
         self.unexpected += other.unexpected;
@@ -57,6 +57,16 @@ impl Stats {
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
     }
+}
+
+/// Merges what the workers measured; the run took from `start` until the last finished.
+pub async fn gather(mut workers: JoinSet<Stats>, start: Instant) -> Stats {
+    let mut total = Stats::new();
+    while let Some(Ok(stats)) = workers.join_next().await {
+        total.merge(&stats);
+    }
+    total.elapsed = start.elapsed();
+    total
 }
 
 /// Opens `connections` HTTP/2 connections to `addr`.
@@ -119,12 +129,7 @@ pub async fn closed_loop(
             stats
         });
     }
-    let mut total = Stats::new();
-    while let Some(Ok(stats)) = workers.join_next().await {
-        total.merge(&stats);
-    }
-    total.elapsed = start.elapsed();
-    total
+    gather(workers, start).await
 }
 
 /// Sends `rate` requests per second for `duration`, each on its schedule whether or not earlier

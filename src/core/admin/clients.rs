@@ -1,7 +1,7 @@
 //! Admin use cases for OAuth2 API clients (create, read, list, regenerate the secret, disable)
 //! and for rotating the token signing key.
 
-use super::{Admin, Caller, MAX_DESCRIPTION, MAX_NAME, MAX_SEARCH, require_subset};
+use super::{Admin, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, require_subset};
 use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::core::error::CoreError;
 use crate::core::model::{ApiClientRecord, Credentials};
@@ -98,15 +98,8 @@ impl Admin {
         limit: i64,
         organization: &str,
     ) -> Result<(Vec<ApiClientRecord>, u64), CoreError> {
-        let caller = self.caller(credentials, "admin:clients:read").await?;
-        let mut violations = Violations::default();
-        let page = violations.page(offset, limit);
-        violations.optional_text("search", search, MAX_SEARCH);
-        if !organization.is_empty() && !is_valid_slug(organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        let org = self.target_organization(&caller, organization).await?;
+        let listing = Listing { search, offset, limit, organization };
+        let (org, page) = self.listing(credentials, "admin:clients:read", &listing).await?;
         Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
     }
 

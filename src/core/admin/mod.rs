@@ -14,7 +14,7 @@ use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
-use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Principal};
+use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal};
 use super::ports::{ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::signing::Keyring;
@@ -86,6 +86,14 @@ pub struct NewOrganization {
     pub slug: String,
     pub name: String,
     pub plan: String,
+}
+
+/// What a listing RPC asks for.
+struct Listing<'a> {
+    search: &'a str,
+    offset: i64,
+    limit: i64,
+    organization: &'a str,
 }
 
 /// An authenticated admin and what its organization is.
@@ -166,15 +174,8 @@ impl Admin {
         limit: i64,
         organization: &str,
     ) -> Result<(Vec<KeyView>, u64), CoreError> {
-        let caller = self.caller(credentials, "admin:keys:read").await?;
-        let mut violations = Violations::default();
-        let page = violations.page(offset, limit);
-        violations.optional_text("search", search, MAX_SEARCH);
-        if !organization.is_empty() && !is_valid_slug(organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        let org = self.target_organization(&caller, organization).await?;
+        let listing = Listing { search, offset, limit, organization };
+        let (org, page) = self.listing(credentials, "admin:keys:read", &listing).await?;
         let (keys, total) = self.store.list_keys(&org.slug, search.trim(), page).await?;
         Ok((keys.into_iter().map(|k| self.view(k)).collect(), total))
     }
@@ -450,6 +451,24 @@ impl Admin {
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// Checks a listing request (page, search, organization) and finds the organization to list.
+    async fn listing(
+        &self,
+        credentials: &Credentials,
+        scope: &str,
+        listing: &Listing<'_>,
+    ) -> Result<(Organization, Page), CoreError> {
+        let caller = self.caller(credentials, scope).await?;
+        let mut violations = Violations::default();
+        let page = violations.page(listing.offset, listing.limit);
+        violations.optional_text("search", listing.search, MAX_SEARCH);
+        if !listing.organization.is_empty() && !is_valid_slug(listing.organization) {
+            violations.add("organization", "is not an organization slug");
+        }
+        violations.finish()?;
+        Ok((self.target_organization(&caller, listing.organization).await?, page))
     }
 
     /// Authenticates the caller and checks it holds `scope`.
