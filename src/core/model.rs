@@ -114,6 +114,8 @@ pub enum Reason {
     ExpiredApiKey,
     InsufficientScope,
     OrganizationMismatch,
+    /// No route of the gateway's policy matches the request, and unmatched requests are denied.
+    RouteNotAllowed,
 }
 
 impl Reason {
@@ -122,7 +124,7 @@ impl Reason {
         match self {
             Reason::Allowed => 200,
             Reason::MissingApiKey | Reason::InvalidApiKey | Reason::ExpiredApiKey => 401,
-            Reason::InsufficientScope | Reason::OrganizationMismatch => 403,
+            Reason::InsufficientScope | Reason::OrganizationMismatch | Reason::RouteNotAllowed => 403,
         }
     }
 
@@ -135,6 +137,7 @@ impl Reason {
             Reason::ExpiredApiKey => "expired_api_key",
             Reason::InsufficientScope => "insufficient_scope",
             Reason::OrganizationMismatch => "organization_mismatch",
+            Reason::RouteNotAllowed => "route_not_allowed",
         }
     }
 
@@ -147,8 +150,29 @@ impl Reason {
             Reason::ExpiredApiKey => "EXPIRED_API_KEY",
             Reason::InsufficientScope => "INSUFFICIENT_SCOPE",
             Reason::OrganizationMismatch => "ORGANIZATION_MISMATCH",
+            Reason::RouteNotAllowed => "ROUTE_NOT_ALLOWED",
         }
     }
+
+    /// The RFC 6750 `error` attribute of a `WWW-Authenticate: Bearer` challenge, where one
+    /// applies: none for a missing credential (the RFC asks for no error then).
+    pub fn bearer_error(self) -> Option<&'static str> {
+        match self {
+            Reason::InvalidApiKey | Reason::ExpiredApiKey => Some("invalid_token"),
+            Reason::InsufficientScope => Some("insufficient_scope"),
+            Reason::Allowed | Reason::MissingApiKey | Reason::OrganizationMismatch | Reason::RouteNotAllowed => None,
+        }
+    }
+}
+
+/// How a list of required scopes is satisfied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScopeMatch {
+    /// Every required scope must be held.
+    #[default]
+    All,
+    /// One of the required scopes is enough.
+    Any,
 }
 
 /// Why a credential did not authenticate. Messages never repeat the credential.
