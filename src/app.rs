@@ -1,5 +1,6 @@
 //! Wiring: config -> store -> engine and admin -> gRPC server on a bound listener, with
-//! background tasks (health probe, `last_used_at` flusher) owned here and joined at shutdown.
+//! background tasks (health probe, `last_used_at` flusher, route policy reloads) owned here and
+//! joined at shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,10 +18,13 @@ use crate::core::engine::Engine;
 use crate::core::error::{CoreError, StoreError};
 use crate::core::hashing::SecretHasher;
 use crate::core::last_used::LastUsedRecorder;
+use crate::core::policy::Policy;
 use crate::core::ports::Store;
 use crate::core::scopes::ScopeRegistry;
 use crate::core::verdicts::{VerdictCache, VerdictSettings};
+use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError};
+use crate::policy_file::{self, PolicyFileError};
 use crate::store::SqlStore;
 use crate::store::sql::StoreSettings;
 
@@ -33,6 +37,8 @@ pub enum AppError {
     Core(#[from] CoreError),
     #[error("{0}")]
     Grpc(#[from] GrpcError),
+    #[error("{0}")]
+    Policy(#[from] PolicyFileError),
     #[error("the database is not migrated; run `keygate migrate` or set database.run_migrations = true")]
     NotMigrated,
 }
@@ -45,6 +51,7 @@ pub struct State {
     pub last_used: Arc<LastUsedRecorder>,
     pub hasher: SecretHasher,
     pub verdicts: Arc<VerdictCache>,
+    pub scopes: Arc<ScopeRegistry>,
 }
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
@@ -98,9 +105,16 @@ pub fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> R
         default_plan: config.organizations.default_plan.clone(),
         bootstrap_plan: config.organizations.bootstrap_plan.clone(),
     };
-    let admin =
-        Arc::new(Admin::new(engine.clone(), dyn_store, hasher.clone(), clock, scopes, verdicts.clone(), settings));
-    Ok(State { store, engine, admin, last_used, hasher, verdicts })
+    let admin = Arc::new(Admin::new(
+        engine.clone(),
+        dyn_store,
+        hasher.clone(),
+        clock,
+        scopes.clone(),
+        verdicts.clone(),
+        settings,
+    ));
+    Ok(State { store, engine, admin, last_used, hasher, verdicts, scopes })
 }
 
 /// Runs keygate on `grpc_listener` until `shutdown` completes: health turns NOT_SERVING, the
@@ -116,9 +130,25 @@ pub async fn serve(
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
     let state = build_state(&config, store, clock)?;
+    // A bad policy stops start-up here, before anything is served.
+    let initial = match &config.envoy.policy_file {
+        Some(path) => {
+            let (policy, bytes) = policy_file::load(path, &state.scopes)?;
+            tracing::info!(path = %path.display(), routes = policy.len(), "route policy loaded");
+            Some((path.clone(), policy, bytes))
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(Policy::default()));
+    if let Some((path, policy, bytes)) = initial {
+        policy_tx.send_replace(Arc::new(policy));
+        let every = Duration::from_secs(config.envoy.policy_poll_secs);
+        let registry = state.scopes.clone();
+        tasks.spawn(policy_file::follow(path, registry, bytes, policy_tx, every, stop_rx.clone()));
+    }
     tasks.spawn(probe_health(
         state.store.clone(),
         reporter.clone(),
@@ -148,7 +178,9 @@ pub async fn serve(
         tracing::info!("shutting down");
         grpc::set_serving(&drain_reporter, false).await;
     };
-    let served = grpc::serve(grpc_listener, state.engine.clone(), state.admin.clone(), health, shutdown).await;
+    let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
+    let served =
+        grpc::serve(grpc_listener, state.engine.clone(), state.admin.clone(), envoy_authz, health, shutdown).await;
 
     let _ = stop_tx.send(true);
     while let Some(joined) = tasks.join_next().await {

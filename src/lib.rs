@@ -10,6 +10,7 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod grpc;
+pub mod policy_file;
 pub mod proto;
 pub mod store;
 pub mod telemetry;

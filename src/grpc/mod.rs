@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod context;
 pub mod convert;
+pub mod envoy;
 pub mod status;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use crate::core::engine::Engine;
 use crate::proto::{self, keygate_v1 as pb};
 
 /// The fully qualified names of keygate's own services, as health reports them.
-pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService"];
+pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService", envoy::SERVICE_NAME];
 
 /// Errors assembling or running the gRPC server.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +32,14 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves AuthService, AdminService, health and reflection (v1 and v1alpha) on `listener` until
-/// `shutdown` completes, then lets in-flight calls finish.
+/// Serves AuthService, AdminService, Envoy's Authorization, health and reflection (v1 and
+/// v1alpha; keygate's own services) on `listener` until `shutdown` completes, then lets in-flight
+/// calls finish.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     admin: Arc<Admin>,
+    envoy_authz: envoy::EnvoyAuthz,
     health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
@@ -49,6 +52,7 @@ pub async fn serve(
     routes
         .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine)))
         .add_service(pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(admin)))
+        .add_service(proto::envoy_auth::authorization_server::AuthorizationServer::new(envoy_authz))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
