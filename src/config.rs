@@ -682,7 +682,10 @@ mod tests {
         assert_eq!(config.envoy.policy_file, Some(PathBuf::from("routes.toml")));
         assert_eq!(config.envoy.default_action, UnmatchedAction::Allow);
         assert!(!config.envoy.strip_credentials);
-        assert_eq!((config.envoy.headers.scopes.as_str(), config.envoy.headers.api_key.as_str()), ("x-scopes", "x-token"));
+        assert_eq!(
+            (config.envoy.headers.scopes.as_str(), config.envoy.headers.api_key.as_str()),
+            ("x-scopes", "x-token")
+        );
 
         let bad = sources(
             "[envoy]\ndefault_action = \"maybe\"\n[envoy.headers]\nscopes = \"x scopes\"\norganization = \"x-api-key\"\n",

@@ -11,8 +11,8 @@ pub mod keygate_v1 {
 pub mod envoy_auth {
     pub use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
     pub use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-    pub use envoy_types::pb::envoy::r#type::v3::HttpStatus;
     pub use envoy_types::pb::envoy::service::auth::v3::*;
+    pub use envoy_types::pb::envoy::r#type::v3::HttpStatus;
     pub use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
     pub use envoy_types::pb::google::rpc::Status as RpcStatus;
 }

@@ -94,7 +94,8 @@ impl Engine {
             ScopeMatch::Any => missing.len() < input.required_scopes.len(),
         };
         if !satisfied {
-            let needed = if input.scope_match == ScopeMatch::Any { "any of the required scopes" } else { "the required scope" };
+            let needed =
+                if input.scope_match == ScopeMatch::Any { "any of the required scopes" } else { "the required scope" };
             let message = format!("API key does not have {needed}: {}", missing.join(", "));
             return Ok(deny(Reason::InsufficientScope, message, Some(principal)));
         }

@@ -155,9 +155,8 @@ fn host_matches(wanted: &str, host: &str) -> bool {
     if has_port(wanted) {
         return false;
     }
-    host.rsplit_once(':').is_some_and(|(name, port)| {
-        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && name == wanted
-    })
+    host.rsplit_once(':')
+        .is_some_and(|(name, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && name == wanted)
 }
 
 /// Whether a host (name, IPv4 or `[IPv6]`) names a port.
@@ -323,9 +322,8 @@ fn parse_route(
     if problems.len() > before {
         return None;
     }
-    let name = name.unwrap_or_else(|| {
-        if methods.is_empty() { path_text } else { format!("{} {path_text}", methods.join(",")) }
-    });
+    let name = name
+        .unwrap_or_else(|| if methods.is_empty() { path_text } else { format!("{} {path_text}", methods.join(",")) });
     Some(Route { name, methods, host, path, access, cost })
 }
 
@@ -429,7 +427,10 @@ mod tests {
             "#,
         );
         assert_eq!(found(&p, "GET", "api.example.com", "/api/v1/sessions/1"), Some("GET,HEAD /api/v1/sessions/**"));
-        assert_eq!(found(&p, "HEAD", "API.EXAMPLE.COM:443", "/api/v1/sessions/1"), Some("GET,HEAD /api/v1/sessions/**"));
+        assert_eq!(
+            found(&p, "HEAD", "API.EXAMPLE.COM:443", "/api/v1/sessions/1"),
+            Some("GET,HEAD /api/v1/sessions/**")
+        );
         assert_eq!(found(&p, "GET", "other.example.com", "/api/v1/sessions/1"), None);
         assert_eq!(found(&p, "POST", "anything", "/api/v1/sessions/1"), Some("POST /api/v1/sessions/**"));
         assert_eq!(found(&p, "DELETE", "internal:8443", "/api/v1/sessions"), Some("/api/v1/sessions/**"));

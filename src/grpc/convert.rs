@@ -116,7 +116,8 @@ pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> (HttpR
     let mut headers = http.headers;
     // With `encode_raw_headers`, Envoy sends the headers here instead (as bytes).
     for header in http.header_map.map(|map| map.headers).unwrap_or_default() {
-        let value = if header.raw_value.is_empty() { header.value } else { String::from_utf8_lossy(&header.raw_value).into() };
+        let value =
+            if header.raw_value.is_empty() { header.value } else { String::from_utf8_lossy(&header.raw_value).into() };
         headers.entry(header.key.to_ascii_lowercase()).or_insert(value);
     }
     let mut take = |name: &str| headers.remove(name).unwrap_or_default();
@@ -145,9 +146,8 @@ pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &Envoy
     if !decision.allowed {
         metadata.push(("error_code", text(decision.reason.error_code())));
     }
-    let dynamic_metadata = Some(envoy::Struct {
-        fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
-    });
+    let dynamic_metadata =
+        Some(envoy::Struct { fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect() });
     let (code, http_response) =
         if decision.allowed { ok_response(decision, config) } else { denied_response(decision, request_id) };
     envoy::CheckResponse {
@@ -186,8 +186,7 @@ fn denied_response(decision: Decision, request_id: &str) -> (tonic::Code, envoy:
     let body = serde_json::json!({
         "error": {"code": decision.reason.error_code(), "message": decision.message, "request_id": request_id}
     });
-    let mut headers =
-        vec![header("content-type", "application/json"), header(REQUEST_ID_HEADER, request_id)];
+    let mut headers = vec![header("content-type", "application/json"), header(REQUEST_ID_HEADER, request_id)];
     // RFC 6750: every 401 challenges; a bad credential says invalid_token, a missing one nothing.
     let challenge = match decision.reason.bearer_error() {
         Some(error) if status == 401 || decision.reason == Reason::InsufficientScope => {

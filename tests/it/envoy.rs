@@ -220,13 +220,15 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "[[routes]]\npath = \"x\"\n[[routes]]\npath = \"/y\"\nscopes = [\"nope:read\"]\n")
         .expect("write policy");
-    let out = keygate(dir.path(), &["serve", "--grpc-addr", "127.0.0.1:0"], &[(
-        "KEYGATE_ENVOY_POLICY_FILE",
-        policy.to_str().expect("utf-8"),
-    )]);
+    let out = keygate(
+        dir.path(),
+        &["serve", "--grpc-addr", "127.0.0.1:0"],
+        &[("KEYGATE_ENVOY_POLICY_FILE", policy.to_str().expect("utf-8"))],
+    );
     assert!(!out.status.success());
     let why = String::from_utf8_lossy(&out.stderr);
-    for needle in ["routes[0].path: must start with '/'", "routes[0].scopes: is required", "unknown scopes: nope:read"] {
+    for needle in ["routes[0].path: must start with '/'", "routes[0].scopes: is required", "unknown scopes: nope:read"]
+    {
         assert!(why.contains(needle), "{needle:?} missing from: {why}");
     }
 }
@@ -241,9 +243,7 @@ fn check_request(path: &str, headers: &[(&str, &str)]) -> envoy::CheckRequest {
         ..Default::default()
     };
     let request = envoy::attribute_context::Request { http: Some(http), ..Default::default() };
-    envoy::CheckRequest {
-        attributes: Some(envoy::AttributeContext { request: Some(request), ..Default::default() }),
-    }
+    envoy::CheckRequest { attributes: Some(envoy::AttributeContext { request: Some(request), ..Default::default() }) }
 }
 
 async fn start_with_policy(db: TestDb, url: &str, dir: &Path) -> TestServer {
@@ -305,7 +305,8 @@ async fn check_is_unavailable_when_keygate_cannot_decide() {
     let mut client = AuthorizationClient::new(server.channel().await);
 
     proxy.cut().await;
-    let status = expect_code(client.check(check_request("/api/v1/graph/x", &[("x-api-key", &cold)])).await, Code::Unavailable);
+    let status =
+        expect_code(client.check(check_request("/api/v1/graph/x", &[("x-api-key", &cold)])).await, Code::Unavailable);
     assert!(status.message().contains("database"), "{status:?}");
     // What needs no database is still answered.
     let response = client.check(check_request("/healthz", &[])).await.expect("public route").into_inner();

@@ -3,9 +3,9 @@
 //! that keygate's cost can be stated as a ratio.
 #![forbid(unsafe_code)]
 
+use envoy::authorization_server::{Authorization, AuthorizationServer};
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
-use envoy::authorization_server::{Authorization, AuthorizationServer};
 use pb::auth_service_server::{AuthService, AuthServiceServer};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
