@@ -278,6 +278,16 @@ async fn check_carries_the_principal_and_judges_expiry_by_the_clock() {
     assert_eq!(metadata(&response, "route"), Some(envoy::Kind::StringValue("search".into())));
     assert_eq!(metadata(&response, "cost"), Some(envoy::Kind::NumberValue(5.0)));
 
+    // "any of" still needs one of them.
+    let (sessions_only, _) = server.create_key(&server.admin_key, "sessions", &["investigations:read"]).await;
+    let response = client.check(check_request("/api/v1/search", &[("x-api-key", &sessions_only)])).await;
+    let response = response.expect("check").into_inner();
+    let Some(envoy::check_response::HttpResponse::DeniedResponse(denied)) = &response.http_response else {
+        panic!("a denied response: {response:?}");
+    };
+    assert_eq!(denied.status.as_ref().map(|s| s.code), Some(403));
+    assert!(denied.body.contains("any of the required scopes: search:read, graph:read"), "{denied:?}");
+
     // Keys expire in whole days: a day past the default expiry, the same key is expired.
     server.advance_days(366);
     let request = check_request("/api/v1/search", &[("x-api-key", &key), ("x-request-id", "req-expired")]);
