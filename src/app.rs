@@ -1,6 +1,6 @@
 //! Wiring: config -> store -> keyring, engine, admin and OAuth -> the gRPC and HTTP servers on
 //! bound listeners, with background tasks (health probe, `last_used_at` flusher, change
-//! listener) owned here and joined at shutdown.
+//! listener, signing-key refresh, route policy reloads) owned here and joined at shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,13 +20,16 @@ use crate::core::hashing::SecretHasher;
 use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::oauth::{OAuth, OAuthParts};
+use crate::core::policy::Policy;
 use crate::core::ports::{ClientStore, Store};
 use crate::core::scopes::ScopeRegistry;
 use crate::core::signing::{self, KeySource, Keyring, KeyringSettings, SigningKeyRecord};
 use crate::core::tokens::{TokenSettings, TokenVerifier};
 use crate::core::verdicts::{VerdictCache, VerdictSettings};
+use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError};
 use crate::jwks::{FileSource, UrlSource};
+use crate::policy_file::{self, PolicyFileError};
 use crate::store::SqlStore;
 use crate::store::sql::StoreSettings;
 
@@ -47,6 +50,8 @@ pub enum AppError {
     Core(#[from] CoreError),
     #[error("{0}")]
     Grpc(#[from] GrpcError),
+    #[error("{0}")]
+    Policy(#[from] PolicyFileError),
     #[error("the database is not migrated; run `keygate migrate` or set database.run_migrations = true")]
     NotMigrated,
     #[error("{0}")]
@@ -65,6 +70,7 @@ pub struct State {
     pub last_used: Arc<LastUsedRecorder>,
     pub hasher: SecretHasher,
     pub verdicts: Arc<VerdictCache>,
+    pub scopes: Arc<ScopeRegistry>,
 }
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
@@ -147,7 +153,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         keyring: keyring.clone(),
         hasher: hasher.clone(),
         clock: clock.clone(),
-        scopes,
+        scopes: scopes.clone(),
         verdicts: verdicts.clone(),
         settings,
     }));
@@ -161,7 +167,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         clock,
         last_used: last_used.clone(),
     }));
-    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts })
+    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes })
 }
 
 /// Signing keys from the configured PEM files, else from the database.
@@ -240,9 +246,25 @@ pub async fn serve(
     if config.oauth.issuer.is_empty() && state.store.backend_name() == "postgres" {
         tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
     }
+    // A bad policy stops start-up here, before anything is served.
+    let initial = match &config.envoy.policy_file {
+        Some(path) => {
+            let (policy, bytes) = policy_file::load(path, &state.scopes)?;
+            tracing::info!(path = %path.display(), routes = policy.len(), "route policy loaded");
+            Some((path.clone(), policy, bytes))
+        }
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(Policy::default()));
+    if let Some((path, policy, bytes)) = initial {
+        policy_tx.send_replace(Arc::new(policy));
+        let every = Duration::from_secs(config.envoy.policy_poll_secs);
+        let registry = state.scopes.clone();
+        tasks.spawn(policy_file::follow(path, registry, bytes, policy_tx, every, stop_rx.clone()));
+    }
     tasks.spawn(probe_health(
         state.store.clone(),
         reporter.clone(),
@@ -276,12 +298,14 @@ pub async fn serve(
         grpc::set_serving(&drain_reporter, false).await;
         let _ = draining_tx.send(true);
     };
-    let grpc_served = grpc::serve(
-        listeners.grpc,
-        grpc::Services { engine: state.engine.clone(), admin: state.admin.clone(), oauth: state.oauth.clone() },
-        health,
-        shutdown,
-    );
+    let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
+    let services = grpc::Services {
+        engine: state.engine.clone(),
+        admin: state.admin.clone(),
+        oauth: state.oauth.clone(),
+        envoy_authz,
+    };
+    let grpc_served = grpc::serve(listeners.grpc, services, health, shutdown);
     let http_served = crate::http::serve(listeners.http, state.oauth.clone(), wait_for(draining));
     let (grpc_served, http_served) = tokio::join!(grpc_served, http_served);
 

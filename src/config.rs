@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::core::credential::is_valid_prefix;
+use crate::core::gateway::UnmatchedAction;
 use crate::core::hashing::HashParams;
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
 use crate::core::signing::Algorithm;
@@ -58,6 +59,45 @@ pub struct Config {
     pub hashing: HashingConfig,
     pub cache: CacheConfig,
     pub oauth: OAuthConfig,
+    pub envoy: EnvoyConfig,
+}
+
+/// Envoy's external authorizer (`envoy.service.auth.v3.Authorization/Check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyConfig {
+    /// The route policy (TOML); without one every request is unmatched.
+    pub policy_file: Option<PathBuf>,
+    /// What happens to requests no route matches.
+    pub default_action: UnmatchedAction,
+    /// Seconds between checks of the policy file for changes (SIGHUP reloads at once).
+    pub policy_poll_secs: u64,
+    /// Whether the credential headers are removed before the request reaches the upstream.
+    pub strip_credentials: bool,
+    pub headers: EnvoyHeaders,
+}
+
+/// Header names, lower case: where credentials are read and where the principal is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyHeaders {
+    pub authorization: String,
+    pub api_key: String,
+    pub principal_type: String,
+    pub principal_id: String,
+    pub organization: String,
+    pub scopes: String,
+}
+
+impl EnvoyHeaders {
+    fn named(&self) -> [(&'static str, &str); 6] {
+        [
+            ("authorization", &self.authorization),
+            ("api_key", &self.api_key),
+            ("principal_type", &self.principal_type),
+            ("principal_id", &self.principal_id),
+            ("organization", &self.organization),
+            ("scopes", &self.scopes),
+        ]
+    }
 }
 
 /// keygate as an OAuth2 authorization server, and the outside issuers it trusts.
@@ -243,6 +283,20 @@ impl Default for Config {
                 algorithm: Algorithm::Rs256,
                 signing_key_files: Vec::new(),
                 issuers: BTreeMap::new(),
+            },
+            envoy: EnvoyConfig {
+                policy_file: None,
+                default_action: UnmatchedAction::Deny,
+                policy_poll_secs: 2,
+                strip_credentials: true,
+                headers: EnvoyHeaders {
+                    authorization: "authorization".to_owned(),
+                    api_key: "x-api-key".to_owned(),
+                    principal_type: "x-keygate-principal-type".to_owned(),
+                    principal_id: "x-keygate-principal-id".to_owned(),
+                    organization: "x-keygate-organization".to_owned(),
+                    scopes: "x-keygate-scopes".to_owned(),
+                },
             },
         }
     }
@@ -485,6 +539,51 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.oauth.signing_key_files = v.list()?.into_iter().map(PathBuf::from).collect();
         Ok(())
     }),
+    ("envoy.policy_file", |c, v| {
+        let path = v.string()?;
+        c.envoy.policy_file = (!path.is_empty()).then(|| PathBuf::from(path));
+        Ok(())
+    }),
+    ("envoy.default_action", |c, v| {
+        c.envoy.default_action = match v.string()?.as_str() {
+            "deny" => UnmatchedAction::Deny,
+            "allow" => UnmatchedAction::Allow,
+            other => return Err(format!("expected \"deny\" or \"allow\", got {other:?}")),
+        };
+        Ok(())
+    }),
+    ("envoy.policy_poll_secs", |c, v| {
+        c.envoy.policy_poll_secs = v.ranged(1, 3600)?;
+        Ok(())
+    }),
+    ("envoy.strip_credentials", |c, v| {
+        c.envoy.strip_credentials = v.boolean()?;
+        Ok(())
+    }),
+    ("envoy.headers.authorization", |c, v| {
+        c.envoy.headers.authorization = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
+    ("envoy.headers.api_key", |c, v| {
+        c.envoy.headers.api_key = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
+    ("envoy.headers.principal_type", |c, v| {
+        c.envoy.headers.principal_type = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
+    ("envoy.headers.principal_id", |c, v| {
+        c.envoy.headers.principal_id = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
+    ("envoy.headers.organization", |c, v| {
+        c.envoy.headers.organization = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
+    ("envoy.headers.scopes", |c, v| {
+        c.envoy.headers.scopes = v.string()?.to_ascii_lowercase();
+        Ok(())
+    }),
 ];
 
 /// Applies one field of a trusted issuer.
@@ -623,6 +722,14 @@ impl Config {
             problems.push("database.url must start with sqlite: or postgres://".to_owned());
         }
         self.check_oauth(problems);
+        let named = self.envoy.headers.named();
+        for (i, (setting, name)) in named.iter().enumerate() {
+            if !is_header_name(name) {
+                problems.push(format!("envoy.headers.{setting}: {name:?} is not an HTTP header name"));
+            } else if named[..i].iter().any(|(_, earlier)| earlier == name) {
+                problems.push(format!("envoy.headers.{setting}: {name:?} is used by another envoy.headers setting"));
+            }
+        }
     }
 
     fn check_oauth(&self, problems: &mut Vec<String>) {
@@ -669,6 +776,11 @@ fn issuer_from_env(name: &str) -> Option<(String, &'static str)> {
         let issuer = rest.strip_suffix(&field.to_ascii_uppercase())?.strip_suffix('_')?;
         (!issuer.is_empty()).then(|| (issuer.to_ascii_lowercase(), *field))
     })
+}
+
+/// A header name Envoy passes as is: letters, digits and `-`, not a pseudo-header.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 100 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_MAX_ACTIVE_KEYS` -> the plan's name, lowercased.
@@ -787,6 +899,31 @@ mod tests {
         let s = sources("[oauth.issuers.bad]\nbogus = 1\nalgorithms = [\"HS256\"]\n", &[]);
         let text = Config::load(&s).expect_err("invalid").to_string();
         for needle in ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences"] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn envoy_settings() {
+        let s = sources(
+            "[envoy]\npolicy_file = \"routes.toml\"\ndefault_action = \"allow\"\n[envoy.headers]\nscopes = \"X-Scopes\"\n",
+            &[("KEYGATE_ENVOY_STRIP_CREDENTIALS", "false"), ("KEYGATE_ENVOY_HEADERS_API_KEY", "x-token")],
+        );
+        let config = Config::load(&s).expect("valid");
+        assert_eq!(config.envoy.policy_file, Some(PathBuf::from("routes.toml")));
+        assert_eq!(config.envoy.default_action, UnmatchedAction::Allow);
+        assert!(!config.envoy.strip_credentials);
+        assert_eq!(
+            (config.envoy.headers.scopes.as_str(), config.envoy.headers.api_key.as_str()),
+            ("x-scopes", "x-token")
+        );
+
+        let bad = sources(
+            "[envoy]\ndefault_action = \"maybe\"\n[envoy.headers]\nscopes = \"x scopes\"\norganization = \"x-api-key\"\n",
+            &[],
+        );
+        let text = Config::load(&bad).expect_err("invalid").to_string();
+        for needle in ["envoy.default_action", "envoy.headers.scopes", "envoy.headers.organization"] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
     }

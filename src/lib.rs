@@ -13,6 +13,7 @@ pub mod core;
 pub mod grpc;
 pub mod http;
 pub mod jwks;
+pub mod policy_file;
 pub mod proto;
 pub mod store;
 pub mod telemetry;

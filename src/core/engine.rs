@@ -10,7 +10,7 @@ use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
-use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason};
+use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
 use super::ports::{ClientStore, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::tokens::{TokenVerifier, judge_times, looks_like_jwt};
@@ -21,8 +21,9 @@ use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizeInput {
     pub credentials: Credentials,
-    /// Every one must be granted.
+    /// Every one must be granted, or one of them under [`ScopeMatch::Any`].
     pub required_scopes: Vec<String>,
+    pub scope_match: ScopeMatch,
     /// When non-empty, the principal must belong to this organization.
     pub organization: String,
 }
@@ -106,8 +107,14 @@ impl Engine {
             .filter(|wanted| !any_grants(&principal.scopes, wanted))
             .map(String::as_str)
             .collect();
-        if !missing.is_empty() {
-            let message = format!("{} does not have the required scope: {}", noun(principal.kind), missing.join(", "));
+        let satisfied = match input.scope_match {
+            ScopeMatch::All => missing.is_empty(),
+            ScopeMatch::Any => missing.len() < input.required_scopes.len(),
+        };
+        if !satisfied {
+            let needed =
+                if input.scope_match == ScopeMatch::Any { "any of the required scopes" } else { "the required scope" };
+            let message = format!("{} does not have {needed}: {}", noun(principal.kind), missing.join(", "));
             return Ok(deny(Reason::InsufficientScope, message, Some(principal)));
         }
         Ok(Decision { allowed: true, reason: Reason::Allowed, message: String::new(), principal: Some(principal) })

@@ -158,6 +158,8 @@ pub enum Reason {
     UntrustedIssuer,
     /// A token meant for another audience.
     InvalidAudience,
+    /// No route of the gateway's policy matches the request, and unmatched requests are denied.
+    RouteNotAllowed,
 }
 
 impl Reason {
@@ -173,7 +175,7 @@ impl Reason {
             | Reason::RevokedToken
             | Reason::UntrustedIssuer
             | Reason::InvalidAudience => 401,
-            Reason::InsufficientScope | Reason::OrganizationMismatch => 403,
+            Reason::InsufficientScope | Reason::OrganizationMismatch | Reason::RouteNotAllowed => 403,
         }
     }
 
@@ -191,6 +193,7 @@ impl Reason {
             Reason::RevokedToken => "revoked_token",
             Reason::UntrustedIssuer => "untrusted_issuer",
             Reason::InvalidAudience => "invalid_audience",
+            Reason::RouteNotAllowed => "route_not_allowed",
         }
     }
 
@@ -208,14 +211,35 @@ impl Reason {
             Reason::RevokedToken => "REVOKED_TOKEN",
             Reason::UntrustedIssuer => "UNTRUSTED_ISSUER",
             Reason::InvalidAudience => "INVALID_AUDIENCE",
+            Reason::RouteNotAllowed => "ROUTE_NOT_ALLOWED",
         }
     }
 
-    /// Whether this denial is about the credential itself, so that a bearer challenge says
-    /// `error="invalid_token"` (RFC 6750 §3.1).
-    pub fn is_bad_credential(self) -> bool {
-        self.http_status() == 401 && self != Reason::MissingApiKey
+    /// The RFC 6750 `error` attribute of a `WWW-Authenticate: Bearer` challenge, where one
+    /// applies: none for a missing credential (the RFC asks for no error then).
+    pub fn bearer_error(self) -> Option<&'static str> {
+        match self {
+            Reason::InvalidApiKey
+            | Reason::ExpiredApiKey
+            | Reason::InvalidToken
+            | Reason::ExpiredToken
+            | Reason::RevokedToken
+            | Reason::UntrustedIssuer
+            | Reason::InvalidAudience => Some("invalid_token"),
+            Reason::InsufficientScope => Some("insufficient_scope"),
+            Reason::Allowed | Reason::MissingApiKey | Reason::OrganizationMismatch | Reason::RouteNotAllowed => None,
+        }
     }
+}
+
+/// How a list of required scopes is satisfied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScopeMatch {
+    /// Every required scope must be held.
+    #[default]
+    All,
+    /// One of the required scopes is enough.
+    Any,
 }
 
 /// Why a credential did not authenticate. Messages never repeat the credential.

@@ -10,6 +10,7 @@ use super::convert;
 use super::status::to_status;
 use crate::core::engine::{AuthorizeInput, Engine};
 use crate::core::error::CoreError;
+use crate::core::model::ScopeMatch;
 use crate::core::oauth::{OAuth, TokenRequest};
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
@@ -67,6 +68,7 @@ impl AuthService for AuthApi {
             credentials: convert::credentials(request.credentials),
             required_scopes: request.required_scopes,
             organization: request.organization,
+            scope_match: ScopeMatch::All,
         };
         async {
             let decision = self.engine.authorize(&input).await.map_err(|err| to_status(&err, &request_id))?;

@@ -13,9 +13,12 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// The caller's `x-request-id` when it is sensible (printable ASCII, at most 128 characters),
 /// otherwise a new UUID.
 pub fn request_id(metadata: &MetadataMap) -> String {
-    metadata
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
+    request_id_from(metadata.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()))
+}
+
+/// A given request id when it is sensible (as [`request_id`]), otherwise a new UUID.
+pub fn request_id_from(given: Option<&str>) -> String {
+    given
         .map(str::trim)
         .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)

@@ -2,11 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
+use super::context::REQUEST_ID_HEADER;
+use crate::config::{EnvoyConfig, EnvoyHeaders};
 use crate::core::admin::KeyView;
+use crate::core::gateway::{GatewayDecision, HttpRequest};
 use crate::core::model::{
     ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
 };
 use crate::core::tokens::AccessToken;
+use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
 
 /// A protobuf timestamp for a core time.
@@ -51,6 +55,7 @@ fn reason(reason: Reason) -> pb::DecisionReason {
         Reason::RevokedToken => pb::DecisionReason::RevokedToken,
         Reason::UntrustedIssuer => pb::DecisionReason::UntrustedIssuer,
         Reason::InvalidAudience => pb::DecisionReason::InvalidAudience,
+        Reason::RouteNotAllowed => pb::DecisionReason::RouteNotAllowed,
     }
 }
 
@@ -140,4 +145,137 @@ pub fn issue_token_response(token: AccessToken) -> pb::IssueTokenResponse {
         token_type: "Bearer".to_owned(),
         scope: token.scopes.join(" "),
     }
+}
+
+// --- Envoy ext_authz (`envoy.service.auth.v3`) ---
+
+/// The HTTP request inside Envoy's `CheckRequest`, with the credentials read from the configured
+/// headers, and the request's `x-request-id`.
+pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> (HttpRequest, Option<String>) {
+    let http = check.attributes.and_then(|a| a.request).and_then(|r| r.http).unwrap_or_default();
+    let mut headers = http.headers;
+    // With `encode_raw_headers`, Envoy sends the headers here instead (as bytes).
+    for header in http.header_map.map(|map| map.headers).unwrap_or_default() {
+        let value =
+            if header.raw_value.is_empty() { header.value } else { String::from_utf8_lossy(&header.raw_value).into() };
+        headers.entry(header.key.to_ascii_lowercase()).or_insert(value);
+    }
+    let mut take = |name: &str| headers.remove(name).unwrap_or_default();
+    let credentials = Credentials { authorization: take(&names.authorization), api_key: take(&names.api_key) };
+    let request_id = headers.remove(REQUEST_ID_HEADER);
+    let request = HttpRequest { method: http.method, host: http.host, path: http.path, credentials };
+    (request, request_id)
+}
+
+/// Envoy's answer: an OK response that tells the upstream who called, or a denied response with
+/// the reference's JSON error body.
+pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &EnvoyConfig) -> envoy::CheckResponse {
+    let GatewayDecision { decision, route, cost } = outcome;
+    let mut metadata = vec![("cost", number(cost)), ("request_id", text(request_id))];
+    if let Some(route) = route {
+        metadata.push(("route", text(route)));
+    }
+    if let Some(principal) = &decision.principal {
+        metadata.extend([
+            ("principal_type", text(principal_type(principal.kind))),
+            ("principal_id", text(&principal.id)),
+            ("organization", text(&principal.organization)),
+            ("scopes", list(&principal.scopes)),
+        ]);
+    }
+    if !decision.allowed {
+        metadata.push(("error_code", text(decision.reason.error_code())));
+    }
+    let dynamic_metadata =
+        Some(envoy::Struct { fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect() });
+    let (code, http_response) =
+        if decision.allowed { ok_response(decision, config) } else { denied_response(decision, request_id) };
+    envoy::CheckResponse {
+        status: Some(envoy::RpcStatus { code: code as i32, ..Default::default() }),
+        http_response: Some(http_response),
+        dynamic_metadata,
+    }
+}
+
+fn ok_response(decision: Decision, config: &EnvoyConfig) -> (tonic::Code, envoy::check_response::HttpResponse) {
+    let names = &config.headers;
+    let mut ok = envoy::OkHttpResponse::default();
+    if config.strip_credentials {
+        ok.headers_to_remove.extend([names.authorization.clone(), names.api_key.clone()]);
+    }
+    match decision.principal {
+        // Overwritten, never appended: a client cannot slip in a principal of its own.
+        Some(principal) => {
+            ok.headers = vec![
+                header(&names.principal_type, principal_type(principal.kind)),
+                header(&names.principal_id, &principal.id),
+                header(&names.organization, &principal.organization),
+                header(&names.scopes, &principal.scopes.join(" ")),
+            ];
+        }
+        // Nobody was identified (a public route): whatever principal the client sent is removed.
+        None => ok.headers_to_remove.extend(
+            [&names.principal_type, &names.principal_id, &names.organization, &names.scopes].map(String::clone),
+        ),
+    }
+    (tonic::Code::Ok, envoy::check_response::HttpResponse::OkResponse(ok))
+}
+
+fn denied_response(decision: Decision, request_id: &str) -> (tonic::Code, envoy::check_response::HttpResponse) {
+    let status = decision.reason.http_status();
+    let body = serde_json::json!({
+        "error": {"code": decision.reason.error_code(), "message": decision.message, "request_id": request_id}
+    });
+    let mut headers = vec![header("content-type", "application/json"), header(REQUEST_ID_HEADER, request_id)];
+    // RFC 6750: every 401 challenges; a bad credential says invalid_token, a missing one nothing.
+    let challenge = match decision.reason.bearer_error() {
+        Some(error) if status == 401 || decision.reason == Reason::InsufficientScope => {
+            Some(format!("Bearer realm=\"{BEARER_REALM}\", error=\"{error}\""))
+        }
+        None if status == 401 => Some(format!("Bearer realm=\"{BEARER_REALM}\"")),
+        _ => None,
+    };
+    if let Some(challenge) = challenge {
+        headers.push(header("www-authenticate", &challenge));
+    }
+    let denied = envoy::DeniedHttpResponse {
+        status: Some(envoy::HttpStatus { code: i32::from(status) }),
+        headers,
+        body: body.to_string(),
+    };
+    let code = if status == 401 { tonic::Code::Unauthenticated } else { tonic::Code::PermissionDenied };
+    (code, envoy::check_response::HttpResponse::DeniedResponse(denied))
+}
+
+/// The realm of keygate's `WWW-Authenticate` challenges.
+const BEARER_REALM: &str = "keygate";
+
+fn principal_type(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::ApiKey => "api_key",
+        PrincipalKind::Client => "client",
+        PrincipalKind::User => "user",
+    }
+}
+
+/// A header that replaces any of the same name.
+fn header(name: &str, value: &str) -> envoy::HeaderValueOption {
+    envoy::HeaderValueOption {
+        header: Some(envoy::HeaderValue { key: name.to_owned(), value: value.to_owned(), ..Default::default() }),
+        append_action: envoy::HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
+        ..Default::default()
+    }
+}
+
+fn text(value: impl Into<String>) -> envoy::Value {
+    envoy::Value { kind: Some(envoy::Kind::StringValue(value.into())) }
+}
+
+fn number(value: u32) -> envoy::Value {
+    envoy::Value { kind: Some(envoy::Kind::NumberValue(f64::from(value))) }
+}
+
+fn list(values: &[String]) -> envoy::Value {
+    let values = values.iter().map(text).collect();
+    envoy::Value { kind: Some(envoy::Kind::ListValue(envoy::ListValue { values })) }
 }

@@ -4,15 +4,16 @@ pub mod admin;
 pub mod auth;
 pub mod context;
 pub mod convert;
+pub mod envoy;
 pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::core::admin::Admin;
@@ -21,7 +22,7 @@ use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
 
 /// The fully qualified names of keygate's own services, as health reports them.
-pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService"];
+pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService", envoy::SERVICE_NAME];
 
 /// Errors assembling or running the gRPC server.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +38,13 @@ pub struct Services {
     pub engine: Arc<Engine>,
     pub admin: Arc<Admin>,
     pub oauth: Arc<OAuth>,
+    /// Envoy's `Check`, over the same engine.
+    pub envoy_authz: envoy::EnvoyAuthz,
 }
 
-/// Serves AuthService, AdminService, health and reflection (v1 and v1alpha) on `listener` until
-/// `shutdown` completes, then lets in-flight calls finish.
+/// Serves AuthService, AdminService, Envoy's Authorization, health and reflection (v1 and
+/// v1alpha; keygate's own services) on `listener` until `shutdown` completes, then lets in-flight
+/// calls finish.
 pub async fn serve(
     listener: TcpListener,
     services: Services,
@@ -52,18 +56,20 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let Services { engine, admin, oauth } = services;
+    let Services { engine, admin, oauth, envoy_authz } = services;
     let token_endpoint = format!("{}{}", oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH);
     let mut routes = Routes::builder();
     routes
         .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine, oauth)))
         .add_service(pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(admin, token_endpoint)))
+        .add_service(proto::envoy_auth::authorization_server::AuthorizationServer::new(envoy_authz))
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     Server::builder()
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        // No Nagle delay: a response's headers, message and trailers are small separate writes.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await?;
     Ok(())
 }

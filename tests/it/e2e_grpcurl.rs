@@ -34,7 +34,7 @@ pub(crate) fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> (bool, Strin
 }
 
 /// Calls `method` with JSON `body` as the admin `key`; the JSON answer.
-pub(crate) fn call(addr: &str, key: &str, method: &str, body: &str) -> Value {
+pub fn call(addr: &str, key: &str, method: &str, body: &str) -> Value {
     let header = format!("x-api-key: {key}");
     let (ok, out, err) = grpcurl(addr, &["-H", &header, "-d", body], &[method]);
     assert!(ok, "{method} failed: {err}{out}");

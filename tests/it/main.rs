@@ -1,12 +1,13 @@
 //! keygate's integration tests: the real server on a `127.0.0.1:0` port, driven over gRPC, against
 //! SQLite and PostgreSQL; end-to-end tests of the built binary with grpcurl and OAuth2/JWT client
-//! libraries; the Helm chart.
+//! libraries, behind a real Envoy; the Helm chart.
 
 mod support;
 
 mod cache;
 mod e2e_grpcurl;
 mod e2e_oauth;
+mod envoy;
 mod helm;
 mod issuers;
 mod keys;

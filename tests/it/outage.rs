@@ -10,7 +10,7 @@ use crate::support::proxy::CuttableProxy;
 use crate::support::{Backend, TestDb, TestServer, as_admin, bearer, expect_code, test_config};
 
 /// `host:port` of a `postgres://user@host:port/db` URL.
-fn host_port(url: &str) -> &str {
+pub fn host_port(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
     rest.split(['/', '?']).next().unwrap_or(rest)

@@ -1,10 +1,13 @@
-//! The baseline: a gRPC AuthService that allows everything without looking, served like keygate
-//! (tonic, same request and response types), so that keygate's cost can be stated as a ratio.
+//! The baseline: a gRPC AuthService, and Envoy's `envoy.service.auth.v3.Authorization`, that allow
+//! everything without looking, served like keygate (tonic, same request and response types), so
+//! that keygate's cost can be stated as a ratio.
 #![forbid(unsafe_code)]
 
+use envoy::authorization_server::{Authorization, AuthorizationServer};
+use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
 use pb::auth_service_server::{AuthService, AuthServiceServer};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 struct Noop;
@@ -39,13 +42,27 @@ impl AuthService for Noop {
     }
 }
 
+#[tonic::async_trait]
+impl Authorization for Noop {
+    async fn check(&self, _request: Request<envoy::CheckRequest>) -> Result<Response<envoy::CheckResponse>, Status> {
+        let ok = envoy::check_response::HttpResponse::OkResponse(envoy::OkHttpResponse::default());
+        Ok(Response::new(envoy::CheckResponse {
+            status: Some(envoy::RpcStatus::default()),
+            http_response: Some(ok),
+            ..Default::default()
+        }))
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     tonic::transport::Server::builder()
         .add_service(AuthServiceServer::new(Noop))
-        .serve_with_incoming(TcpListenerStream::new(listener))
+        .add_service(AuthorizationServer::new(Noop))
+        // As keygate: no Nagle delay.
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
     Ok(())
 }

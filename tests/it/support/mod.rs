@@ -1,6 +1,8 @@
 //! Test support: fresh databases per test, an in-process server with a manual clock, clients.
 
 pub mod db;
+pub mod envoy;
+pub mod http;
 pub mod process;
 pub mod proxy;
 

@@ -1,0 +1,514 @@
+//! The route policy of the HTTP gateway (Envoy's `Check`): which requests need which scopes, which
+//! are public, and what each costs. Parsed from TOML and validated as a whole, so that a bad file
+//! is reported with every problem at once. The first route that matches a request decides.
+//!
+//! ```toml
+//! [[routes]]
+//! methods = ["GET"]                 # any method when left out
+//! path = "/api/v1/sessions/*"       # `*` is one segment; a final `/**` is any rest (a prefix)
+//! host = "api.example.com"          # optional; case-insensitive, port ignored unless given
+//! scopes = ["investigations:read"]  # required, unless `public = true`
+//! scope_match = "all"               # or "any"
+//! cost = 1                          # quota units, for rate limiting
+//! ```
+
+use std::fmt;
+
+use super::model::ScopeMatch;
+use super::scopes::ScopeRegistry;
+
+/// The most routes a policy may hold; matching is linear, and a longer list is a mistake.
+const MAX_ROUTES: usize = 10_000;
+/// The largest quota cost of one request.
+const MAX_COST: i64 = 1_000_000;
+const ROUTE_KEYS: &[&str] = &["name", "methods", "path", "host", "scopes", "scope_match", "cost", "public"];
+
+/// What a matched route asks of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No credential is needed.
+    Public,
+    /// A credential holding these scopes (all of them, or any under [`ScopeMatch::Any`]).
+    Scopes { scopes: Vec<String>, matching: ScopeMatch },
+}
+
+/// One route: what it matches and what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// For logs and metadata; defaults to the methods and path.
+    pub name: String,
+    /// Upper-case methods; empty matches any.
+    methods: Vec<String>,
+    /// Lower-case host, with a port only when one was given.
+    host: Option<String>,
+    path: PathPattern,
+    pub access: Access,
+    /// Quota units a request on this route consumes.
+    pub cost: u32,
+}
+
+/// A path pattern: literal segments, `*` for exactly one non-empty segment, and optionally a
+/// final `**` for any number of further segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PathPattern {
+    segments: Vec<Segment>,
+    /// Ends in `/**`: the segments are a prefix.
+    rest: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Any,
+}
+
+/// A validated, immutable route policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    routes: Vec<Route>,
+}
+
+/// Every problem found in a policy file, one per entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyErrors(pub Vec<String>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid route policy:")?;
+        for problem in &self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+impl Policy {
+    /// Parses and validates a policy; scopes must be known to `registry`.
+    pub fn parse(text: &str, registry: &ScopeRegistry) -> Result<Self, PolicyErrors> {
+        let table: toml::Table = text.parse().map_err(|err| PolicyErrors(vec![format!("not valid TOML: {err}")]))?;
+        let mut problems = Vec::new();
+        let mut routes = Vec::new();
+        for key in table.keys().filter(|key| key.as_str() != "routes") {
+            problems.push(format!("{key}: unknown key (a policy holds [[routes]])"));
+        }
+        match table.get("routes") {
+            None => {}
+            Some(toml::Value::Array(items)) if items.len() > MAX_ROUTES => {
+                problems.push(format!("routes: at most {MAX_ROUTES} routes"));
+            }
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("routes[{i}]");
+                    match item.as_table() {
+                        Some(route) => {
+                            if let Some(route) = parse_route(&field, route, registry, &mut problems) {
+                                routes.push(route);
+                            }
+                        }
+                        None => problems.push(format!("{field}: expected a table")),
+                    }
+                }
+            }
+            Some(other) => problems.push(format!("routes: expected [[routes]] tables, got {}", other.type_str())),
+        }
+        if problems.is_empty() { Ok(Self { routes }) } else { Err(PolicyErrors(problems)) }
+    }
+
+    /// The first route matching the request, if any. `path` may carry a query string.
+    pub fn find(&self, method: &str, host: &str, path: &str) -> Option<&Route> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        // `.` and `..` would let a pattern match a path that the upstream resolves elsewhere;
+        // Envoy normalizes them away, so one still here is never matched.
+        if path.split('/').any(|segment| segment == "." || segment == "..") {
+            return None;
+        }
+        let host = host.to_ascii_lowercase();
+        self.routes.iter().find(|route| route.matches(method, &host, path))
+    }
+
+    /// How many routes the policy holds.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether the policy holds no route (every request is unmatched).
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+impl Route {
+    fn matches(&self, method: &str, host: &str, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+            && self.host.as_deref().is_none_or(|wanted| host_matches(wanted, host))
+            && self.path.matches(path)
+    }
+}
+
+/// `wanted` is lower case; `host` too. A `wanted` without a port matches any port.
+fn host_matches(wanted: &str, host: &str) -> bool {
+    if wanted == host {
+        return true;
+    }
+    if has_port(wanted) {
+        return false;
+    }
+    host.rsplit_once(':')
+        .is_some_and(|(name, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && name == wanted)
+}
+
+/// Whether a host (name, IPv4 or `[IPv6]`) names a port.
+fn has_port(host: &str) -> bool {
+    let after_bracket = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+    after_bracket.contains(':')
+}
+
+impl PathPattern {
+    fn parse(pattern: &str) -> Result<Self, String> {
+        let Some(body) = pattern.strip_prefix('/') else {
+            return Err("must start with '/'".to_owned());
+        };
+        if pattern.contains(['?', '#']) {
+            return Err("must not contain a query ('?') or fragment ('#')".to_owned());
+        }
+        let mut parts: Vec<&str> = body.split('/').collect();
+        let rest = parts.last() == Some(&"**");
+        if rest {
+            parts.pop();
+        }
+        let mut segments = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            match *part {
+                "*" => segments.push(Segment::Any),
+                "**" => return Err("'**' may only be the last segment".to_owned()),
+                "." | ".." => return Err("must not contain '.' or '..' segments".to_owned()),
+                "" if i + 1 < parts.len() || rest => return Err("must not contain empty segments ('//')".to_owned()),
+                literal if literal.contains('*') => {
+                    return Err(format!("segment {literal:?}: '*' must be a whole segment"));
+                }
+                literal => segments.push(Segment::Literal(literal.to_owned())),
+            }
+        }
+        Ok(Self { segments, rest })
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        let Some(body) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = body.split('/');
+        for segment in &self.segments {
+            match (segment, parts.next()) {
+                (Segment::Literal(literal), Some(part)) if part == literal => {}
+                (Segment::Any, Some(part)) if !part.is_empty() => {}
+                _ => return false,
+            }
+        }
+        // A `/**` pattern also matches its prefix itself, with or without a trailing slash.
+        self.rest || parts.next().is_none()
+    }
+}
+
+fn parse_route(
+    field: &str,
+    table: &toml::Table,
+    registry: &ScopeRegistry,
+    problems: &mut Vec<String>,
+) -> Option<Route> {
+    let before = problems.len();
+    for key in table.keys().filter(|key| !ROUTE_KEYS.contains(&key.as_str())) {
+        problems.push(format!("{field}.{key}: unknown key"));
+    }
+    let mut problem = |key: &str, description: String| problems.push(format!("{field}.{key}: {description}"));
+
+    let path = match table.get("path").map(|value| value.as_str().ok_or("expected a string")) {
+        None => {
+            problem("path", "is required".to_owned());
+            None
+        }
+        Some(Err(description)) => {
+            problem("path", description.to_owned());
+            None
+        }
+        Some(Ok(text)) => match PathPattern::parse(text) {
+            Ok(pattern) => Some((text.to_owned(), pattern)),
+            Err(description) => {
+                problem("path", description);
+                None
+            }
+        },
+    };
+    let methods = match string_list(table.get("methods")) {
+        Ok(methods) => {
+            for (i, method) in methods.iter().enumerate() {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    problem(&format!("methods[{i}]"), "is not an HTTP method".to_owned());
+                }
+            }
+            methods.iter().map(|m| m.to_ascii_uppercase()).collect()
+        }
+        Err(description) => {
+            problem("methods", description);
+            Vec::new()
+        }
+    };
+    let host = match table.get("host").map(toml::Value::as_str) {
+        None => None,
+        Some(Some(host)) if is_host(host) => Some(host.to_ascii_lowercase()),
+        Some(_) => {
+            problem("host", "expected a host name, optionally with :port".to_owned());
+            None
+        }
+    };
+    let public = match table.get("public").map(toml::Value::as_bool) {
+        None => false,
+        Some(Some(public)) => public,
+        Some(None) => {
+            problem("public", "expected true or false".to_owned());
+            false
+        }
+    };
+    let scopes = match string_list(table.get("scopes")) {
+        Ok(scopes) => scopes,
+        Err(description) => {
+            problem("scopes", description);
+            Vec::new()
+        }
+    };
+    let matching = match table.get("scope_match").map(toml::Value::as_str) {
+        None | Some(Some("all")) => ScopeMatch::All,
+        Some(Some("any")) => ScopeMatch::Any,
+        Some(_) => {
+            problem("scope_match", "expected \"all\" or \"any\"".to_owned());
+            ScopeMatch::All
+        }
+    };
+    let cost = match table.get("cost").map(toml::Value::as_integer) {
+        None => 1,
+        Some(Some(cost)) if (0..=MAX_COST).contains(&cost) => u32::try_from(cost).unwrap_or(u32::MAX),
+        Some(_) => {
+            problem("cost", format!("expected an integer from 0 to {MAX_COST}"));
+            1
+        }
+    };
+    let name = match table.get("name").map(toml::Value::as_str) {
+        None => None,
+        Some(Some(name)) if !name.trim().is_empty() && name.len() <= 200 => Some(name.to_owned()),
+        Some(_) => {
+            problem("name", "expected a non-empty string of at most 200 characters".to_owned());
+            None
+        }
+    };
+    let access = if public {
+        if !scopes.is_empty() || table.contains_key("scope_match") {
+            problem("scopes", "a public route needs no scopes; remove them or public = true".to_owned());
+        }
+        Access::Public
+    } else {
+        if scopes.is_empty() && !table.contains_key("scopes") {
+            problem("scopes", "is required (or public = true)".to_owned());
+        } else if scopes.is_empty() {
+            problem("scopes", "must name at least one scope (or public = true)".to_owned());
+        }
+        for violation in registry.check(&format!("{field}.scopes"), &scopes) {
+            problems.push(format!("{}: {}", violation.field, violation.description));
+        }
+        Access::Scopes { scopes, matching }
+    };
+
+    let (path_text, path) = path?;
+    if problems.len() > before {
+        return None;
+    }
+    let name = name
+        .unwrap_or_else(|| if methods.is_empty() { path_text } else { format!("{} {path_text}", methods.join(",")) });
+    Some(Route { name, methods, host, path, access, cost })
+}
+
+/// An optional array of strings.
+fn string_list(value: Option<&toml::Value>) -> Result<Vec<String>, String> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| "expected an array of strings".to_owned()))
+            .collect(),
+        Some(other) => Err(format!("expected an array of strings, got {}", other.type_str())),
+    }
+}
+
+/// A host name or address as Envoy reports `:authority`: letters, digits, `-`, `.`, and an
+/// optional `:port`, or a bracketed IPv6 address.
+fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::scopes::DEFAULT_SCOPES;
+
+    fn registry() -> ScopeRegistry {
+        ScopeRegistry::new(DEFAULT_SCOPES.iter().copied())
+    }
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text, &registry()).unwrap_or_else(|errors| panic!("{errors}"))
+    }
+
+    fn found<'a>(policy: &'a Policy, method: &str, host: &str, path: &str) -> Option<&'a str> {
+        policy.find(method, host, path).map(|route| route.name.as_str())
+    }
+
+    #[test]
+    fn exact_star_and_prefix_paths() {
+        let p = policy(
+            r#"
+            [[routes]]
+            name = "exact"
+            path = "/api/v1/sessions"
+            scopes = ["investigations:read"]
+            [[routes]]
+            name = "one"
+            path = "/api/v1/sessions/*"
+            scopes = ["investigations:read"]
+            [[routes]]
+            name = "middle"
+            path = "/api/*/graph"
+            scopes = ["graph:read"]
+            [[routes]]
+            name = "prefix"
+            path = "/static/**"
+            public = true
+            [[routes]]
+            name = "root"
+            path = "/"
+            public = true
+            "#,
+        );
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions"), Some("exact"));
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions?x=1"), Some("exact"));
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42"), Some("one"));
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42?q=a/b"), Some("one"));
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/"), None, "* needs a non-empty segment");
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42/notes"), None, "* is one segment");
+        assert_eq!(found(&p, "GET", "h", "/api/v2/graph"), Some("middle"));
+        assert_eq!(found(&p, "GET", "h", "/static"), Some("prefix"));
+        assert_eq!(found(&p, "GET", "h", "/static/"), Some("prefix"));
+        assert_eq!(found(&p, "GET", "h", "/static/css/site.css"), Some("prefix"));
+        assert_eq!(found(&p, "GET", "h", "/staticky"), None, "a prefix ends at a segment boundary");
+        assert_eq!(found(&p, "GET", "h", "/"), Some("root"));
+        assert_eq!(found(&p, "GET", "h", "/nope"), None);
+        assert_eq!(found(&p, "GET", "h", "/static/../api/v1/sessions"), None, "dot segments never match");
+        assert_eq!(found(&p, "GET", "h", "/static/./x"), None);
+    }
+
+    #[test]
+    fn methods_hosts_and_first_match_wins() {
+        let p = policy(
+            r#"
+            [[routes]]
+            methods = ["get", "HEAD"]
+            path = "/api/v1/sessions/**"
+            host = "API.example.com"
+            scopes = ["investigations:read"]
+            [[routes]]
+            methods = ["POST"]
+            path = "/api/v1/sessions/**"
+            scopes = ["investigations:write"]
+            [[routes]]
+            path = "/api/v1/sessions/**"
+            host = "internal:8443"
+            scopes = ["investigations"]
+            "#,
+        );
+        assert_eq!(found(&p, "GET", "api.example.com", "/api/v1/sessions/1"), Some("GET,HEAD /api/v1/sessions/**"));
+        assert_eq!(
+            found(&p, "HEAD", "API.EXAMPLE.COM:443", "/api/v1/sessions/1"),
+            Some("GET,HEAD /api/v1/sessions/**")
+        );
+        assert_eq!(found(&p, "GET", "other.example.com", "/api/v1/sessions/1"), None);
+        assert_eq!(found(&p, "POST", "anything", "/api/v1/sessions/1"), Some("POST /api/v1/sessions/**"));
+        assert_eq!(found(&p, "DELETE", "internal:8443", "/api/v1/sessions"), Some("/api/v1/sessions/**"));
+        assert_eq!(found(&p, "DELETE", "internal", "/api/v1/sessions"), None, "a port in the pattern must match");
+        assert_eq!(found(&p, "get", "api.example.com", "/api/v1/sessions/1"), None, "methods are case-sensitive");
+    }
+
+    #[test]
+    fn access_cost_and_scope_match_are_carried() {
+        let p = policy(
+            r#"
+            [[routes]]
+            path = "/search"
+            scopes = ["search:read", "graph:read"]
+            scope_match = "any"
+            cost = 5
+            [[routes]]
+            path = "/health"
+            public = true
+            cost = 0
+            "#,
+        );
+        let search = p.find("GET", "h", "/search").expect("search");
+        assert_eq!(search.cost, 5);
+        let scopes = vec!["search:read".to_owned(), "graph:read".to_owned()];
+        assert_eq!(search.access, Access::Scopes { scopes, matching: ScopeMatch::Any });
+        let health = p.find("GET", "h", "/health").expect("health");
+        assert_eq!((health.cost, &health.access), (0, &Access::Public));
+        assert_eq!(p.len(), 2);
+        assert!(policy("").is_empty(), "an empty policy is valid and matches nothing");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let errors = Policy::parse(
+            r#"
+            default = "allow"
+            [[routes]]
+            path = "api/x"
+            scopes = ["nope:read"]
+            [[routes]]
+            methods = ["GET", "G T"]
+            path = "/a/**/b"
+            public = true
+            scopes = ["graph:read"]
+            [[routes]]
+            path = "/a/b*"
+            scope = ["graph:read"]
+            cost = -1
+            scope_match = "some"
+            host = "bad host"
+            [[routes]]
+            scopes = []
+            "#,
+            &registry(),
+        )
+        .expect_err("invalid");
+        let text = errors.to_string();
+        for needle in [
+            "default: unknown key",
+            "routes[0].path: must start with '/'",
+            "routes[0].scopes: unknown scopes: nope:read",
+            "routes[1].methods[1]",
+            "routes[1].path: '**' may only be the last segment",
+            "routes[1].scopes: a public route needs no scopes",
+            "routes[2].scope: unknown key",
+            "routes[2].path: segment \"b*\"",
+            "routes[2].cost",
+            "routes[2].scope_match",
+            "routes[2].host",
+            "routes[2].scopes: is required",
+            "routes[3].path: is required",
+            "routes[3].scopes: must name at least one scope",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+        assert_eq!(errors.0.len(), 14, "{text}");
+        let not_toml = Policy::parse("[[routes]\npath=", &registry()).expect_err("not TOML");
+        assert!(not_toml.to_string().contains("not valid TOML"), "{not_toml}");
+    }
+}
