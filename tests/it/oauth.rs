@@ -493,3 +493,37 @@ async fn introspection_needs_a_credential_of_the_organization(backend: Backend) 
     assert_eq!(body["active"], false);
     server.stop().await;
 }
+
+/// ES256 and EdDSA keys sign when configured; PEM files replace generated keys and cannot be
+/// rotated by RPC. (SQLite only: nothing here depends on the backend.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_algorithms_and_pem_files_sign() {
+    for algorithm in ["ES256", "EdDSA"] {
+        let server = TestServer::start_with(Backend::Sqlite, &[("oauth.algorithm", algorithm)]).await;
+        let (client_id, secret) = create_client(&server, &["incidents:read"]).await;
+        let token = token_for(&server, &client_id, &secret, "").await;
+        assert_eq!(decode(token.split('.').next().expect("header"))["alg"], algorithm);
+        assert_eq!(server.reason(&token, &["incidents:read"]).await, R::Allowed);
+        server.stop().await;
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (current, previous) = (dir.path().join("current.pem"), dir.path().join("previous.pem"));
+    let now = chrono::Utc::now();
+    let current_key = keygate::core::signing::generate(keygate::core::signing::Algorithm::Rs256, now).expect("key");
+    let previous_key = keygate::core::signing::generate(keygate::core::signing::Algorithm::Es256, now).expect("key");
+    std::fs::write(&current, &current_key.private_key_pem).expect("write");
+    std::fs::write(&previous, &previous_key.private_key_pem).expect("write");
+    let files = format!("{},{}", current.display(), previous.display());
+    let server = TestServer::start_with(Backend::Sqlite, &[("oauth.signing_key_files", &files)]).await;
+    let (client_id, secret) = create_client(&server, &["incidents:read"]).await;
+    let token = token_for(&server, &client_id, &secret, "").await;
+    assert_eq!(decode(token.split('.').next().expect("header"))["kid"], current_key.kid.as_str());
+    let jwks = reqwest::get(server.url("/.well-known/jwks.json")).await.expect("jwks").text().await.expect("text");
+    assert!(jwks.contains(&current_key.kid) && jwks.contains(&previous_key.kid), "{jwks}");
+    let refused =
+        server.admin().await.rotate_signing_key(as_admin(pb::RotateSigningKeyRequest {}, &server.admin_key)).await;
+    let status = expect_code(refused, Code::FailedPrecondition);
+    assert!(status.message().contains("signing_key_files"), "{status:?}");
+    server.stop().await;
+}
