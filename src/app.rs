@@ -19,6 +19,7 @@ use crate::core::error::{CoreError, StoreError};
 use crate::core::hashing::SecretHasher;
 use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
+use crate::core::metrics::Metrics;
 use crate::core::oauth::{OAuth, OAuthParts};
 use crate::core::policy::Policy;
 use crate::core::ports::{ClientStore, Store};
@@ -71,6 +72,7 @@ pub struct State {
     pub hasher: SecretHasher,
     pub verdicts: Arc<VerdictCache>,
     pub scopes: Arc<ScopeRegistry>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
@@ -167,7 +169,14 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         clock,
         last_used: last_used.clone(),
     }));
-    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes })
+    let pool = store.clone();
+    let metrics = Arc::new(Metrics::new(
+        engine.decision_counter(),
+        verdicts.instruments(),
+        hasher.instruments(),
+        Arc::new(move || pool.pool_stats()),
+    ));
+    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes, metrics })
 }
 
 /// Signing keys from the configured PEM files, else from the database.
@@ -305,8 +314,9 @@ pub async fn serve(
         oauth: state.oauth.clone(),
         envoy_authz,
     };
-    let grpc_served = grpc::serve(listeners.grpc, services, health, shutdown);
-    let http_served = crate::http::serve(listeners.http, state.oauth.clone(), wait_for(draining));
+    let grpc_served = grpc::serve(listeners.grpc, services, state.metrics.clone(), health, shutdown);
+    let http_served =
+        crate::http::serve(listeners.http, state.oauth.clone(), state.metrics.clone(), wait_for(draining));
     let (grpc_served, http_served) = tokio::join!(grpc_served, http_served);
 
     let _ = stop_tx.send(true);

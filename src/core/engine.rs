@@ -1,15 +1,18 @@
 //! THE decision engine: credential -> principal -> scopes -> decision. `Authenticate`,
-//! `Authorize`, the admin RPCs' caller check and (later) Envoy's `Check` all come through here.
+//! `Authorize`, the admin RPCs' caller check and Envoy's `Check` all come through here.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use super::clock::Clock;
 use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
+use super::metrics::ReasonLabels;
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
 use super::ports::{ClientStore, Store};
 use super::scopes::{ScopeRegistry, any_grants};
@@ -54,6 +57,7 @@ pub struct Engine {
     scopes: Arc<ScopeRegistry>,
     last_used: Arc<LastUsedRecorder>,
     verdicts: Arc<VerdictCache>,
+    decisions: Family<ReasonLabels, Counter>,
 }
 
 /// Why a token verification did not produce a verdict: shared by every caller that waited for
@@ -67,7 +71,12 @@ enum TokenError {
 impl Engine {
     pub fn new(parts: EngineParts) -> Self {
         let EngineParts { store, clients, tokens, hasher, clock, scopes, last_used, verdicts } = parts;
-        Self { store, clients, tokens, hasher, clock, scopes, last_used, verdicts }
+        Self { store, clients, tokens, hasher, clock, scopes, last_used, verdicts, decisions: Family::default() }
+    }
+
+    /// Decisions by reason, for registration.
+    pub fn decision_counter(&self) -> Family<ReasonLabels, Counter> {
+        self.decisions.clone()
     }
 
     /// Resolves a credential (an API key or a bearer JWT) to a principal.
@@ -82,6 +91,12 @@ impl Engine {
 
     /// Decides whether the credential may act with `required_scopes`. Denials are decisions.
     pub async fn authorize(&self, input: &AuthorizeInput) -> Result<Decision, CoreError> {
+        let decision = self.decide(input).await?;
+        self.decisions.get_or_create(&ReasonLabels { reason: decision.reason.as_str() }).inc();
+        Ok(decision)
+    }
+
+    async fn decide(&self, input: &AuthorizeInput) -> Result<Decision, CoreError> {
         let mut violations = Violations::default();
         if input.required_scopes.is_empty() {
             // An empty list would allow any valid key; a backend that forgot the field must hear it.

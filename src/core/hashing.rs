@@ -1,7 +1,7 @@
 //! argon2id hashing of stored secrets, run off the async executor with bounded parallelism.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -9,6 +9,7 @@ use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 
 use super::error::CoreError;
+use super::metrics::HashingInstruments;
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub struct SecretHasher {
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
-    verifications: Arc<AtomicU64>,
+    instruments: HashingInstruments,
 }
 
 /// Counts a caller among the waiting until dropped (also when its request is cancelled).
@@ -62,13 +63,18 @@ impl SecretHasher {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
-            verifications: Arc::new(AtomicU64::new(0)),
+            instruments: HashingInstruments::default(),
         })
     }
 
     /// How many verifications have run since start (for metrics and tests).
     pub fn verifications(&self) -> u64 {
-        self.verifications.load(Ordering::Relaxed)
+        self.instruments.verifications.get()
+    }
+
+    /// The hasher's instruments, for registration.
+    pub fn instruments(&self) -> HashingInstruments {
+        self.instruments.clone()
     }
 
     /// Hashes `secret` with a fresh salt into a PHC string.
@@ -87,11 +93,15 @@ impl SecretHasher {
     /// Whether `secret` matches the PHC string `phc`.
     pub async fn verify(&self, secret: String, phc: String) -> Result<bool, CoreError> {
         let argon2 = self.argon2.clone();
-        self.verifications.fetch_add(1, Ordering::Relaxed);
+        self.instruments.verifications.inc();
+        let seconds = self.instruments.seconds.clone();
         self.run(move || {
+            let started = std::time::Instant::now();
             let parsed =
                 PasswordHash::new(&phc).map_err(|e| CoreError::Internal(format!("stored hash unreadable: {e}")))?;
-            Ok(argon2.verify_password(secret.as_bytes(), &parsed).is_ok())
+            let matched = argon2.verify_password(secret.as_bytes(), &parsed).is_ok();
+            seconds.observe(started.elapsed().as_secs_f64());
+            Ok(matched)
         })
         .await
     }
@@ -104,6 +114,7 @@ impl SecretHasher {
         let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
         let waiting = Waiting(&self.waiting);
         if ahead >= self.max_waiting + self.permits.available_permits() {
+            self.instruments.refused.inc();
             return Err(CoreError::Unavailable("too many credentials are being verified; retry shortly".into()));
         }
         let _permit = self.permits.acquire().await.map_err(|_| CoreError::Internal("hasher closed".into()))?;

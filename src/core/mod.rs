@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod hashing;
 pub mod issuers;
 pub mod last_used;
+pub mod metrics;
 pub mod model;
 pub mod oauth;
 pub mod policy;

@@ -13,6 +13,7 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
 use super::error::CoreError;
+use super::metrics::CacheInstruments;
 use super::model::{ApiClientRecord, ApiKeyRecord};
 use super::tokens::VerifiedToken;
 
@@ -124,6 +125,7 @@ pub struct VerdictCache {
     /// Bumped by every invalidation, so that a verification which overlapped one is redone
     /// instead of caching what it read before the change.
     generation: AtomicU64,
+    instruments: CacheInstruments,
 }
 
 /// How often a verification that overlapped invalidations is redone before its result is kept.
@@ -156,7 +158,7 @@ impl VerdictCache {
             .expire_after(Lifetimes(settings))
             .support_invalidation_closures()
             .build();
-        Self { cache, generation: AtomicU64::new(0) }
+        Self { cache, generation: AtomicU64::new(0), instruments: CacheInstruments::default() }
     }
 
     /// The cached verdict for `digest`, or the result of `verify`, run once however many callers
@@ -177,8 +179,10 @@ impl VerdictCache {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Verified, E>>,
     {
-        let generation = &self.generation;
+        self.instruments.lookups.inc();
+        let (generation, misses) = (&self.generation, &self.instruments.misses);
         let init = async move {
+            misses.inc();
             let mut attempts = 0;
             loop {
                 let before = generation.load(Ordering::Acquire);
@@ -206,6 +210,16 @@ impl VerdictCache {
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
+    }
+
+    /// Notes how long a change took to reach this replica.
+    pub fn record_propagation(&self, delay: Duration) {
+        self.instruments.propagation.observe(delay.as_secs_f64());
+    }
+
+    /// The cache's instruments, for registration.
+    pub fn instruments(&self) -> CacheInstruments {
+        self.instruments.clone()
     }
 
     /// Entries held (approximate; for metrics and benchmarks).

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod context;
 pub mod convert;
 pub mod envoy;
+pub mod metered;
 pub mod status;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::core::admin::Admin;
 use crate::core::engine::Engine;
+use crate::core::metrics::Metrics;
 use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
 
@@ -48,6 +50,7 @@ pub struct Services {
 pub async fn serve(
     listener: TcpListener,
     services: Services,
+    metrics: Arc<Metrics>,
     health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
@@ -67,6 +70,7 @@ pub async fn serve(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     Server::builder()
+        .layer(metered::MeteredLayer(metrics))
         .add_routes(routes.routes())
         // No Nagle delay: a response's headers, message and trailers are small separate writes.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

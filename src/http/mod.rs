@@ -1,5 +1,6 @@
 //! The HTTP edge, for OAuth2 clients and token verifiers: the token endpoint, introspection, the
-//! JWK Set and the authorization server metadata. Handlers decode, call the core, encode.
+//! JWK Set and the authorization server metadata; and `/metrics` for Prometheus. Handlers
+//! decode, call the core, encode.
 
 mod discovery;
 mod oauth;
@@ -7,10 +8,17 @@ mod oauth;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use crate::core::metrics::Metrics;
 use crate::core::oauth::OAuth;
 
 /// Where clients get tokens.
@@ -22,21 +30,45 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The authorization server metadata (RFC 8414).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
-/// The routes, over the OAuth use cases.
-pub fn router(oauth: Arc<OAuth>) -> Router {
-    Router::new()
+/// Prometheus metrics in the OpenMetrics text format.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The routes, over the OAuth use cases and the metrics, every request counted and timed.
+pub fn router(oauth: Arc<OAuth>, metrics: Arc<Metrics>) -> Router {
+    let oauth_routes = Router::new()
         .route(TOKEN_PATH, post(oauth::token))
         .route(INTROSPECTION_PATH, post(oauth::introspect))
         .route(JWKS_PATH, get(discovery::jwks))
         .route(METADATA_PATH, get(discovery::metadata))
-        .with_state(oauth)
+        .with_state(oauth);
+    Router::new()
+        .route(METRICS_PATH, get(render_metrics))
+        .with_state(metrics.clone())
+        .merge(oauth_routes)
+        .layer(middleware::from_fn_with_state(metrics, metered))
+}
+
+/// `GET /metrics`.
+async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], metrics.render())
+}
+
+/// Counts and times a request by its route (unknown paths are one label, `other`).
+async fn metered(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str).to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.request("http", &route, response.status().as_str(), started.elapsed());
+    response
 }
 
 /// Serves the routes on `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     oauth: Arc<OAuth>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(oauth)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(oauth, metrics)).with_graceful_shutdown(shutdown).await
 }

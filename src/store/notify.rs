@@ -84,5 +84,8 @@ async fn apply(verdicts: &VerdictCache, keyring: &Keyring, payload: &str) {
         verdicts.invalidate_key(key_id);
     }
     let delay_us = sent.parse::<i64>().ok().map(|sent| Utc::now().timestamp_micros() - sent);
+    if let Some(delay) = delay_us.and_then(|us| u64::try_from(us).ok()) {
+        verdicts.record_propagation(Duration::from_micros(delay));
+    }
     tracing::debug!(key_id, propagation_delay_us = delay_us, "key change applied");
 }

@@ -15,6 +15,7 @@ use sea_orm::{
 
 use super::entities::{api_key, organization};
 use crate::core::error::StoreError;
+use crate::core::metrics::PoolStats;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
 use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
 
@@ -79,6 +80,22 @@ impl SqlStore {
         tokio::time::timeout(self.timeout, lookup)
             .await
             .map_err(|_| StoreError::Unavailable(format!("look-up took longer than {:?}", self.timeout)))
+    }
+
+    /// Open and idle connections of the pool, for metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle) = match self.db.get_database_backend() {
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX) }
     }
 
     /// `sqlite` or `postgres`, for logs.

@@ -11,6 +11,7 @@ mod envoy;
 mod helm;
 mod issuers;
 mod keys;
+mod metrics;
 mod oauth;
 mod organizations;
 mod outage;

@@ -100,6 +100,17 @@ async fn disabling_reaches_every_replica_within_a_second() {
     );
     assert!(delays[delays.len() - 1] < Duration::from_secs(1), "every replica denies within a second: {delays:?}");
 
+    // Every other replica measured the delay of the changes it was told of.
+    for replica in &replicas[1..] {
+        let text = reqwest::get(format!("http://{}/metrics", replica.http_addr)).await.expect("scrape");
+        let text = text.text().await.expect("text");
+        let count = text
+            .lines()
+            .find_map(|line| line.strip_prefix("keygate_revocation_propagation_seconds_count "))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        assert!(count.is_some_and(|n| n >= ROUNDS as u64), "{text}");
+    }
+
     // A client token from replica 0 works everywhere, also right after a signing-key rotation.
     let request =
         pb::CreateApiClientRequest { name: "svc".into(), scopes: vec!["graph:read".into()], ..Default::default() };

@@ -1,0 +1,148 @@
+//! Metrics in the Prometheus/OpenMetrics text format. Components own their instruments (the
+//! engine its decisions, the verdict cache its hits, misses and propagation delays, the hasher
+//! its argon2 timings), so nothing is threaded through them; [`Metrics`] registers them all,
+//! records requests at the edges, and renders the text for `/metrics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Latency buckets from 50 µs to about 1.6 s.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// A decision's reason, as `Reason::as_str`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// One request at an edge: transport (`grpc`, `http`), the RPC or route, and its status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub transport: &'static str,
+    pub rpc: String,
+    pub code: String,
+}
+
+/// The latency of one RPC or route.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub transport: &'static str,
+    pub rpc: String,
+}
+
+/// What the verdict cache counts.
+#[derive(Debug, Clone)]
+pub struct CacheInstruments {
+    pub lookups: Counter,
+    pub misses: Counter,
+    /// Seconds from a change's commit on one replica to its invalidation on this one.
+    pub propagation: Histogram,
+}
+
+impl Default for CacheInstruments {
+    fn default() -> Self {
+        Self { lookups: Counter::default(), misses: Counter::default(), propagation: latency_histogram() }
+    }
+}
+
+/// What the argon2 hasher counts.
+#[derive(Debug, Clone)]
+pub struct HashingInstruments {
+    pub verifications: Counter,
+    pub refused: Counter,
+    pub seconds: Histogram,
+}
+
+impl Default for HashingInstruments {
+    fn default() -> Self {
+        Self { verifications: Counter::default(), refused: Counter::default(), seconds: latency_histogram() }
+    }
+}
+
+/// The database pool as seen at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
+/// Reads the pool's state when metrics are scraped.
+pub type PoolProbe = Arc<dyn Fn() -> PoolStats + Send + Sync>;
+
+/// Every instrument, registered once.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pool_size: Gauge,
+    pool_idle: Gauge,
+    pool: PoolProbe,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers the components' instruments and the edges' own.
+    pub fn new(
+        decisions: Family<ReasonLabels, Counter>,
+        cache: CacheInstruments,
+        hashing: HashingInstruments,
+        pool: PoolProbe,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("keygate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let (pool_size, pool_idle) = (Gauge::default(), Gauge::default());
+        registry.register("requests", "Requests by transport, RPC or route, and status", requests.clone());
+        registry.register("request_duration_seconds", "Request latency by transport and RPC", request_seconds.clone());
+        registry.register("decisions", "Authorization decisions by reason", decisions);
+        registry.register("verdict_cache_lookups", "Credential look-ups in the verdict cache", cache.lookups);
+        registry.register("verdict_cache_misses", "Look-ups that had to verify (database, argon2)", cache.misses);
+        registry.register(
+            "revocation_propagation_seconds",
+            "Delay from a change committed on any replica to its cache invalidation here",
+            cache.propagation,
+        );
+        registry.register("argon2_verifications", "argon2id verifications run", hashing.verifications);
+        registry.register("argon2_refused", "Verifications refused because the queue was full", hashing.refused);
+        registry.register("argon2_duration_seconds", "argon2id verification time", hashing.seconds);
+        registry.register("db_pool_connections", "Open database connections", pool_size.clone());
+        registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
+        Self { registry, requests, request_seconds, pool_size, pool_idle, pool }
+    }
+
+    /// Records one request at an edge.
+    pub fn request(&self, transport: &'static str, rpc: &str, code: &str, took: Duration) {
+        let labels = RequestLabels { transport, rpc: rpc.to_owned(), code: code.to_owned() };
+        self.requests.get_or_create(&labels).inc();
+        let route = RouteLabels { transport, rpc: labels.rpc };
+        self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every instrument.
+    pub fn render(&self) -> String {
+        let pool = (self.pool)();
+        self.pool_size.set(i64::from(pool.size));
+        self.pool_idle.set(i64::from(pool.idle));
+        let mut text = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %err, "metrics could not be rendered");
+        }
+        text
+    }
+}

@@ -1,0 +1,79 @@
+//! A tower layer around the gRPC server that counts every call by RPC and status and times it.
+//! tonic puts an error's `grpc-status` in the response headers (a trailers-only response); a
+//! unary success carries it in the trailers, so a response without one in its headers is OK.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::Code;
+use tower::{Layer, Service};
+
+use crate::core::metrics::Metrics;
+
+/// The services whose methods are labelled by name; any other path is `other`, so that
+/// made-up paths cannot grow the label set.
+const KNOWN_SERVICES: &[&str] = &[
+    "/keygate.v1.",
+    "/envoy.service.auth.v3.",
+    "/grpc.health.v1.",
+    "/grpc.reflection.v1.",
+    "/grpc.reflection.v1alpha.",
+];
+
+/// Wraps services in [`Metered`].
+#[derive(Clone)]
+pub struct MeteredLayer(pub Arc<Metrics>);
+
+impl<S> Layer<S> for MeteredLayer {
+    type Service = Metered<S>;
+
+    fn layer(&self, inner: S) -> Metered<S> {
+        Metered { inner, metrics: self.0.clone() }
+    }
+}
+
+/// Counts and times each call of the wrapped service.
+#[derive(Clone)]
+pub struct Metered<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Metered<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let rpc = if KNOWN_SERVICES.iter().any(|prefix| path.starts_with(prefix)) { path } else { "other" };
+        let rpc = rpc.to_owned();
+        let (metrics, started) = (self.metrics.clone(), Instant::now());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let result = answer.await;
+            let code = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.parse::<i32>().ok())
+                    .map_or(Code::Ok, Code::from_i32),
+                Err(_) => Code::Unknown,
+            };
+            metrics.request("grpc", &rpc, &format!("{code:?}"), started.elapsed());
+            result
+        })
+    }
+}
