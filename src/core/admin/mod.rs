@@ -355,7 +355,8 @@ impl Admin {
         }
         violations.finish()?;
         let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
-        let audit = entry.about(&org.slug, &org.slug);
+        // A platform admin's act, so the platform's log holds it rather than the new organization's.
+        let audit = entry.about(&org.slug, &caller.principal.organization);
         self.store.create_organization(&org, &audit).await.map_err(|err| match CoreError::from(err) {
             CoreError::AlreadyExists(_) => {
                 CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
