@@ -1,16 +1,17 @@
-//! Store-level guarantees under concurrency: a rotation that lost a race changes nothing, and an
-//! expired key revived by rotation counts against its organization's limit.
+//! Store-level guarantees under concurrency: a rotation that lost a race changes nothing (nor
+//! leaves an audit entry), and an expired key revived by rotation counts against its
+//! organization's limit.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 use keygate::app;
 use keygate::core::admin::{NewKey, NewOrganization, RotateKey};
-use keygate::core::audit::AuditEntry;
+use keygate::core::audit::{AuditEntry, AuditQuery};
 use keygate::core::clock::ManualClock;
 use keygate::core::error::CoreError;
-use keygate::core::model::Credentials;
-use keygate::core::ports::{RotateOutcome, Rotation, Store};
+use keygate::core::model::{Credentials, Page};
+use keygate::core::ports::{AuditStore, RotateOutcome, Rotation, Store};
 
 use crate::backend_tests;
 use crate::support::{Backend, TestDb, admin_ctx, start_time, test_config};
@@ -41,12 +42,13 @@ async fn a_stale_rotation_changes_nothing(backend: Backend) {
         expires_at: start_time() + Duration::days(365),
         replaces_hash: stale_hash,
     };
-    let outcome = state
-        .store
-        .rotate_key(&key_id, &late, None, start_time(), &AuditEntry::default())
-        .await
-        .expect("store answers");
+    let entry = AuditEntry { organization: "stale".into(), action: "api_key.rotate".into(), ..Default::default() };
+    let outcome = state.store.rotate_key(&key_id, &late, None, start_time(), &entry).await.expect("store answers");
     assert_eq!(outcome, RotateOutcome::Changed);
+    // The entry rode in the rolled-back transaction.
+    let query = AuditQuery { organization: "stale".into(), ..Default::default() };
+    let (_, recorded) = state.store.audit_events(&query, Page { offset: 0, limit: 10 }).await.expect("audit");
+    assert_eq!(recorded, 0);
     state.engine.authenticate(&creds(&original.api_key)).await.expect("decided").expect("original still in grace");
     state.engine.authenticate(&creds(&first.api_key)).await.expect("decided").expect("first rotation's key");
     db.drop_database().await;

@@ -40,47 +40,47 @@ impl Admin {
     pub async fn create_client(&self, ctx: &AdminContext, request: NewClient) -> Result<IssuedClient, CoreError> {
         let (caller, entry) = self.changer(ctx, "admin:clients:write", "api_client.create", "").await?;
         self.audited(&entry, async {
-        let mut violations = Violations::default();
-        violations.required_text("name", &request.name, MAX_NAME);
-        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
-        self.check_scopes(&mut violations, "scopes", &request.scopes);
-        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        require_subset(&caller.principal, &request.scopes, "grant")?;
-        let org = self.target_organization(&caller, &request.organization).await?;
-        let secret = generate_secret();
-        let secret_hash = self.hasher.hash(secret.clone()).await?;
-        let now = self.clock.now();
-        let name = request.name.trim();
-        for attempt in 1..=CLIENT_ID_ATTEMPTS {
-            let client = ApiClientRecord {
-                client_id: client_id_for(name),
-                organization: org.slug.clone(),
-                name: name.to_owned(),
-                description: request.description.clone(),
-                scopes: request.scopes.clone(),
-                secret_hash: secret_hash.clone(),
-                created_by: caller.principal.id.clone(),
-                created_at: now,
-                updated_at: now,
-                disabled_at: None,
-                tokens_revoked_at: None,
-                last_used_at: None,
-                secret_regenerated_at: None,
-            };
-            let audit = entry.about(&client.client_id, &client.organization);
-            match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
-                Ok(()) => {
-                    tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
-                    return Ok(IssuedClient { client_secret: secret, client });
-                }
-                Err(CoreError::AlreadyExists(_)) if attempt < CLIENT_ID_ATTEMPTS => continue,
-                Err(err) => return Err(err),
+            let mut violations = Violations::default();
+            violations.required_text("name", &request.name, MAX_NAME);
+            violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+            self.check_scopes(&mut violations, "scopes", &request.scopes);
+            if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+                violations.add("organization", "is not an organization slug");
             }
-        }
-        Err(CoreError::Aborted("could not find a free client id; try again".into()))
+            violations.finish()?;
+            require_subset(&caller.principal, &request.scopes, "grant")?;
+            let org = self.target_organization(&caller, &request.organization).await?;
+            let secret = generate_secret();
+            let secret_hash = self.hasher.hash(secret.clone()).await?;
+            let now = self.clock.now();
+            let name = request.name.trim();
+            for attempt in 1..=CLIENT_ID_ATTEMPTS {
+                let client = ApiClientRecord {
+                    client_id: client_id_for(name),
+                    organization: org.slug.clone(),
+                    name: name.to_owned(),
+                    description: request.description.clone(),
+                    scopes: request.scopes.clone(),
+                    secret_hash: secret_hash.clone(),
+                    created_by: caller.principal.id.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    disabled_at: None,
+                    tokens_revoked_at: None,
+                    last_used_at: None,
+                    secret_regenerated_at: None,
+                };
+                let audit = entry.about(&client.client_id, &client.organization);
+                match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
+                    Ok(()) => {
+                        tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
+                        return Ok(IssuedClient { client_secret: secret, client });
+                    }
+                    Err(CoreError::AlreadyExists(_)) if attempt < CLIENT_ID_ATTEMPTS => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(CoreError::Aborted("could not find a free client id; try again".into()))
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The admin use cases: organizations and the API-key lifecycle, over the ports (API clients and
-//! signing keys in [`clients`]). Every call authenticates its caller through the engine and
-//! checks the admin scope it needs.
+//! signing keys in [`clients`]; the audit log's listing in [`audit`]). Every call authenticates
+//! its caller through the engine and checks the admin scope it needs; every change is recorded in
+//! the audit log in the same transaction as the change, and every refused one on its own.
 
 pub mod audit;
 pub mod clients;
@@ -150,25 +151,25 @@ impl Admin {
     pub async fn create_key(&self, ctx: &AdminContext, request: NewKey) -> Result<IssuedKey, CoreError> {
         let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.create", "").await?;
         self.audited(&entry, async {
-        let mut violations = Violations::default();
-        violations.required_text("name", &request.name, MAX_NAME);
-        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
-        self.check_scopes(&mut violations, "scopes", &request.scopes);
-        if let Some(days) = request.expires_in_days {
-            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
-        }
-        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        require_subset(&caller.principal, &request.scopes, "grant")?;
-        let org = self.target_organization(&caller, &request.organization).await?;
-        let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
-        let issued = self
-            .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &entry)
-            .await?;
-        tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
-        Ok(issued)
+            let mut violations = Violations::default();
+            violations.required_text("name", &request.name, MAX_NAME);
+            violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+            self.check_scopes(&mut violations, "scopes", &request.scopes);
+            if let Some(days) = request.expires_in_days {
+                violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+            }
+            if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+                violations.add("organization", "is not an organization slug");
+            }
+            violations.finish()?;
+            require_subset(&caller.principal, &request.scopes, "grant")?;
+            let org = self.target_organization(&caller, &request.organization).await?;
+            let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
+            let issued = self
+                .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &entry)
+                .await?;
+            tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
+            Ok(issued)
         })
         .await
     }
@@ -245,71 +246,71 @@ impl Admin {
     pub async fn rotate_key(&self, ctx: &AdminContext, request: RotateKey) -> Result<IssuedKey, CoreError> {
         let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.rotate", &request.key_id).await?;
         self.audited(&entry, async {
-        let mut violations = Violations::default();
-        if let Some(days) = request.grace_period_days {
-            violations.days("grace_period_days", days, 0, self.settings.max_grace_period_days);
-        }
-        if let Some(days) = request.expires_in_days {
-            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
-        }
-        violations.finish()?;
-        let key = self.visible_key(&caller, &request.key_id).await?;
-        // Rotation hands out the key's secret, so the caller must hold everything the key can do.
-        require_subset(&caller.principal, &key.scopes, "rotate a key with")?;
-        let now = self.clock.now();
-        if key.disabled_at.is_some() {
-            return Err(disabled(&key.key_id, "rotated"));
-        }
-        if now >= key.expires_at && request.expires_in_days.is_none() {
-            return Err(CoreError::FailedPrecondition(format!(
-                "API key {} has expired; pass expires_in_days to rotate it",
-                key.key_id
-            )));
-        }
-        let grace = request.grace_period_days.unwrap_or(self.settings.default_grace_period_days);
-        let expires_at = match request.expires_in_days {
-            Some(days) => now + Duration::days(days),
-            None => key.expires_at,
-        };
-        let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
-        let rotation = Rotation {
-            new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
-            previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
-            expires_at,
-            replaces_hash: key.secret_hash.clone(),
-        };
-        // An expired key that comes back to life counts against its organization's limit again.
-        let revival = if now >= key.expires_at {
-            let org = self.store.organization(&key.organization).await?;
-            org.map(|o| Revival { organization: o.slug, max_active: o.max_active_keys })
-        } else {
-            None
-        };
-        let audit = entry.about(&key.key_id, &key.organization);
-        let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now, &audit).await?;
-        self.verdicts.invalidate_key(&key.key_id);
-        match outcome {
-            RotateOutcome::Rotated => {}
-            RotateOutcome::LimitReached => {
-                return Err(CoreError::FailedPrecondition(format!(
-                    "organization {} has reached its limit of active API keys; the expired key {} cannot be revived",
-                    key.organization, key.key_id
-                )));
+            let mut violations = Violations::default();
+            if let Some(days) = request.grace_period_days {
+                violations.days("grace_period_days", days, 0, self.settings.max_grace_period_days);
             }
-            RotateOutcome::Changed => {
-                let now_disabled = self.store.key(&key.key_id).await?.is_some_and(|k| k.disabled_at.is_some());
-                if now_disabled {
-                    return Err(disabled(&key.key_id, "rotated"));
-                }
-                return Err(CoreError::Aborted(format!(
-                    "API key {} was rotated by another request meanwhile; read it again before rotating",
+            if let Some(days) = request.expires_in_days {
+                violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+            }
+            violations.finish()?;
+            let key = self.visible_key(&caller, &request.key_id).await?;
+            // Rotation hands out the key's secret, so the caller must hold everything the key can do.
+            require_subset(&caller.principal, &key.scopes, "rotate a key with")?;
+            let now = self.clock.now();
+            if key.disabled_at.is_some() {
+                return Err(disabled(&key.key_id, "rotated"));
+            }
+            if now >= key.expires_at && request.expires_in_days.is_none() {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "API key {} has expired; pass expires_in_days to rotate it",
                     key.key_id
                 )));
             }
-        }
-        tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
-        let view = self.reread(&key.key_id).await?;
-        Ok(IssuedKey { api_key: generated.full, view })
+            let grace = request.grace_period_days.unwrap_or(self.settings.default_grace_period_days);
+            let expires_at = match request.expires_in_days {
+                Some(days) => now + Duration::days(days),
+                None => key.expires_at,
+            };
+            let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
+            let rotation = Rotation {
+                new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
+                previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
+                expires_at,
+                replaces_hash: key.secret_hash.clone(),
+            };
+            // An expired key that comes back to life counts against its organization's limit again.
+            let revival = if now >= key.expires_at {
+                let org = self.store.organization(&key.organization).await?;
+                org.map(|o| Revival { organization: o.slug, max_active: o.max_active_keys })
+            } else {
+                None
+            };
+            let audit = entry.about(&key.key_id, &key.organization);
+            let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now, &audit).await?;
+            self.verdicts.invalidate_key(&key.key_id);
+            match outcome {
+                RotateOutcome::Rotated => {}
+                RotateOutcome::LimitReached => {
+                    return Err(CoreError::FailedPrecondition(format!(
+                        "organization {} has reached its limit of active API keys; the expired key {} cannot be revived",
+                        key.organization, key.key_id
+                    )));
+                }
+                RotateOutcome::Changed => {
+                    let now_disabled = self.store.key(&key.key_id).await?.is_some_and(|k| k.disabled_at.is_some());
+                    if now_disabled {
+                        return Err(disabled(&key.key_id, "rotated"));
+                    }
+                    return Err(CoreError::Aborted(format!(
+                        "API key {} was rotated by another request meanwhile; read it again before rotating",
+                        key.key_id
+                    )));
+                }
+            }
+            tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
+            let view = self.reread(&key.key_id).await?;
+            Ok(IssuedKey { api_key: generated.full, view })
         })
         .await
     }
@@ -340,31 +341,31 @@ impl Admin {
     ) -> Result<Organization, CoreError> {
         let (caller, entry) = self.changer(ctx, "admin:orgs:write", "organization.create", &request.slug).await?;
         self.audited(&entry, async {
-        if !caller.platform {
-            return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
-        }
-        let mut violations = Violations::default();
-        if !is_valid_slug(&request.slug) {
-            violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
-        }
-        violations.required_text("name", &request.name, MAX_NAME);
-        let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
-        if !self.settings.plans.contains_key(&plan) {
-            let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
-            violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
-        }
-        violations.finish()?;
-        let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
-        // A platform admin's act, so the platform's log holds it rather than the new organization's.
-        let audit = entry.about(&org.slug, &caller.principal.organization);
-        self.store.create_organization(&org, &audit).await.map_err(|err| match CoreError::from(err) {
-            CoreError::AlreadyExists(_) => {
-                CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
+            if !caller.platform {
+                return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
             }
-            other => other,
-        })?;
-        tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
-        Ok(org)
+            let mut violations = Violations::default();
+            if !is_valid_slug(&request.slug) {
+                violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
+            }
+            violations.required_text("name", &request.name, MAX_NAME);
+            let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
+            if !self.settings.plans.contains_key(&plan) {
+                let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
+                violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
+            }
+            violations.finish()?;
+            let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
+            // A platform admin's act, so the platform's log holds it rather than the new organization's.
+            let audit = entry.about(&org.slug, &caller.principal.organization);
+            self.store.create_organization(&org, &audit).await.map_err(|err| match CoreError::from(err) {
+                CoreError::AlreadyExists(_) => {
+                    CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
+                }
+                other => other,
+            })?;
+            tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
+            Ok(org)
         })
         .await
     }
