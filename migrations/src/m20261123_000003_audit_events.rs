@@ -33,13 +33,14 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(big_pk_auto(AuditEvents::Id))
                     .col(timestamp_with_time_zone(AuditEvents::At))
-                    .col(string_len(AuditEvents::Actor, 255))
+                    // Text: a user id comes from another issuer's token and may be long.
+                    .col(text(AuditEvents::Actor))
                     .col(string_len(AuditEvents::ActorKind, 16))
                     // No foreign key: an entry outlives whatever it is about, and refusals may
                     // name organizations that do not exist.
                     .col(string_len(AuditEvents::Organization, 63))
                     .col(string_len(AuditEvents::Action, 64))
-                    .col(string_len(AuditEvents::Target, 255))
+                    .col(text(AuditEvents::Target))
                     .col(string_len(AuditEvents::Outcome, 32))
                     .col(string_len(AuditEvents::RequestId, 128))
                     .col(string_len(AuditEvents::Peer, 64))

@@ -221,6 +221,9 @@ async fn refusals_are_recorded_and_secrets_never(backend: Backend) {
     // Invalid arguments too; an unauthenticated call has no actor and is not recorded.
     let invalid = pb::CreateApiKeyRequest { name: String::new(), scopes: vec![], ..Default::default() };
     expect_code(admin.create_api_key(traced(invalid, &lesser, "req-invalid")).await, Code::InvalidArgument);
+    // A key pasted into the id field: refused and recorded, without the key as target.
+    let pasted = pb::DisableApiKeyRequest { key_id: lesser.clone() };
+    expect_code(admin.disable_api_key(traced(pasted, &lesser, "req-pasted")).await, Code::InvalidArgument);
     let anonymous = pb::DisableApiKeyRequest { key_id: root_id.clone() };
     expect_code(admin.disable_api_key(traced(anonymous, "sk_live_nonsense", "req-anon")).await, Code::Unauthenticated);
 
@@ -236,6 +239,7 @@ async fn refusals_are_recorded_and_secrets_never(backend: Backend) {
     assert_eq!(find("req-refused"), refused("api_key.disable", &root_id, "PERMISSION_DENIED"));
     assert_eq!(find("req-no-scope"), refused("signing_key.rotate", "", "PERMISSION_DENIED"));
     assert_eq!(find("req-invalid"), refused("api_key.create", "", "INVALID_ARGUMENT"));
+    assert_eq!(find("req-pasted"), refused("api_key.disable", "", "INVALID_ARGUMENT"));
     assert_eq!(find("req-anon"), None);
     // The refused disable changed nothing.
     assert_eq!(server.reason(&root, &["graph:read"]).await, pb::DecisionReason::Allowed);

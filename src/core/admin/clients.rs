@@ -2,7 +2,8 @@
 //! and for rotating the token signing key.
 
 use super::{
-    Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, operator_entry, require_subset,
+    Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
+    require_subset,
 };
 use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::core::error::CoreError;
@@ -111,8 +112,14 @@ impl Admin {
         ctx: &AdminContext,
         client_id: &str,
     ) -> Result<IssuedClient, CoreError> {
-        let (caller, entry) =
-            self.changer(ctx, "admin:clients:write", "api_client.regenerate_secret", client_id).await?;
+        let (caller, entry) = self
+            .changer(
+                ctx,
+                "admin:clients:write",
+                "api_client.regenerate_secret",
+                id_or_nothing(client_id, is_valid_client_id),
+            )
+            .await?;
         self.audited(&entry, async {
             let client = self.visible_client(&caller, client_id).await?;
             require_subset(&caller.principal, &client.scopes, "regenerate the secret of a client with")?;
@@ -143,7 +150,9 @@ impl Admin {
         client_id: &str,
         revoke_tokens: bool,
     ) -> Result<ApiClientRecord, CoreError> {
-        let (caller, entry) = self.changer(ctx, "admin:clients:write", "api_client.disable", client_id).await?;
+        let (caller, entry) = self
+            .changer(ctx, "admin:clients:write", "api_client.disable", id_or_nothing(client_id, is_valid_client_id))
+            .await?;
         self.audited(&entry, async {
             let client = self.visible_client(&caller, client_id).await?;
             require_subset(&caller.principal, &client.scopes, "disable a client with")?;

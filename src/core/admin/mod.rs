@@ -203,7 +203,9 @@ impl Admin {
         key_id: &str,
         changes: KeyChanges,
     ) -> Result<KeyView, CoreError> {
-        let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.update", key_id).await?;
+        let (caller, entry) = self
+            .changer(ctx, "admin:keys:write", "api_key.update", id_or_nothing(key_id, credential::is_valid_key_id))
+            .await?;
         self.audited(&entry, async {
             let mut violations = Violations::default();
             if changes == KeyChanges::default() {
@@ -244,7 +246,14 @@ impl Admin {
 
     /// Gives a key a new secret; the old one keeps working for the grace period.
     pub async fn rotate_key(&self, ctx: &AdminContext, request: RotateKey) -> Result<IssuedKey, CoreError> {
-        let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.rotate", &request.key_id).await?;
+        let (caller, entry) = self
+            .changer(
+                ctx,
+                "admin:keys:write",
+                "api_key.rotate",
+                id_or_nothing(&request.key_id, credential::is_valid_key_id),
+            )
+            .await?;
         self.audited(&entry, async {
             let mut violations = Violations::default();
             if let Some(days) = request.grace_period_days {
@@ -317,7 +326,9 @@ impl Admin {
 
     /// Disables a key at once, grace-period secret included. Disabling twice is harmless.
     pub async fn disable_key(&self, ctx: &AdminContext, key_id: &str) -> Result<KeyView, CoreError> {
-        let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.disable", key_id).await?;
+        let (caller, entry) = self
+            .changer(ctx, "admin:keys:write", "api_key.disable", id_or_nothing(key_id, credential::is_valid_key_id))
+            .await?;
         self.audited(&entry, async {
             let key = self.visible_key(&caller, key_id).await?;
             // Otherwise a lesser admin could lock a stronger one (the bootstrap key) out.
@@ -339,7 +350,9 @@ impl Admin {
         ctx: &AdminContext,
         request: NewOrganization,
     ) -> Result<Organization, CoreError> {
-        let (caller, entry) = self.changer(ctx, "admin:orgs:write", "organization.create", &request.slug).await?;
+        let (caller, entry) = self
+            .changer(ctx, "admin:orgs:write", "organization.create", id_or_nothing(&request.slug, is_valid_slug))
+            .await?;
         self.audited(&entry, async {
             if !caller.platform {
                 return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
@@ -629,6 +642,12 @@ fn operator_entry(actor: &str, action: &str, at: DateTime<Utc>) -> AuditEntry {
         request_id: String::new(),
         peer: String::new(),
     }
+}
+
+/// An id a request names, as a refusal's target: only when it has the shape of an id, since the
+/// field may hold anything, even a secret pasted into the wrong field.
+fn id_or_nothing(id: &str, well_formed: fn(&str) -> bool) -> &str {
+    if well_formed(id) { id } else { "" }
 }
 
 /// The subset rule: a caller can only hand out what it holds itself.
