@@ -152,6 +152,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         engine: engine.clone(),
         store: dyn_store,
         clients: clients.clone(),
+        audit: store.clone(),
         keyring: keyring.clone(),
         hasher: hasher.clone(),
         clock: clock.clone(),
@@ -411,5 +412,5 @@ pub async fn bootstrap(config: &Config, clock: Arc<dyn Clock>, org: &str, force:
 pub async fn rotate_signing_key(config: &Config, clock: Arc<dyn Clock>) -> Result<String, AppError> {
     let store = open_store(config, config.database.run_migrations).await?;
     let state = build_state(config, store, clock).await?;
-    Ok(state.keyring.rotate().await?.kid)
+    Ok(state.admin.rotate_signing_key_as_operator().await?.kid)
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_organizations_and_api_keys;
 mod m20261123_000002_api_clients_and_signing_keys;
+mod m20261123_000003_audit_events;
 
 /// Applies keygate's migrations in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_organizations_and_api_keys::Migration),
             Box::new(m20261123_000002_api_clients_and_signing_keys::Migration),
+            Box::new(m20261123_000003_audit_events::Migration),
         ]
     }
 }

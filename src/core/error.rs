@@ -145,6 +145,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The gRPC name of this kind, e.g. `PERMISSION_DENIED`, as audit entries record it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::FailedPrecondition => "FAILED_PRECONDITION",
+            ErrorCode::Aborted => "ABORTED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
     /// The HTTP status for this kind, following the reference's status table (409 for invalid
     /// state transitions and duplicates).
     pub fn http_status(self) -> u16 {

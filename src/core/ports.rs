@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::audit::{AuditEntry, AuditQuery};
 use super::error::StoreError;
 use super::model::{ApiClientRecord, ApiKeyRecord, Organization, Page};
 use super::signing::SigningKeyRecord;
@@ -46,14 +47,16 @@ pub enum RotateOutcome {
 
 /// Durable storage of organizations and keys. Writes that change a key (update, rotate,
 /// disable) also announce the change to every other replica sharing the database, in the same
-/// transaction, so that their verdict caches drop it.
+/// transaction, so that their verdict caches drop it. Every write takes the audit entry that
+/// records it and inserts it in the same transaction: a change is never made unrecorded, and a
+/// rolled-back change leaves no entry.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Inserts an organization; `Conflict` when the slug is taken.
-    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError>;
+    async fn create_organization(&self, org: &Organization, audit: &AuditEntry) -> Result<(), StoreError>;
     async fn organization(&self, slug: &str) -> Result<Option<Organization>, StoreError>;
     /// Organizations oldest first, and how many there are.
     async fn list_organizations(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
@@ -67,6 +70,7 @@ pub trait Store: Send + Sync + 'static {
         key: &ApiKeyRecord,
         max_active: u32,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
     async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Keys of one organization, newest first, whose name or description contains `search`
@@ -78,7 +82,13 @@ pub trait Store: Send + Sync + 'static {
         page: Page,
     ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError>;
     /// Applies `changes` unless the key is disabled. Returns whether a row changed.
-    async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn update_key(
+        &self,
+        key_id: &str,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
     /// Replaces the secret, keeping the old hash as the previous one, unless the key is disabled or
     /// its hash is no longer `rotation.replaces_hash`. With `revival`, the key (expired now) is
     /// only rotated while its organization has fewer active keys, counted atomically.
@@ -88,9 +98,10 @@ pub trait Store: Send + Sync + 'static {
         rotation: &Rotation,
         revival: Option<&Revival>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<RotateOutcome, StoreError>;
     /// Disables the key and ends any grace period, unless it is already disabled.
-    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>, audit: &AuditEntry) -> Result<bool, StoreError>;
     /// Records last use times; a time never moves backwards.
     async fn touch_keys(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
 }
@@ -106,11 +117,12 @@ pub enum DisableOutcome {
     Unchanged,
 }
 
-/// Durable storage of OAuth2 clients. Changes are announced like key changes, under the client id.
+/// Durable storage of OAuth2 clients. Changes are announced like key changes, under the client id,
+/// and recorded by the audit entry each write takes, in the same transaction.
 #[async_trait]
 pub trait ClientStore: Send + Sync + 'static {
     /// Inserts a client; `Conflict` when the client id is taken.
-    async fn create_client(&self, client: &ApiClientRecord) -> Result<(), StoreError>;
+    async fn create_client(&self, client: &ApiClientRecord, audit: &AuditEntry) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError>;
     /// Clients of one organization, newest first, whose id, name or description contains
     /// `search` (case-insensitively); and how many match in all.
@@ -126,6 +138,7 @@ pub trait ClientStore: Send + Sync + 'static {
         client_id: &str,
         secret_hash: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
     /// Disables the client (kept disabled for good); with `revoke_tokens`, its tokens issued up to
     /// `now` stop working too, also when it was disabled before.
@@ -134,6 +147,7 @@ pub trait ClientStore: Send + Sync + 'static {
         client_id: &str,
         revoke_tokens: bool,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<DisableOutcome, StoreError>;
     /// Records last use times; a time never moves backwards.
     async fn touch_clients(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
@@ -145,6 +159,16 @@ pub trait SigningKeyStore: Send + Sync + 'static {
     /// Every stored signing key, newest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Adds `key` and retires every other key not yet retired, at `key.created_at`; announced to
-    /// every replica.
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// every replica. An admin's rotation is recorded by `audit` in the same transaction; a key
+    /// generated at start-up has none.
+    async fn add_signing_key(&self, key: &SigningKeyRecord, audit: Option<&AuditEntry>) -> Result<(), StoreError>;
+}
+
+/// The audit log: appended to and read, never updated or deleted (there is no method for it).
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends an entry on its own, for a change that was refused before any write.
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Entries matching `query`, newest first, and how many match in all.
+    async fn audit_events(&self, query: &AuditQuery, page: Page) -> Result<(Vec<AuditEntry>, u64), StoreError>;
 }

@@ -15,6 +15,7 @@ pub const ADMIN_SCOPES: &[&str] = &[
     "admin:orgs:read",
     "admin:orgs:write",
     "admin:signing:write",
+    "admin:audit:read",
 ];
 
 /// The application scopes of the reference docs, registered unless configured otherwise.

@@ -11,6 +11,7 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::audit::AuditEntry;
 use super::clock::Clock;
 use super::error::CoreError;
 use super::ports::SigningKeyStore;
@@ -251,7 +252,7 @@ impl Keyring {
         let needs_key = keyring.active().is_none_or(|key| key.algorithm != settings.algorithm);
         if needs_key && let KeySource::Stored(store) = &keyring.source {
             let record = generate(settings.algorithm, keyring.clock.now())?;
-            store.add_signing_key(&record).await?;
+            store.add_signing_key(&record, None).await?;
             tracing::info!(kid = %record.kid, algorithm = %record.algorithm, "signing key generated");
             keyring.reload().await?;
         }
@@ -339,7 +340,8 @@ impl Keyring {
     }
 
     /// Makes a new key the signing one; the old ones stay published until their tokens expire.
-    pub async fn rotate(&self) -> Result<SigningKeyRecord, CoreError> {
+    /// `audit` (about no target yet) is completed with the new key's id and written with it.
+    pub async fn rotate(&self, audit: &AuditEntry) -> Result<SigningKeyRecord, CoreError> {
         let KeySource::Stored(store) = &self.source else {
             return Err(CoreError::FailedPrecondition(
                 "signing keys are loaded from files (oauth.signing_key_files); rotate them by replacing the files"
@@ -347,7 +349,7 @@ impl Keyring {
             ));
         };
         let record = generate(self.settings.algorithm, self.clock.now())?;
-        store.add_signing_key(&record).await?;
+        store.add_signing_key(&record, Some(&audit.about(&record.kid, &audit.organization))).await?;
         self.reload().await?;
         tracing::info!(kid = %record.kid, algorithm = %record.algorithm, "signing key rotated");
         Ok(record)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::context::{caller_credentials, request_id, respond};
+use super::context::{admin_context, respond};
 use super::convert;
 use super::status::to_status;
 use crate::core::admin::clients::NewClient;
@@ -48,7 +48,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
         let new_key = NewKey {
             name: r.name,
@@ -57,7 +57,7 @@ impl AdminService for AdminApi {
             expires_in_days: r.expires_in_days.map(i64::from),
             organization: r.organization,
         };
-        let result = self.admin.create_key(&credentials, new_key).await;
+        let result = self.admin.create_key(&ctx, new_key).await;
         reply(result, &id, |issued| pb::CreateApiKeyResponse {
             api_key: issued.api_key,
             key: Some(convert::api_key(issued.view)),
@@ -66,8 +66,8 @@ impl AdminService for AdminApi {
     }
 
     async fn get_api_key(&self, request: Request<pb::GetApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.get_key(&credentials, &request.into_inner().key_id).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.get_key(&ctx, &request.into_inner().key_id).await;
         reply(result, &id, convert::api_key)
     }
 
@@ -75,12 +75,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let result = self
-            .admin
-            .list_keys(&credentials, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization)
-            .await;
+        let result =
+            self.admin.list_keys(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
         reply(result, &id, |(keys, total)| pb::ListApiKeysResponse {
             api_keys: keys.into_iter().map(convert::api_key).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
@@ -88,10 +86,10 @@ impl AdminService for AdminApi {
     }
 
     async fn update_api_key(&self, request: Request<pb::UpdateApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
         let changes = KeyChanges { name: r.name, description: r.description, scopes: r.scopes.map(|s| s.values) };
-        let result = self.admin.update_key(&credentials, &r.key_id, changes).await;
+        let result = self.admin.update_key(&ctx, &r.key_id, changes).await;
         reply(result, &id, convert::api_key)
     }
 
@@ -99,14 +97,14 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RotateApiKeyRequest>,
     ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
         let rotate = RotateKey {
             key_id: r.key_id,
             grace_period_days: r.grace_period_days.map(i64::from),
             expires_in_days: r.expires_in_days.map(i64::from),
         };
-        let result = self.admin.rotate_key(&credentials, rotate).await;
+        let result = self.admin.rotate_key(&ctx, rotate).await;
         reply(result, &id, |issued| pb::RotateApiKeyResponse {
             key_id: issued.view.key.key_id.clone(),
             api_key: issued.api_key,
@@ -120,8 +118,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::DisableApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.disable_key(&credentials, &request.into_inner().key_id).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.disable_key(&ctx, &request.into_inner().key_id).await;
         reply(result, &id, convert::api_key)
     }
 
@@ -129,10 +127,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
         let new_org = NewOrganization { slug: r.slug, name: r.name, plan: r.plan };
-        let result = self.admin.create_organization(&credentials, new_org).await;
+        let result = self.admin.create_organization(&ctx, new_org).await;
         reply(result, &id, convert::organization)
     }
 
@@ -140,8 +138,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.get_organization(&credentials, &request.into_inner().slug).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.get_organization(&ctx, &request.into_inner().slug).await;
         reply(result, &id, convert::organization)
     }
 
@@ -149,9 +147,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let result = self.admin.list_organizations(&credentials, i64::from(r.offset), i64::from(r.limit)).await;
+        let result = self.admin.list_organizations(&ctx, i64::from(r.offset), i64::from(r.limit)).await;
         reply(result, &id, |(orgs, total)| pb::ListOrganizationsResponse {
             organizations: orgs.into_iter().map(convert::organization).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
@@ -162,11 +160,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiClientRequest>,
     ) -> Result<Response<pb::CreateApiClientResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
         let new_client =
             NewClient { name: r.name, description: r.description, scopes: r.scopes, organization: r.organization };
-        let result = self.admin.create_client(&credentials, new_client).await;
+        let result = self.admin.create_client(&ctx, new_client).await;
         reply(result, &id, |issued| pb::CreateApiClientResponse {
             client_id: issued.client.client_id.clone(),
             client_secret: issued.client_secret,
@@ -179,8 +177,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetApiClientRequest>,
     ) -> Result<Response<pb::ApiClient>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.get_client(&credentials, &request.into_inner().client_id).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.get_client(&ctx, &request.into_inner().client_id).await;
         reply(result, &id, convert::api_client)
     }
 
@@ -188,12 +186,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListApiClientsRequest>,
     ) -> Result<Response<pb::ListApiClientsResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let result = self
-            .admin
-            .list_clients(&credentials, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization)
-            .await;
+        let result =
+            self.admin.list_clients(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
         reply(result, &id, |(clients, total)| pb::ListApiClientsResponse {
             clients: clients.into_iter().map(convert::api_client).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
@@ -204,8 +200,8 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RegenerateClientSecretRequest>,
     ) -> Result<Response<pb::RegenerateClientSecretResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.regenerate_client_secret(&credentials, &request.into_inner().client_id).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.regenerate_client_secret(&ctx, &request.into_inner().client_id).await;
         reply(result, &id, |issued| pb::RegenerateClientSecretResponse {
             client_id: issued.client.client_id,
             client_secret: issued.client_secret,
@@ -216,9 +212,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::DisableApiClientRequest>,
     ) -> Result<Response<pb::ApiClient>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
+        let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let result = self.admin.disable_client(&credentials, &r.client_id, r.revoke_tokens).await;
+        let result = self.admin.disable_client(&ctx, &r.client_id, r.revoke_tokens).await;
         reply(result, &id, convert::api_client)
     }
 
@@ -226,8 +222,23 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let (id, credentials) = (request_id(request.metadata()), caller_credentials(&request));
-        let result = self.admin.rotate_signing_key(&credentials).await;
+        let (id, ctx) = admin_context(&request);
+        let result = self.admin.rotate_signing_key(&ctx).await;
         reply(result, &id, |key| pb::RotateSigningKeyResponse { kid: key.kid, algorithm: key.algorithm })
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let (id, ctx) = admin_context(&request);
+        let result = match convert::audit_listing(request.into_inner()) {
+            Ok(listing) => self.admin.list_audit_events(&ctx, listing).await,
+            Err(err) => Err(err),
+        };
+        reply(result, &id, |(events, total)| pb::ListAuditEventsResponse {
+            events: events.into_iter().map(convert::audit_event).collect(),
+            total: i64::try_from(total).unwrap_or(i64::MAX),
+        })
     }
 }

@@ -4,6 +4,8 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
+use crate::core::admin::AdminContext;
+use crate::core::audit::RequestOrigin;
 use crate::core::model::Credentials;
 
 /// The header carrying the request id, both ways.
@@ -29,6 +31,15 @@ pub fn caller_credentials<T>(request: &Request<T>) -> Credentials {
     let text =
         |name: &str| request.metadata().get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
     Credentials { authorization: text("authorization"), api_key: text("x-api-key") }
+}
+
+/// An admin request's id and context: the caller's credential, the request id and the peer
+/// address, for the audit log.
+pub fn admin_context<T>(request: &Request<T>) -> (String, AdminContext) {
+    let id = request_id(request.metadata());
+    let peer = request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    let origin = RequestOrigin { request_id: id.clone(), peer };
+    (id, AdminContext { credentials: caller_credentials(request), origin })
 }
 
 /// Wraps a message in a response that echoes the request id in metadata.

@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use super::context::REQUEST_ID_HEADER;
 use crate::config::{EnvoyConfig, EnvoyHeaders};
 use crate::core::admin::KeyView;
+use crate::core::admin::audit::AuditListing;
+use crate::core::audit::AuditEntry;
+use crate::core::error::CoreError;
 use crate::core::gateway::{GatewayDecision, HttpRequest};
 use crate::core::model::{
     ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
@@ -20,6 +23,57 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 
 fn optional_timestamp(at: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
     at.map(timestamp)
+}
+
+/// A core time for an optional protobuf timestamp from field `field`; INVALID_ARGUMENT when it is
+/// out of range.
+fn datetime(at: Option<prost_types::Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, CoreError> {
+    let Some(at) = at else { return Ok(None) };
+    let nanos = u32::try_from(at.nanos).ok().filter(|n| *n < 1_000_000_000);
+    nanos
+        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+        .map(Some)
+        .ok_or_else(|| CoreError::invalid(field, "is not a valid timestamp"))
+}
+
+/// What `ListAuditEvents` asks for.
+pub fn audit_listing(request: pb::ListAuditEventsRequest) -> Result<AuditListing, CoreError> {
+    let start = datetime(request.start_time, "start_time");
+    let end = datetime(request.end_time, "end_time");
+    let (start, end) = match (start, end) {
+        (Ok(start), Ok(end)) => (start, end),
+        (Err(CoreError::InvalidArgument(mut first)), Err(CoreError::InvalidArgument(second))) => {
+            first.extend(second);
+            return Err(CoreError::InvalidArgument(first));
+        }
+        (Err(err), _) | (_, Err(err)) => return Err(err),
+    };
+    Ok(AuditListing {
+        start,
+        end,
+        actor: request.actor,
+        action: request.action,
+        target: request.target,
+        organization: request.organization,
+        offset: i64::from(request.offset),
+        limit: i64::from(request.limit),
+    })
+}
+
+/// An audit entry as `ListAuditEvents` shows it.
+pub fn audit_event(entry: AuditEntry) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: entry.id,
+        time: Some(timestamp(entry.at)),
+        actor: entry.actor,
+        actor_kind: entry.actor_kind,
+        organization: entry.organization,
+        action: entry.action,
+        target: entry.target,
+        outcome: entry.outcome,
+        request_id: entry.request_id,
+        peer: entry.peer,
+    }
 }
 
 pub fn credentials(credentials: Option<pb::Credentials>) -> Credentials {

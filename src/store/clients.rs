@@ -9,8 +9,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::audit;
 use super::entities::api_client;
 use super::sql::{SqlStore, announce, contains_pattern, join_scopes, map_err, search_text};
+use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
 use crate::core::model::{ApiClientRecord, Page};
 use crate::core::ports::{ClientStore, DisableOutcome};
@@ -35,7 +37,7 @@ fn to_client(model: api_client::Model) -> ApiClientRecord {
 
 #[async_trait]
 impl ClientStore for SqlStore {
-    async fn create_client(&self, client: &ApiClientRecord) -> Result<(), StoreError> {
+    async fn create_client(&self, client: &ApiClientRecord, audit: &AuditEntry) -> Result<(), StoreError> {
         let model = api_client::ActiveModel {
             client_id: ActiveValue::Set(client.client_id.clone()),
             organization: ActiveValue::Set(client.organization.clone()),
@@ -57,8 +59,10 @@ impl ClientStore for SqlStore {
             last_used_at: ActiveValue::Set(client.last_used_at),
             secret_regenerated_at: ActiveValue::Set(client.secret_regenerated_at),
         };
-        api_client::Entity::insert(model).exec_without_returning(self.connection()).await.map_err(map_err)?;
-        Ok(())
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        api_client::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError> {
@@ -96,6 +100,7 @@ impl ClientStore for SqlStore {
         client_id: &str,
         secret_hash: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let txn = self.connection().begin().await.map_err(map_err)?;
         let result = api_client::Entity::update_many()
@@ -107,9 +112,15 @@ impl ClientStore for SqlStore {
             .exec(&txn)
             .await
             .map_err(map_err)?;
+        if result.rows_affected != 1 {
+            // Nothing changed (the client is disabled): the caller records the refusal.
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         announce(&txn, client_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
-        Ok(result.rows_affected == 1)
+        Ok(true)
     }
 
     async fn disable_client(
@@ -117,6 +128,7 @@ impl ClientStore for SqlStore {
         client_id: &str,
         revoke_tokens: bool,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<DisableOutcome, StoreError> {
         let txn = self.connection().begin().await.map_err(map_err)?;
         let id = api_client::Column::ClientId.eq(client_id);
@@ -141,6 +153,7 @@ impl ClientStore for SqlStore {
                 .map_err(map_err)?
                 .rows_affected
                 == 1;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         announce(&txn, client_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(match (disabled, revoked) {

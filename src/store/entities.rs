@@ -107,3 +107,29 @@ pub mod signing_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `audit_events`: the append-only audit log of admin changes.
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: DateTimeUtc,
+        pub actor: String,
+        pub actor_kind: String,
+        pub organization: String,
+        pub action: String,
+        pub target: String,
+        pub outcome: String,
+        pub request_id: String,
+        pub peer: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

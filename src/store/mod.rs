@@ -1,5 +1,7 @@
-//! Storage adapters implementing the core's ports (`Store`, `ClientStore`, `SigningKeyStore`).
+//! Storage adapters implementing the core's ports (`Store`, `ClientStore`, `SigningKeyStore`,
+//! `AuditStore`).
 
+pub mod audit;
 pub mod clients;
 pub mod entities;
 pub mod notify;

@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
+use super::audit;
 use super::entities::signing_key;
 use super::sql::{SIGNING_KEYS_CHANGED, SqlStore, announce, map_err};
+use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
 use crate::core::ports::SigningKeyStore;
 use crate::core::signing::SigningKeyRecord;
@@ -32,7 +34,7 @@ impl SigningKeyStore for SqlStore {
             .collect())
     }
 
-    async fn add_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    async fn add_signing_key(&self, key: &SigningKeyRecord, audit: Option<&AuditEntry>) -> Result<(), StoreError> {
         let txn = self.connection().begin().await.map_err(map_err)?;
         signing_key::Entity::update_many()
             .col_expr(signing_key::Column::RetiredAt, Expr::value(key.created_at))
@@ -49,6 +51,9 @@ impl SigningKeyStore for SqlStore {
             retired_at: ActiveValue::Set(None),
         };
         signing_key::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
+        if let Some(audit) = audit {
+            audit::insert(&txn, audit).await.map_err(map_err)?;
+        }
         announce(&txn, SIGNING_KEYS_CHANGED).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)
     }

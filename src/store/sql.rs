@@ -13,7 +13,9 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::audit;
 use super::entities::{api_key, organization};
+use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
 use crate::core::metrics::PoolStats;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
@@ -272,7 +274,7 @@ impl Store for SqlStore {
         self.db.ping().await.map_err(map_err)
     }
 
-    async fn create_organization(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn create_organization(&self, org: &Organization, audit: &AuditEntry) -> Result<(), StoreError> {
         let model = organization::ActiveModel {
             slug: ActiveValue::Set(org.slug.clone()),
             name: ActiveValue::Set(org.name.clone()),
@@ -282,8 +284,10 @@ impl Store for SqlStore {
             created_at: ActiveValue::Set(org.created_at),
             updated_at: ActiveValue::Set(org.updated_at),
         };
-        organization::Entity::insert(model).exec_without_returning(&self.db).await.map_err(map_err)?;
-        Ok(())
+        let txn = self.db.begin().await.map_err(map_err)?;
+        organization::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)
     }
 
     async fn organization(&self, slug: &str) -> Result<Option<Organization>, StoreError> {
@@ -319,6 +323,7 @@ impl Store for SqlStore {
         key: &ApiKeyRecord,
         max_active: u32,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
         lock_organization(&txn, &key.organization).await?;
@@ -327,6 +332,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         api_key::Entity::insert(key_model(key)).exec_without_returning(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(true)
     }
@@ -360,7 +366,13 @@ impl Store for SqlStore {
         Ok((items.into_iter().map(to_key).collect(), total))
     }
 
-    async fn update_key(&self, key_id: &str, changes: &KeyChanges, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn update_key(
+        &self,
+        key_id: &str,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
         // Write first: it takes the row lock (PostgreSQL) or the write lock (SQLite), so that the
         // read below cannot be overtaken by a concurrent update whose change would then be lost.
@@ -388,6 +400,7 @@ impl Store for SqlStore {
             update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
         }
         update.filter(api_key::Column::KeyId.eq(key_id)).exec(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(true)
@@ -399,6 +412,7 @@ impl Store for SqlStore {
         rotation: &Rotation,
         revival: Option<&Revival>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<RotateOutcome, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
         // The organization first, in the same order as key creation takes its locks.
@@ -431,12 +445,13 @@ impl Store for SqlStore {
                 return Ok(RotateOutcome::LimitReached);
             }
         }
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(RotateOutcome::Rotated)
     }
 
-    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn disable_key(&self, key_id: &str, now: DateTime<Utc>, audit: &AuditEntry) -> Result<bool, StoreError> {
         let txn = self.db.begin().await.map_err(map_err)?;
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::DisabledAt, Expr::value(now))
@@ -445,6 +460,7 @@ impl Store for SqlStore {
             .exec(&txn)
             .await
             .map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
         announce(&txn, key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(result.rows_affected == 1)

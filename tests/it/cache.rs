@@ -10,7 +10,7 @@ use keygate::core::credential;
 use keygate::core::model::{Credentials, Reason};
 
 use crate::backend_tests;
-use crate::support::{Backend, TestDb, start_time, test_config};
+use crate::support::{Backend, TestDb, admin_ctx, start_time, test_config};
 
 backend_tests!(hits_cost_no_argon2_and_concurrent_misses_verify_once, rejections_are_remembered);
 
@@ -29,7 +29,7 @@ fn key(presented: &str) -> Credentials {
 
 async fn create(state: &State, admin_key: &str) -> (String, String) {
     let request = NewKey { name: "cached".into(), scopes: vec!["graph:read".into()], ..Default::default() };
-    let issued = state.admin.create_key(&key(admin_key), request).await.expect("create");
+    let issued = state.admin.create_key(&admin_ctx(admin_key), request).await.expect("create");
     (issued.api_key, issued.view.key.key_id)
 }
 
@@ -56,7 +56,7 @@ async fn hits_cost_no_argon2_and_concurrent_misses_verify_once(backend: Backend)
 
     // A rotation drops the verdict: the old secret is verified again (current, then previous).
     let rotate = RotateKey { key_id: key_id.clone(), grace_period_days: Some(1), expires_in_days: None };
-    let rotated = state.admin.rotate_key(&key(&admin_key), rotate).await.expect("rotate").api_key;
+    let rotated = state.admin.rotate_key(&admin_ctx(&admin_key), rotate).await.expect("rotate").api_key;
     let before = state.hasher.verifications();
     state.engine.authenticate(&key(&presented)).await.expect("decided").expect("old secret in grace");
     state.engine.authenticate(&key(&rotated)).await.expect("decided").expect("new secret");

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod audit;
 mod cache;
 mod e2e_grpcurl;
 mod e2e_oauth;

@@ -1,10 +1,13 @@
 //! Admin use cases for OAuth2 API clients (create, read, list, regenerate the secret, disable)
 //! and for rotating the token signing key.
 
-use super::{Admin, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, require_subset};
+use super::{
+    Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
+    require_subset,
+};
 use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::core::error::CoreError;
-use crate::core::model::{ApiClientRecord, Credentials};
+use crate::core::model::ApiClientRecord;
 use crate::core::ports::DisableOutcome;
 use crate::core::signing::SigningKeyRecord;
 use crate::core::validate::{Violations, is_valid_slug};
@@ -35,127 +38,156 @@ impl std::fmt::Debug for IssuedClient {
 
 impl Admin {
     /// Creates a client in the caller's organization (or, for a platform admin, any).
-    pub async fn create_client(
-        &self,
-        credentials: &Credentials,
-        request: NewClient,
-    ) -> Result<IssuedClient, CoreError> {
-        let caller = self.caller(credentials, "admin:clients:write").await?;
-        let mut violations = Violations::default();
-        violations.required_text("name", &request.name, MAX_NAME);
-        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
-        self.check_scopes(&mut violations, "scopes", &request.scopes);
-        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        require_subset(&caller.principal, &request.scopes, "grant")?;
-        let org = self.target_organization(&caller, &request.organization).await?;
-        let secret = generate_secret();
-        let secret_hash = self.hasher.hash(secret.clone()).await?;
-        let now = self.clock.now();
-        let name = request.name.trim();
-        for attempt in 1..=CLIENT_ID_ATTEMPTS {
-            let client = ApiClientRecord {
-                client_id: client_id_for(name),
-                organization: org.slug.clone(),
-                name: name.to_owned(),
-                description: request.description.clone(),
-                scopes: request.scopes.clone(),
-                secret_hash: secret_hash.clone(),
-                created_by: caller.principal.id.clone(),
-                created_at: now,
-                updated_at: now,
-                disabled_at: None,
-                tokens_revoked_at: None,
-                last_used_at: None,
-                secret_regenerated_at: None,
-            };
-            match self.clients.create_client(&client).await.map_err(CoreError::from) {
-                Ok(()) => {
-                    tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
-                    return Ok(IssuedClient { client_secret: secret, client });
-                }
-                Err(CoreError::AlreadyExists(_)) if attempt < CLIENT_ID_ATTEMPTS => continue,
-                Err(err) => return Err(err),
+    pub async fn create_client(&self, ctx: &AdminContext, request: NewClient) -> Result<IssuedClient, CoreError> {
+        let (caller, entry) = self.changer(ctx, "admin:clients:write", "api_client.create", "").await?;
+        self.audited(&entry, async {
+            let mut violations = Violations::default();
+            violations.required_text("name", &request.name, MAX_NAME);
+            violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+            self.check_scopes(&mut violations, "scopes", &request.scopes);
+            if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+                violations.add("organization", "is not an organization slug");
             }
-        }
-        Err(CoreError::Aborted("could not find a free client id; try again".into()))
+            violations.finish()?;
+            require_subset(&caller.principal, &request.scopes, "grant")?;
+            let org = self.target_organization(&caller, &request.organization).await?;
+            let secret = generate_secret();
+            let secret_hash = self.hasher.hash(secret.clone()).await?;
+            let now = self.clock.now();
+            let name = request.name.trim();
+            for attempt in 1..=CLIENT_ID_ATTEMPTS {
+                let client = ApiClientRecord {
+                    client_id: client_id_for(name),
+                    organization: org.slug.clone(),
+                    name: name.to_owned(),
+                    description: request.description.clone(),
+                    scopes: request.scopes.clone(),
+                    secret_hash: secret_hash.clone(),
+                    created_by: caller.principal.id.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    disabled_at: None,
+                    tokens_revoked_at: None,
+                    last_used_at: None,
+                    secret_regenerated_at: None,
+                };
+                let audit = entry.about(&client.client_id, &client.organization);
+                match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
+                    Ok(()) => {
+                        tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
+                        return Ok(IssuedClient { client_secret: secret, client });
+                    }
+                    Err(CoreError::AlreadyExists(_)) if attempt < CLIENT_ID_ATTEMPTS => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            Err(CoreError::Aborted("could not find a free client id; try again".into()))
+        })
+        .await
     }
 
     /// Looks one client up.
-    pub async fn get_client(&self, credentials: &Credentials, client_id: &str) -> Result<ApiClientRecord, CoreError> {
-        let caller = self.caller(credentials, "admin:clients:read").await?;
+    pub async fn get_client(&self, ctx: &AdminContext, client_id: &str) -> Result<ApiClientRecord, CoreError> {
+        let caller = self.caller(ctx, "admin:clients:read").await?;
         self.visible_client(&caller, client_id).await
     }
 
     /// Lists one organization's clients, newest first.
     pub async fn list_clients(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         search: &str,
         offset: i64,
         limit: i64,
         organization: &str,
     ) -> Result<(Vec<ApiClientRecord>, u64), CoreError> {
         let listing = Listing { search, offset, limit, organization };
-        let (org, page) = self.listing(credentials, "admin:clients:read", &listing).await?;
+        let (org, page) = self.listing(ctx, "admin:clients:read", &listing).await?;
         Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
     }
 
     /// Gives a client a new secret; the old one stops working at once (no grace period).
     pub async fn regenerate_client_secret(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         client_id: &str,
     ) -> Result<IssuedClient, CoreError> {
-        let caller = self.caller(credentials, "admin:clients:write").await?;
-        let client = self.visible_client(&caller, client_id).await?;
-        require_subset(&caller.principal, &client.scopes, "regenerate the secret of a client with")?;
-        if client.disabled_at.is_some() {
-            return Err(client_disabled(client_id));
-        }
-        let secret = generate_secret();
-        let secret_hash = self.hasher.hash(secret.clone()).await?;
-        let replaced = self.clients.replace_client_secret(client_id, &secret_hash, self.clock.now()).await?;
-        self.verdicts.invalidate_key(client_id);
-        if !replaced {
-            return Err(client_disabled(client_id));
-        }
-        tracing::info!(client_id, regenerated_by = %caller.principal.id, "api client secret regenerated");
-        let client = self.reread_client(client_id).await?;
-        Ok(IssuedClient { client_secret: secret, client })
+        let (caller, entry) = self
+            .changer(
+                ctx,
+                "admin:clients:write",
+                "api_client.regenerate_secret",
+                id_or_nothing(client_id, is_valid_client_id),
+            )
+            .await?;
+        self.audited(&entry, async {
+            let client = self.visible_client(&caller, client_id).await?;
+            require_subset(&caller.principal, &client.scopes, "regenerate the secret of a client with")?;
+            if client.disabled_at.is_some() {
+                return Err(client_disabled(client_id));
+            }
+            let secret = generate_secret();
+            let secret_hash = self.hasher.hash(secret.clone()).await?;
+            let audit = entry.about(client_id, &client.organization);
+            let replaced =
+                self.clients.replace_client_secret(client_id, &secret_hash, self.clock.now(), &audit).await?;
+            self.verdicts.invalidate_key(client_id);
+            if !replaced {
+                return Err(client_disabled(client_id));
+            }
+            tracing::info!(client_id, regenerated_by = %caller.principal.id, "api client secret regenerated");
+            let client = self.reread_client(client_id).await?;
+            Ok(IssuedClient { client_secret: secret, client })
+        })
+        .await
     }
 
     /// Disables a client for good. Its tokens keep working until they expire unless
     /// `revoke_tokens`, which stops them on every replica (also for an already disabled client).
     pub async fn disable_client(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         client_id: &str,
         revoke_tokens: bool,
     ) -> Result<ApiClientRecord, CoreError> {
-        let caller = self.caller(credentials, "admin:clients:write").await?;
-        let client = self.visible_client(&caller, client_id).await?;
-        require_subset(&caller.principal, &client.scopes, "disable a client with")?;
-        let outcome = self.clients.disable_client(client_id, revoke_tokens, self.clock.now()).await?;
-        self.verdicts.invalidate_key(client_id);
-        if outcome != DisableOutcome::Unchanged {
-            tracing::info!(client_id, revoke_tokens, disabled_by = %caller.principal.id, "api client disabled");
-        }
-        self.reread_client(client_id).await
+        let (caller, entry) = self
+            .changer(ctx, "admin:clients:write", "api_client.disable", id_or_nothing(client_id, is_valid_client_id))
+            .await?;
+        self.audited(&entry, async {
+            let client = self.visible_client(&caller, client_id).await?;
+            require_subset(&caller.principal, &client.scopes, "disable a client with")?;
+            let audit = entry.about(client_id, &client.organization);
+            let outcome = self.clients.disable_client(client_id, revoke_tokens, self.clock.now(), &audit).await?;
+            self.verdicts.invalidate_key(client_id);
+            if outcome != DisableOutcome::Unchanged {
+                tracing::info!(client_id, revoke_tokens, disabled_by = %caller.principal.id, "api client disabled");
+            }
+            self.reread_client(client_id).await
+        })
+        .await
     }
 
     /// Makes a new key sign tokens; the old one stays published until its tokens expire.
     /// Platform admins only: the key signs every organization's tokens.
-    pub async fn rotate_signing_key(&self, credentials: &Credentials) -> Result<SigningKeyRecord, CoreError> {
-        let caller = self.caller(credentials, "admin:signing:write").await?;
-        if !caller.platform {
-            return Err(CoreError::PermissionDenied("only a platform admin can rotate the signing key".into()));
-        }
-        let record = self.keyring.rotate().await?;
-        tracing::info!(kid = %record.kid, rotated_by = %caller.principal.id, "signing key rotated by admin");
-        Ok(record)
+    pub async fn rotate_signing_key(&self, ctx: &AdminContext) -> Result<SigningKeyRecord, CoreError> {
+        let (caller, entry) = self.changer(ctx, "admin:signing:write", "signing_key.rotate", "").await?;
+        self.audited(&entry, async {
+            if !caller.platform {
+                return Err(CoreError::PermissionDenied("only a platform admin can rotate the signing key".into()));
+            }
+            let record = self.keyring.rotate(&entry).await?;
+            tracing::info!(kid = %record.kid, rotated_by = %caller.principal.id, "signing key rotated by admin");
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Rotates the signing key for an operator at the command line, who has the database and
+    /// needs no admin key; recorded in the platform organization's log.
+    pub async fn rotate_signing_key_as_operator(&self) -> Result<SigningKeyRecord, CoreError> {
+        let platform = self.store.platform_organization().await?.map(|org| org.slug).unwrap_or_default();
+        let entry = operator_entry(CLI_ACTOR, "signing_key.rotate", self.clock.now()).about("", &platform);
+        self.keyring.rotate(&entry).await
     }
 
     /// A client the caller may see: its organization's, or any for a platform admin.

@@ -1,7 +1,9 @@
 //! The admin use cases: organizations and the API-key lifecycle, over the ports (API clients and
-//! signing keys in [`clients`]). Every call authenticates its caller through the engine and
-//! checks the admin scope it needs.
+//! signing keys in [`clients`]; the audit log's listing in [`audit`]). Every call authenticates
+//! its caller through the engine and checks the admin scope it needs; every change is recorded in
+//! the audit log in the same transaction as the change, and every refused one on its own.
 
+pub mod audit;
 pub mod clients;
 
 use std::collections::BTreeMap;
@@ -9,13 +11,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::audit::{AuditEntry, RequestOrigin};
 use super::clock::Clock;
 use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal};
-use super::ports::{ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
+use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::signing::Keyring;
 use super::validate::{Violations, is_valid_slug};
@@ -26,6 +29,14 @@ const MAX_DESCRIPTION: usize = 1000;
 const MAX_SEARCH: usize = 200;
 /// Who created keys made by `keygate bootstrap`.
 pub const BOOTSTRAP_CREATOR: &str = "bootstrap";
+
+/// An admin request as the edge received it: the caller's own credential and where the request
+/// came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AdminContext {
+    pub credentials: Credentials,
+    pub origin: RequestOrigin,
+}
 
 /// Limits and defaults of the key lifecycle, from config.
 #[derive(Debug, Clone)]
@@ -107,6 +118,7 @@ pub struct Admin {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
     clients: Arc<dyn ClientStore>,
+    audit: Arc<dyn AuditStore>,
     keyring: Arc<Keyring>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
@@ -120,6 +132,7 @@ pub struct AdminParts {
     pub engine: Arc<Engine>,
     pub store: Arc<dyn Store>,
     pub clients: Arc<dyn ClientStore>,
+    pub audit: Arc<dyn AuditStore>,
     pub keyring: Arc<Keyring>,
     pub hasher: SecretHasher,
     pub clock: Arc<dyn Clock>,
@@ -130,37 +143,40 @@ pub struct AdminParts {
 
 impl Admin {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { engine, store, clients, keyring, hasher, clock, scopes, verdicts, settings } = parts;
-        Self { engine, store, clients, keyring, hasher, clock, scopes, verdicts, settings }
+        let AdminParts { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings } = parts;
+        Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings }
     }
 
     /// Creates an API key in the caller's organization (or, for a platform admin, any).
-    pub async fn create_key(&self, credentials: &Credentials, request: NewKey) -> Result<IssuedKey, CoreError> {
-        let caller = self.caller(credentials, "admin:keys:write").await?;
-        let mut violations = Violations::default();
-        violations.required_text("name", &request.name, MAX_NAME);
-        violations.optional_text("description", &request.description, MAX_DESCRIPTION);
-        self.check_scopes(&mut violations, "scopes", &request.scopes);
-        if let Some(days) = request.expires_in_days {
-            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
-        }
-        if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
-            violations.add("organization", "is not an organization slug");
-        }
-        violations.finish()?;
-        require_subset(&caller.principal, &request.scopes, "grant")?;
-        let org = self.target_organization(&caller, &request.organization).await?;
-        let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
-        let issued = self
-            .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &caller.principal.id)
-            .await?;
-        tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
-        Ok(issued)
+    pub async fn create_key(&self, ctx: &AdminContext, request: NewKey) -> Result<IssuedKey, CoreError> {
+        let (caller, entry) = self.changer(ctx, "admin:keys:write", "api_key.create", "").await?;
+        self.audited(&entry, async {
+            let mut violations = Violations::default();
+            violations.required_text("name", &request.name, MAX_NAME);
+            violations.optional_text("description", &request.description, MAX_DESCRIPTION);
+            self.check_scopes(&mut violations, "scopes", &request.scopes);
+            if let Some(days) = request.expires_in_days {
+                violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+            }
+            if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
+                violations.add("organization", "is not an organization slug");
+            }
+            violations.finish()?;
+            require_subset(&caller.principal, &request.scopes, "grant")?;
+            let org = self.target_organization(&caller, &request.organization).await?;
+            let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
+            let issued = self
+                .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &entry)
+                .await?;
+            tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
+            Ok(issued)
+        })
+        .await
     }
 
     /// Looks one key up.
-    pub async fn get_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
-        let caller = self.caller(credentials, "admin:keys:read").await?;
+    pub async fn get_key(&self, ctx: &AdminContext, key_id: &str) -> Result<KeyView, CoreError> {
+        let caller = self.caller(ctx, "admin:keys:read").await?;
         let key = self.visible_key(&caller, key_id).await?;
         Ok(self.view(key))
     }
@@ -168,14 +184,14 @@ impl Admin {
     /// Lists one organization's keys, newest first.
     pub async fn list_keys(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         search: &str,
         offset: i64,
         limit: i64,
         organization: &str,
     ) -> Result<(Vec<KeyView>, u64), CoreError> {
         let listing = Listing { search, offset, limit, organization };
-        let (org, page) = self.listing(credentials, "admin:keys:read", &listing).await?;
+        let (org, page) = self.listing(ctx, "admin:keys:read", &listing).await?;
         let (keys, total) = self.store.list_keys(&org.slug, search.trim(), page).await?;
         Ok((keys.into_iter().map(|k| self.view(k)).collect(), total))
     }
@@ -183,161 +199,193 @@ impl Admin {
     /// Changes a key's name, description or scopes.
     pub async fn update_key(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         key_id: &str,
         changes: KeyChanges,
     ) -> Result<KeyView, CoreError> {
-        let caller = self.caller(credentials, "admin:keys:write").await?;
-        let mut violations = Violations::default();
-        if changes == KeyChanges::default() {
-            violations.add("key_id", "nothing to update: set name, description or scopes");
-        }
-        if let Some(name) = &changes.name {
-            violations.required_text("name", name, MAX_NAME);
-        }
-        if let Some(description) = &changes.description {
-            violations.optional_text("description", description, MAX_DESCRIPTION);
-        }
-        if let Some(scopes) = &changes.scopes {
-            self.check_scopes(&mut violations, "scopes", scopes);
-        }
-        violations.finish()?;
-        if let Some(scopes) = &changes.scopes {
-            require_subset(&caller.principal, scopes, "grant")?;
-        }
-        let key = self.visible_key(&caller, key_id).await?;
-        require_subset(&caller.principal, &key.scopes, "change a key with")?;
-        if key.disabled_at.is_some() {
-            return Err(disabled(key_id, "updated"));
-        }
-        let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
-        let updated = self.store.update_key(key_id, &changes, self.clock.now()).await?;
-        self.verdicts.invalidate_key(key_id);
-        if !updated {
-            return Err(disabled(key_id, "updated"));
-        }
-        tracing::info!(key_id, updated_by = %caller.principal.id, "api key updated");
-        self.reread(key_id).await
+        let (caller, entry) = self
+            .changer(ctx, "admin:keys:write", "api_key.update", id_or_nothing(key_id, credential::is_valid_key_id))
+            .await?;
+        self.audited(&entry, async {
+            let mut violations = Violations::default();
+            if changes == KeyChanges::default() {
+                violations.add("key_id", "nothing to update: set name, description or scopes");
+            }
+            if let Some(name) = &changes.name {
+                violations.required_text("name", name, MAX_NAME);
+            }
+            if let Some(description) = &changes.description {
+                violations.optional_text("description", description, MAX_DESCRIPTION);
+            }
+            if let Some(scopes) = &changes.scopes {
+                self.check_scopes(&mut violations, "scopes", scopes);
+            }
+            violations.finish()?;
+            if let Some(scopes) = &changes.scopes {
+                require_subset(&caller.principal, scopes, "grant")?;
+            }
+            let key = self.visible_key(&caller, key_id).await?;
+            require_subset(&caller.principal, &key.scopes, "change a key with")?;
+            if key.disabled_at.is_some() {
+                return Err(disabled(key_id, "updated"));
+            }
+            let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
+            let updated = self
+                .store
+                .update_key(key_id, &changes, self.clock.now(), &entry.about(key_id, &key.organization))
+                .await?;
+            self.verdicts.invalidate_key(key_id);
+            if !updated {
+                return Err(disabled(key_id, "updated"));
+            }
+            tracing::info!(key_id, updated_by = %caller.principal.id, "api key updated");
+            self.reread(key_id).await
+        })
+        .await
     }
 
     /// Gives a key a new secret; the old one keeps working for the grace period.
-    pub async fn rotate_key(&self, credentials: &Credentials, request: RotateKey) -> Result<IssuedKey, CoreError> {
-        let caller = self.caller(credentials, "admin:keys:write").await?;
-        let mut violations = Violations::default();
-        if let Some(days) = request.grace_period_days {
-            violations.days("grace_period_days", days, 0, self.settings.max_grace_period_days);
-        }
-        if let Some(days) = request.expires_in_days {
-            violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
-        }
-        violations.finish()?;
-        let key = self.visible_key(&caller, &request.key_id).await?;
-        // Rotation hands out the key's secret, so the caller must hold everything the key can do.
-        require_subset(&caller.principal, &key.scopes, "rotate a key with")?;
-        let now = self.clock.now();
-        if key.disabled_at.is_some() {
-            return Err(disabled(&key.key_id, "rotated"));
-        }
-        if now >= key.expires_at && request.expires_in_days.is_none() {
-            return Err(CoreError::FailedPrecondition(format!(
-                "API key {} has expired; pass expires_in_days to rotate it",
-                key.key_id
-            )));
-        }
-        let grace = request.grace_period_days.unwrap_or(self.settings.default_grace_period_days);
-        let expires_at = match request.expires_in_days {
-            Some(days) => now + Duration::days(days),
-            None => key.expires_at,
-        };
-        let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
-        let rotation = Rotation {
-            new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
-            previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
-            expires_at,
-            replaces_hash: key.secret_hash.clone(),
-        };
-        // An expired key that comes back to life counts against its organization's limit again.
-        let revival = if now >= key.expires_at {
-            let org = self.store.organization(&key.organization).await?;
-            org.map(|o| Revival { organization: o.slug, max_active: o.max_active_keys })
-        } else {
-            None
-        };
-        let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now).await?;
-        self.verdicts.invalidate_key(&key.key_id);
-        match outcome {
-            RotateOutcome::Rotated => {}
-            RotateOutcome::LimitReached => {
-                return Err(CoreError::FailedPrecondition(format!(
-                    "organization {} has reached its limit of active API keys; the expired key {} cannot be revived",
-                    key.organization, key.key_id
-                )));
+    pub async fn rotate_key(&self, ctx: &AdminContext, request: RotateKey) -> Result<IssuedKey, CoreError> {
+        let (caller, entry) = self
+            .changer(
+                ctx,
+                "admin:keys:write",
+                "api_key.rotate",
+                id_or_nothing(&request.key_id, credential::is_valid_key_id),
+            )
+            .await?;
+        self.audited(&entry, async {
+            let mut violations = Violations::default();
+            if let Some(days) = request.grace_period_days {
+                violations.days("grace_period_days", days, 0, self.settings.max_grace_period_days);
             }
-            RotateOutcome::Changed => {
-                let now_disabled = self.store.key(&key.key_id).await?.is_some_and(|k| k.disabled_at.is_some());
-                if now_disabled {
-                    return Err(disabled(&key.key_id, "rotated"));
-                }
-                return Err(CoreError::Aborted(format!(
-                    "API key {} was rotated by another request meanwhile; read it again before rotating",
+            if let Some(days) = request.expires_in_days {
+                violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
+            }
+            violations.finish()?;
+            let key = self.visible_key(&caller, &request.key_id).await?;
+            // Rotation hands out the key's secret, so the caller must hold everything the key can do.
+            require_subset(&caller.principal, &key.scopes, "rotate a key with")?;
+            let now = self.clock.now();
+            if key.disabled_at.is_some() {
+                return Err(disabled(&key.key_id, "rotated"));
+            }
+            if now >= key.expires_at && request.expires_in_days.is_none() {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "API key {} has expired; pass expires_in_days to rotate it",
                     key.key_id
                 )));
             }
-        }
-        tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
-        let view = self.reread(&key.key_id).await?;
-        Ok(IssuedKey { api_key: generated.full, view })
+            let grace = request.grace_period_days.unwrap_or(self.settings.default_grace_period_days);
+            let expires_at = match request.expires_in_days {
+                Some(days) => now + Duration::days(days),
+                None => key.expires_at,
+            };
+            let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
+            let rotation = Rotation {
+                new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
+                previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
+                expires_at,
+                replaces_hash: key.secret_hash.clone(),
+            };
+            // An expired key that comes back to life counts against its organization's limit again.
+            let revival = if now >= key.expires_at {
+                let org = self.store.organization(&key.organization).await?;
+                org.map(|o| Revival { organization: o.slug, max_active: o.max_active_keys })
+            } else {
+                None
+            };
+            let audit = entry.about(&key.key_id, &key.organization);
+            let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now, &audit).await?;
+            self.verdicts.invalidate_key(&key.key_id);
+            match outcome {
+                RotateOutcome::Rotated => {}
+                RotateOutcome::LimitReached => {
+                    return Err(CoreError::FailedPrecondition(format!(
+                        "organization {} has reached its limit of active API keys; the expired key {} cannot be revived",
+                        key.organization, key.key_id
+                    )));
+                }
+                RotateOutcome::Changed => {
+                    let now_disabled = self.store.key(&key.key_id).await?.is_some_and(|k| k.disabled_at.is_some());
+                    if now_disabled {
+                        return Err(disabled(&key.key_id, "rotated"));
+                    }
+                    return Err(CoreError::Aborted(format!(
+                        "API key {} was rotated by another request meanwhile; read it again before rotating",
+                        key.key_id
+                    )));
+                }
+            }
+            tracing::info!(key_id = %key.key_id, grace_period_days = grace, rotated_by = %caller.principal.id, "api key rotated");
+            let view = self.reread(&key.key_id).await?;
+            Ok(IssuedKey { api_key: generated.full, view })
+        })
+        .await
     }
 
     /// Disables a key at once, grace-period secret included. Disabling twice is harmless.
-    pub async fn disable_key(&self, credentials: &Credentials, key_id: &str) -> Result<KeyView, CoreError> {
-        let caller = self.caller(credentials, "admin:keys:write").await?;
-        let key = self.visible_key(&caller, key_id).await?;
-        // Otherwise a lesser admin could lock a stronger one (the bootstrap key) out.
-        require_subset(&caller.principal, &key.scopes, "disable a key with")?;
-        let disabled = self.store.disable_key(&key.key_id, self.clock.now()).await?;
-        self.verdicts.invalidate_key(&key.key_id);
-        if disabled {
-            tracing::info!(key_id, disabled_by = %caller.principal.id, "api key disabled");
-        }
-        self.reread(key_id).await
+    pub async fn disable_key(&self, ctx: &AdminContext, key_id: &str) -> Result<KeyView, CoreError> {
+        let (caller, entry) = self
+            .changer(ctx, "admin:keys:write", "api_key.disable", id_or_nothing(key_id, credential::is_valid_key_id))
+            .await?;
+        self.audited(&entry, async {
+            let key = self.visible_key(&caller, key_id).await?;
+            // Otherwise a lesser admin could lock a stronger one (the bootstrap key) out.
+            require_subset(&caller.principal, &key.scopes, "disable a key with")?;
+            let audit = entry.about(&key.key_id, &key.organization);
+            let disabled = self.store.disable_key(&key.key_id, self.clock.now(), &audit).await?;
+            self.verdicts.invalidate_key(&key.key_id);
+            if disabled {
+                tracing::info!(key_id, disabled_by = %caller.principal.id, "api key disabled");
+            }
+            self.reread(key_id).await
+        })
+        .await
     }
 
     /// Creates an organization; platform admins only.
     pub async fn create_organization(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         request: NewOrganization,
     ) -> Result<Organization, CoreError> {
-        let caller = self.caller(credentials, "admin:orgs:write").await?;
-        if !caller.platform {
-            return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
-        }
-        let mut violations = Violations::default();
-        if !is_valid_slug(&request.slug) {
-            violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
-        }
-        violations.required_text("name", &request.name, MAX_NAME);
-        let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
-        if !self.settings.plans.contains_key(&plan) {
-            let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
-            violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
-        }
-        violations.finish()?;
-        let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
-        self.store.create_organization(&org).await.map_err(|err| match CoreError::from(err) {
-            CoreError::AlreadyExists(_) => {
-                CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
+        let (caller, entry) = self
+            .changer(ctx, "admin:orgs:write", "organization.create", id_or_nothing(&request.slug, is_valid_slug))
+            .await?;
+        self.audited(&entry, async {
+            if !caller.platform {
+                return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
             }
-            other => other,
-        })?;
-        tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
-        Ok(org)
+            let mut violations = Violations::default();
+            if !is_valid_slug(&request.slug) {
+                violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
+            }
+            violations.required_text("name", &request.name, MAX_NAME);
+            let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
+            if !self.settings.plans.contains_key(&plan) {
+                let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
+                violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
+            }
+            violations.finish()?;
+            let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
+            // A platform admin's act, so the platform's log holds it rather than the new organization's.
+            let audit = entry.about(&org.slug, &caller.principal.organization);
+            self.store.create_organization(&org, &audit).await.map_err(|err| match CoreError::from(err) {
+                CoreError::AlreadyExists(_) => {
+                    CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
+                }
+                other => other,
+            })?;
+            tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
+            Ok(org)
+        })
+        .await
     }
 
     /// Looks up an organization: any for a platform admin, else only the caller's own.
-    pub async fn get_organization(&self, credentials: &Credentials, slug: &str) -> Result<Organization, CoreError> {
-        let caller = self.caller(credentials, "admin:orgs:read").await?;
+    pub async fn get_organization(&self, ctx: &AdminContext, slug: &str) -> Result<Organization, CoreError> {
+        let caller = self.caller(ctx, "admin:orgs:read").await?;
         if !is_valid_slug(slug) {
             return Err(CoreError::invalid("slug", "is not an organization slug"));
         }
@@ -347,11 +395,11 @@ impl Admin {
     /// Lists organizations: all for a platform admin, else the caller's own.
     pub async fn list_organizations(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<Organization>, u64), CoreError> {
-        let caller = self.caller(credentials, "admin:orgs:read").await?;
+        let caller = self.caller(ctx, "admin:orgs:read").await?;
         let mut violations = Violations::default();
         let page = violations.page(offset, limit);
         violations.finish()?;
@@ -386,13 +434,16 @@ impl Admin {
             Some(existing) => existing,
             None => {
                 let org = self.new_organization(slug, slug, &self.settings.bootstrap_plan.clone(), true)?;
-                self.store.create_organization(&org).await?;
+                let audit =
+                    operator_entry(BOOTSTRAP_CREATOR, "organization.create", self.clock.now()).about(slug, slug);
+                self.store.create_organization(&org, &audit).await?;
                 org
             }
         };
         let scopes = vec!["*".to_owned()];
         let days = self.settings.default_expires_in_days;
-        let issued = self.issue_key(&org, "bootstrap admin", "", scopes, days, BOOTSTRAP_CREATOR).await?;
+        let entry = operator_entry(BOOTSTRAP_CREATOR, "api_key.create", self.clock.now());
+        let issued = self.issue_key(&org, "bootstrap admin", "", scopes, days, &entry).await?;
         tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, "bootstrap admin key created");
         Ok(issued)
     }
@@ -404,7 +455,7 @@ impl Admin {
         description: &str,
         scopes: Vec<String>,
         expires_in_days: i64,
-        created_by: &str,
+        audit: &AuditEntry,
     ) -> Result<IssuedKey, CoreError> {
         let now = self.clock.now();
         let generated = credential::generate(&self.settings.key_prefix);
@@ -418,7 +469,7 @@ impl Admin {
             secret_hash: self.hasher.hash(generated.secret.clone()).await?,
             previous_secret_hash: None,
             previous_key_expires_at: None,
-            created_by: created_by.to_owned(),
+            created_by: audit.actor.clone(),
             created_at: now,
             updated_at: now,
             expires_at: now + Duration::days(expires_in_days),
@@ -426,7 +477,8 @@ impl Admin {
             last_used_at: None,
             last_rotated_at: None,
         };
-        if !self.store.create_key_within_limit(&record, org.max_active_keys, now).await? {
+        let audit = audit.about(&record.key_id, &org.slug);
+        if !self.store.create_key_within_limit(&record, org.max_active_keys, now, &audit).await? {
             return Err(CoreError::FailedPrecondition(format!(
                 "organization {} has reached its limit of {} active API keys (plan {})",
                 org.slug, org.max_active_keys, org.plan
@@ -456,11 +508,11 @@ impl Admin {
     /// Checks a listing request (page, search, organization) and finds the organization to list.
     async fn listing(
         &self,
-        credentials: &Credentials,
+        ctx: &AdminContext,
         scope: &str,
         listing: &Listing<'_>,
     ) -> Result<(Organization, Page), CoreError> {
-        let caller = self.caller(credentials, scope).await?;
+        let caller = self.caller(ctx, scope).await?;
         let mut violations = Violations::default();
         let page = violations.page(listing.offset, listing.limit);
         violations.optional_text("search", listing.search, MAX_SEARCH);
@@ -472,8 +524,52 @@ impl Admin {
     }
 
     /// Authenticates the caller and checks it holds `scope`.
-    async fn caller(&self, credentials: &Credentials, scope: &str) -> Result<Caller, CoreError> {
-        let principal = self.engine.authenticate(credentials).await?.map_err(CoreError::Unauthenticated)?;
+    async fn caller(&self, ctx: &AdminContext, scope: &str) -> Result<Caller, CoreError> {
+        let principal = self.authenticate(ctx).await?;
+        self.authorize(principal, scope).await
+    }
+
+    /// Authenticates the caller of a change and checks it holds `scope`, recording a refusal.
+    /// Returns the caller and the entry its change is recorded with (about `target` in the
+    /// caller's organization until the change says otherwise). Unauthenticated calls are not
+    /// recorded: they have no actor, and anyone could fill the log with them.
+    async fn changer(
+        &self,
+        ctx: &AdminContext,
+        scope: &str,
+        action: &str,
+        target: &str,
+    ) -> Result<(Caller, AuditEntry), CoreError> {
+        let principal = self.authenticate(ctx).await?;
+        let entry = AuditEntry::by(&principal, action, self.clock.now(), &ctx.origin);
+        let entry = entry.about(target, &principal.organization);
+        let caller = self.audited(&entry, self.authorize(principal, scope)).await?;
+        Ok((caller, entry))
+    }
+
+    /// Runs a change and, when it fails, records the refusal on its own: a refused change has
+    /// no transaction to ride in (a successful one writes its entry with the change itself).
+    async fn audited<T>(
+        &self,
+        entry: &AuditEntry,
+        change: impl Future<Output = Result<T, CoreError>>,
+    ) -> Result<T, CoreError> {
+        let result = change.await;
+        if let Err(err) = &result
+            && let Err(store_err) = self.audit.record(&entry.refused(err)).await
+        {
+            // The caller still learns why the change was refused; the log misses the attempt.
+            tracing::warn!(action = %entry.action, request_id = %entry.request_id, error = %store_err, "audit entry of a refused change not recorded");
+        }
+        result
+    }
+
+    async fn authenticate(&self, ctx: &AdminContext) -> Result<Principal, CoreError> {
+        self.engine.authenticate(&ctx.credentials).await?.map_err(CoreError::Unauthenticated)
+    }
+
+    /// Checks `principal` holds `scope` and finds out whether it is a platform admin.
+    async fn authorize(&self, principal: Principal, scope: &str) -> Result<Caller, CoreError> {
         if !any_grants(&principal.scopes, scope) {
             return Err(CoreError::PermissionDenied(format!("this call needs the {scope} scope")));
         }
@@ -526,6 +622,32 @@ impl Admin {
 
 fn disabled(key_id: &str, what: &str) -> CoreError {
     CoreError::FailedPrecondition(format!("API key {key_id} is disabled and cannot be {what}"))
+}
+
+/// Who rotates the signing key with `keygate rotate-signing-key`, in the audit log.
+pub const CLI_ACTOR: &str = "cli";
+
+/// An entry for a change an operator makes from the command line (`actor` names the command):
+/// no principal, no request.
+fn operator_entry(actor: &str, action: &str, at: DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at,
+        actor: actor.to_owned(),
+        actor_kind: "operator".to_owned(),
+        organization: String::new(),
+        action: action.to_owned(),
+        target: String::new(),
+        outcome: super::audit::SUCCESS.to_owned(),
+        request_id: String::new(),
+        peer: String::new(),
+    }
+}
+
+/// An id a request names, as a refusal's target: only when it has the shape of an id, since the
+/// field may hold anything, even a secret pasted into the wrong field.
+fn id_or_nothing(id: &str, well_formed: fn(&str) -> bool) -> &str {
+    if well_formed(id) { id } else { "" }
 }
 
 /// The subset rule: a caller can only hand out what it holds itself.

@@ -77,7 +77,7 @@ impl TestDb {
     pub async fn dump(&self) -> String {
         let db = Database::connect(&self.url).await.expect("connect for dump");
         let mut out = String::new();
-        for table in ["organizations", "api_keys"] {
+        for table in ["organizations", "api_keys", "api_clients", "audit_events"] {
             let sql = match self.backend {
                 Backend::Postgres => format!("SELECT t::text AS row FROM {table} t"),
                 Backend::Sqlite => format!("SELECT count(*) FROM {table}"),

@@ -208,6 +208,14 @@ pub fn as_admin<T>(message: T, key: &str) -> Request<T> {
     request
 }
 
+/// An in-process admin call's context: the caller's key in `x-api-key`, a fixed request id.
+pub fn admin_ctx(key: &str) -> keygate::core::admin::AdminContext {
+    keygate::core::admin::AdminContext {
+        credentials: keygate::core::model::Credentials { authorization: String::new(), api_key: key.to_owned() },
+        origin: keygate::core::audit::RequestOrigin { request_id: "in-process".into(), peer: String::new() },
+    }
+}
+
 /// Asserts `status` has `code`, and returns it.
 #[track_caller]
 pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
