@@ -83,10 +83,11 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppE
         timeout: Duration::from_secs(config.database.timeout_secs),
     };
     let store = SqlStore::connect(&settings).await?;
+    // A migration either applies every pending step or fails; only without one is there
+    // something to check.
     if migrate {
         store.migrate().await?;
-    }
-    if !store.is_migrated().await? {
+    } else if !store.is_migrated().await? {
         return Err(AppError::NotMigrated);
     }
     Ok(store)
@@ -253,7 +254,7 @@ pub async fn serve(
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
     let state = build_state(&config, store, clock).await?;
-    if config.oauth.issuer.is_empty() && state.store.backend_name() == "postgres" {
+    if config.oauth.issuer.is_empty() && state.store.is_postgres() {
         tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
     }
     // A bad policy stops start-up here, before anything is served.
@@ -288,7 +289,7 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
-    if state.store.backend_name() == "postgres" {
+    if state.store.is_postgres() {
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
         let (verdicts, keyring) = (state.verdicts.clone(), state.keyring.clone());

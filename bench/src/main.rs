@@ -151,9 +151,9 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
         let verified = Verified::Key { key: Arc::new(key), previous: false };
         let digest = keygate::core::verdicts::digest(&seed::seeded_key(n));
         let _ = cache
-            .get_or_verify(digest, || {
+            .get_or_try_verify(digest, || {
                 let v = verified.clone();
-                async move { Ok(v) }
+                async move { Ok::<_, keygate::core::error::CoreError>(v) }
             })
             .await;
     }

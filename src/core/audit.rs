@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::error::CoreError;
-use super::model::{Principal, PrincipalKind};
+use super::model::Principal;
 
 /// The outcome of a change that was made.
 pub const SUCCESS: &str = "success";
@@ -40,7 +40,7 @@ impl AuditEntry {
             id: 0,
             at,
             actor: principal.id.clone(),
-            actor_kind: actor_kind(principal.kind).to_owned(),
+            actor_kind: principal.kind.as_str().to_owned(),
             organization: principal.organization.clone(),
             action: action.to_owned(),
             target: String::new(),
@@ -58,14 +58,6 @@ impl AuditEntry {
     /// The same entry, refused with `err`.
     pub fn refused(&self, err: &CoreError) -> Self {
         Self { outcome: err.code().as_str().to_owned(), ..self.clone() }
-    }
-}
-
-fn actor_kind(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::ApiKey => "api_key",
-        PrincipalKind::Client => "client",
-        PrincipalKind::User => "user",
     }
 }
 

@@ -20,15 +20,15 @@ use super::tokens::{TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
 
-/// What `Authorize` asks.
-#[derive(Debug, Clone, Default)]
-pub struct AuthorizeInput {
-    pub credentials: Credentials,
+/// What `Authorize` asks, borrowed from the request so that nothing is copied per call.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizeInput<'a> {
+    pub credentials: &'a Credentials,
     /// Every one must be granted, or one of them under [`ScopeMatch::Any`].
-    pub required_scopes: Vec<String>,
+    pub required_scopes: &'a [String],
     pub scope_match: ScopeMatch,
     /// When non-empty, the principal must belong to this organization.
-    pub organization: String,
+    pub organization: &'a str,
 }
 
 /// The outcome of checking a credential: a principal, or why not. A failure to decide is the
@@ -89,26 +89,32 @@ impl Engine {
         }
     }
 
-    /// Decides whether the credential may act with `required_scopes`. Denials are decisions.
-    pub async fn authorize(&self, input: &AuthorizeInput) -> Result<Decision, CoreError> {
-        let decision = self.decide(input).await?;
-        self.decisions.get_or_create(&ReasonLabels { reason: decision.reason.as_str() }).inc();
-        Ok(decision)
-    }
-
-    async fn decide(&self, input: &AuthorizeInput) -> Result<Decision, CoreError> {
+    /// Decides whether the credential may act with `required_scopes`, after checking the
+    /// request's fields. Denials are decisions.
+    pub async fn authorize(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
         let mut violations = Violations::default();
         if input.required_scopes.is_empty() {
             // An empty list would allow any valid key; a backend that forgot the field must hear it.
             violations.add("required_scopes", "at least one scope is required (Authenticate only identifies)");
         }
-        violations.extend(self.scopes.check("required_scopes", &input.required_scopes));
-        if !input.organization.is_empty() && !is_valid_slug(&input.organization) {
+        violations.extend(self.scopes.check("required_scopes", input.required_scopes));
+        if !input.organization.is_empty() && !is_valid_slug(input.organization) {
             violations.add("organization", "is not an organization slug");
         }
         violations.finish()?;
+        self.authorize_checked(input).await
+    }
 
-        let principal = match self.authenticate(&input.credentials).await? {
+    /// [`Self::authorize`] for input whose scopes were checked already: the route policy's,
+    /// validated against the registry when the policy was loaded.
+    pub async fn authorize_checked(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
+        let decision = self.decide(input).await?;
+        self.decisions.get_or_create(&ReasonLabels { reason: decision.reason.as_str() }).inc();
+        Ok(decision)
+    }
+
+    async fn decide(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
+        let principal = match self.authenticate(input.credentials).await? {
             Ok(principal) => principal,
             Err(failure) => return Ok(deny(failure.reason, failure.message, None)),
         };
@@ -186,7 +192,7 @@ impl Engine {
         let Some(parsed) = credential::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
-        let verified = self.verdicts.get_or_verify(digest(presented), || self.verify_uncached(&parsed)).await?;
+        let verified = self.verdicts.get_or_try_verify(digest(presented), || self.verify_uncached(&parsed)).await?;
         let authentication = judge(&verified, now);
         if let Ok(principal) = &authentication {
             self.last_used.record_key(&principal.id, now);

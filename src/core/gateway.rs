@@ -60,12 +60,13 @@ pub async fn decide(
         Access::Public => allow_anonymous(),
         Access::Scopes { scopes, matching } => {
             let input = AuthorizeInput {
-                credentials: request.credentials.clone(),
-                required_scopes: scopes.clone(),
+                credentials: &request.credentials,
+                required_scopes: scopes,
                 scope_match: *matching,
-                organization: String::new(),
+                organization: "",
             };
-            engine.authorize(&input).await?
+            // The policy's scopes were checked against the registry when it was loaded.
+            engine.authorize_checked(&input).await?
         }
     };
     Ok(GatewayDecision { decision, route: Some(route.name.clone()), cost: route.cost })

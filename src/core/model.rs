@@ -117,6 +117,17 @@ pub enum PrincipalKind {
     User,
 }
 
+impl PrincipalKind {
+    /// The lowercase name headers, metadata, introspection and audit rows carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::ApiKey => "api_key",
+            PrincipalKind::Client => "client",
+            PrincipalKind::User => "user",
+        }
+    }
+}
+
 /// Who is calling, as a verified credential says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

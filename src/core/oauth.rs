@@ -102,11 +102,6 @@ impl OAuth {
         self.keyring.jwks()
     }
 
-    /// Rotates the signing key (admin use case, scope checked by the caller).
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
-    }
-
     /// The client-credentials grant: authenticates the client and signs a token for the
     /// requested scopes (a subset of the client's; all of them when none are asked for).
     pub async fn issue_token(&self, request: &TokenRequest) -> Result<AccessToken, CoreError> {
@@ -170,7 +165,7 @@ impl OAuth {
                 Ok(Verified::Invalid { key_id: Some(record.client_id) })
             }
         };
-        match self.verdicts.get_or_verify(client_digest(client_id, secret), verify).await? {
+        match self.verdicts.get_or_try_verify::<CoreError, _, _>(client_digest(client_id, secret), verify).await? {
             Verified::Client(client) => Ok(client),
             _ => Err(invalid_client()),
         }
@@ -207,11 +202,7 @@ impl OAuth {
 
 /// The RFC 7662 members for an active token.
 pub fn introspection_claims(principal: &Principal, issuer: &str) -> serde_json::Value {
-    let kind = match principal.kind {
-        PrincipalKind::ApiKey => "api_key",
-        PrincipalKind::Client => "client",
-        PrincipalKind::User => "user",
-    };
+    let kind = principal.kind.as_str();
     let mut claims = serde_json::json!({
         "active": true,
         "scope": principal.scopes.join(" "),

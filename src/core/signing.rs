@@ -41,6 +41,16 @@ impl Algorithm {
         Self::ALL.into_iter().find(|alg| alg.as_str() == name)
     }
 
+    /// A signer with the PEM private key `pem`.
+    pub fn signer(self, pem: &[u8]) -> Result<Box<dyn JwsSigner>, String> {
+        let signer: Box<dyn JwsSigner> = match self {
+            Algorithm::Rs256 => Box::new(RS256.signer_from_pem(pem).map_err(|e| e.to_string())?),
+            Algorithm::Es256 => Box::new(ES256.signer_from_pem(pem).map_err(|e| e.to_string())?),
+            Algorithm::EdDsa => Box::new(EdDSA.signer_from_pem(pem).map_err(|e| e.to_string())?),
+        };
+        Ok(signer)
+    }
+
     /// A verifier for `jwk` that only accepts this algorithm, so that a token cannot pick another
     /// (no `none`, no HMAC keyed with a public key).
     pub fn verifier(self, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, String> {
@@ -97,15 +107,7 @@ pub fn generate(algorithm: Algorithm, now: DateTime<Utc>) -> Result<SigningKeyRe
         }
     };
     let pem = String::from_utf8(pem).map_err(|e| CoreError::Internal(format!("signing key PEM: {e}")))?;
-    let public = publishable(public, algorithm)?;
-    Ok(SigningKeyRecord {
-        kid: public.key_id().unwrap_or_default().to_owned(),
-        algorithm: algorithm.as_str().to_owned(),
-        private_key_pem: pem,
-        public_jwk: public.to_string(),
-        created_at: now,
-        retired_at: None,
-    })
+    record(algorithm, pem, public, now)
 }
 
 /// Reads a PEM private key of any supported type; its algorithm follows from the key type.
@@ -119,11 +121,16 @@ pub fn from_pem(pem: &str, now: DateTime<Utc>) -> Result<SigningKeyRecord, Strin
     } else {
         return Err("not an RSA, P-256 or Ed25519 private key in PEM".to_owned());
     };
-    let public = publishable(public, algorithm).map_err(|e| e.to_string())?;
+    record(algorithm, pem.to_owned(), public, now).map_err(|e| e.to_string())
+}
+
+/// A new, not yet retired record for a key pair.
+fn record(algorithm: Algorithm, pem: String, public: Jwk, now: DateTime<Utc>) -> Result<SigningKeyRecord, CoreError> {
+    let public = publishable(public, algorithm)?;
     Ok(SigningKeyRecord {
         kid: public.key_id().unwrap_or_default().to_owned(),
         algorithm: algorithm.as_str().to_owned(),
-        private_key_pem: pem.to_owned(),
+        private_key_pem: pem,
         public_jwk: public.to_string(),
         created_at: now,
         retired_at: None,
@@ -176,12 +183,7 @@ impl LoadedKey {
     fn load(record: &SigningKeyRecord) -> Result<Self, String> {
         let algorithm = Algorithm::parse(&record.algorithm).ok_or_else(|| format!("algorithm {}", record.algorithm))?;
         let jwk = Jwk::from_bytes(record.public_jwk.as_bytes()).map_err(|e| e.to_string())?;
-        let pem = record.private_key_pem.as_bytes();
-        let signer: Box<dyn JwsSigner> = match algorithm {
-            Algorithm::Rs256 => Box::new(RS256.signer_from_pem(pem).map_err(|e| e.to_string())?),
-            Algorithm::Es256 => Box::new(ES256.signer_from_pem(pem).map_err(|e| e.to_string())?),
-            Algorithm::EdDsa => Box::new(EdDSA.signer_from_pem(pem).map_err(|e| e.to_string())?),
-        };
+        let signer = algorithm.signer(record.private_key_pem.as_bytes())?;
         let verifier = algorithm.verifier(&jwk)?;
         Ok(Self {
             kid: record.kid.clone(),

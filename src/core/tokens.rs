@@ -101,7 +101,6 @@ pub fn looks_like_jwt(bearer: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub principal: Principal,
-    pub issued_at: Option<DateTime<Utc>>,
     pub not_before: Option<DateTime<Utc>>,
     /// For keygate's own client tokens: the client, whose revocation must be checked.
     pub client_id: Option<String>,
@@ -238,7 +237,7 @@ impl TokenVerifier {
             organization,
             scopes: text("scope").split_whitespace().map(str::to_owned).collect(),
             name: String::new(),
-            expires_at: expiry(&payload).unwrap_or(now),
+            expires_at: numeric_date(&payload, "exp").unwrap_or(now),
         };
         let mut verified = verified(principal, &payload);
         verified.client_id = Some(client_id);
@@ -247,12 +246,7 @@ impl TokenVerifier {
 }
 
 fn verified(principal: Principal, payload: &JwtPayload) -> VerifiedToken {
-    VerifiedToken {
-        principal,
-        issued_at: numeric_date(payload, "iat"),
-        not_before: numeric_date(payload, "nbf"),
-        client_id: None,
-    }
+    VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None }
 }
 
 /// A NumericDate claim (seconds since the epoch, possibly fractional), read without josekit's
@@ -264,10 +258,6 @@ pub fn numeric_date(payload: &JwtPayload, claim: &str) -> Option<DateTime<Utc>> 
     }
     #[allow(clippy::cast_possible_truncation)] // bounded above
     DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
-}
-
-fn expiry(payload: &JwtPayload) -> Option<DateTime<Utc>> {
-    numeric_date(payload, "exp")
 }
 
 /// Checks the signature with `verifier` (which pins the algorithm and the key id), then `iss`,
@@ -289,7 +279,7 @@ fn check(
     if !audiences.is_empty() && !named.iter().any(|aud| audiences.iter().any(|want| want == aud)) {
         return Err(AuthFailure::new(Reason::InvalidAudience, "the bearer token is meant for another audience"));
     }
-    judge_times(expiry(&payload), numeric_date(&payload, "nbf"), leeway, now).map(|()| payload)
+    judge_times(numeric_date(&payload, "exp"), numeric_date(&payload, "nbf"), leeway, now).map(|()| payload)
 }
 
 /// The time checks, shared with cached verdicts: expired at `exp + leeway`, valid from

@@ -12,7 +12,6 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use super::error::CoreError;
 use super::metrics::CacheInstruments;
 use super::model::{ApiClientRecord, ApiKeyRecord};
 use super::tokens::VerifiedToken;
@@ -162,17 +161,8 @@ impl VerdictCache {
     }
 
     /// The cached verdict for `digest`, or the result of `verify`, run once however many callers
-    /// miss at the same time. Errors (the database down) are not cached.
-    pub async fn get_or_verify<F, Fut>(&self, digest: [u8; 32], verify: F) -> Result<Verified, CoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Verified, CoreError>>,
-    {
-        self.get_or_try_verify(digest, verify).await
-    }
-
-    /// As [`Self::get_or_verify`], with any error type: errors are shared by the callers that
-    /// waited for them and never cached (a token rejected now may verify after a key refresh).
+    /// miss at the same time. Errors (the database down, a token rejected now that may verify
+    /// after a key refresh) are shared by the callers that waited for them and never cached.
     pub async fn get_or_try_verify<E, F, Fut>(&self, digest: [u8; 32], mut verify: F) -> Result<Verified, E>
     where
         E: Clone + Send + Sync + 'static,

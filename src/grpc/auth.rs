@@ -64,10 +64,11 @@ impl AuthService for AuthApi {
         let request_id = request_id(request.metadata());
         let span = tracing::debug_span!("authorize", request_id = %request_id);
         let request = request.into_inner();
+        let credentials = convert::credentials(request.credentials);
         let input = AuthorizeInput {
-            credentials: convert::credentials(request.credentials),
-            required_scopes: request.required_scopes,
-            organization: request.organization,
+            credentials: &credentials,
+            required_scopes: &request.required_scopes,
+            organization: &request.organization,
             scope_match: ScopeMatch::All,
         };
         async {

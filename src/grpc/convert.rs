@@ -231,7 +231,7 @@ pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &Envoy
     }
     if let Some(principal) = &decision.principal {
         metadata.extend([
-            ("principal_type", text(principal_type(principal.kind))),
+            ("principal_type", text(principal.kind.as_str())),
             ("principal_id", text(&principal.id)),
             ("organization", text(&principal.organization)),
             ("scopes", list(&principal.scopes)),
@@ -261,7 +261,7 @@ fn ok_response(decision: Decision, config: &EnvoyConfig) -> (tonic::Code, envoy:
         // Overwritten, never appended: a client cannot slip in a principal of its own.
         Some(principal) => {
             ok.headers = vec![
-                header(&names.principal_type, principal_type(principal.kind)),
+                header(&names.principal_type, principal.kind.as_str()),
                 header(&names.principal_id, &principal.id),
                 header(&names.organization, &principal.organization),
                 header(&names.scopes, &principal.scopes.join(" ")),
@@ -303,14 +303,6 @@ fn denied_response(decision: Decision, request_id: &str) -> (tonic::Code, envoy:
 
 /// The realm of keygate's `WWW-Authenticate` challenges.
 const BEARER_REALM: &str = "keygate";
-
-fn principal_type(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::ApiKey => "api_key",
-        PrincipalKind::Client => "client",
-        PrincipalKind::User => "user",
-    }
-}
 
 /// A header that replaces any of the same name.
 fn header(name: &str, value: &str) -> envoy::HeaderValueOption {

@@ -100,6 +100,11 @@ impl SqlStore {
         PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX) }
     }
 
+    /// Whether other replicas may share this database (PostgreSQL), so changes must be announced.
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
     /// `sqlite` or `postgres`, for logs.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {

@@ -110,6 +110,8 @@ struct Listing<'a> {
 /// An authenticated admin and what its organization is.
 struct Caller {
     principal: Principal,
+    /// The caller's own organization, read once per call.
+    organization: Option<Organization>,
     platform: bool,
 }
 
@@ -573,8 +575,9 @@ impl Admin {
         if !any_grants(&principal.scopes, scope) {
             return Err(CoreError::PermissionDenied(format!("this call needs the {scope} scope")));
         }
-        let platform = self.store.organization(&principal.organization).await?.is_some_and(|org| org.platform);
-        Ok(Caller { principal, platform })
+        let organization = self.store.organization(&principal.organization).await?;
+        let platform = organization.as_ref().is_some_and(|org| org.platform);
+        Ok(Caller { principal, organization, platform })
     }
 
     /// The organization a request names (empty: the caller's own). Other organizations exist only
@@ -582,7 +585,10 @@ impl Admin {
     async fn target_organization(&self, caller: &Caller, requested: &str) -> Result<Organization, CoreError> {
         let slug = if requested.is_empty() { caller.principal.organization.as_str() } else { requested };
         let not_found = || CoreError::NotFound(format!("organization {slug} not found"));
-        if slug != caller.principal.organization && !caller.platform {
+        if slug == caller.principal.organization {
+            return caller.organization.clone().ok_or_else(not_found);
+        }
+        if !caller.platform {
             return Err(not_found());
         }
         self.store.organization(slug).await?.ok_or_else(not_found)
