@@ -1,6 +1,7 @@
-//! Wiring: config -> store -> keyring, engine, admin and OAuth -> the gRPC and HTTP servers on
-//! bound listeners, with background tasks (health probe, `last_used_at` flusher, change
-//! listener, signing-key refresh, route policy reloads) owned here and joined at shutdown.
+//! Wiring: config -> store -> keyring, limiter, engine, admin and OAuth -> the gRPC and HTTP
+//! servers on bound listeners, with background tasks (health probe, `last_used_at` and quota usage
+//! flushers, change listener, signing-key refresh, route policy reloads) owned here and joined at
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic_health::server::HealthReporter;
 
-use crate::config::Config;
+use crate::config::{Config, LimitsBackend};
 use crate::core::admin::{Admin, AdminParts, AdminSettings};
 use crate::core::clock::Clock;
 use crate::core::engine::{Engine, EngineParts};
@@ -19,6 +20,8 @@ use crate::core::error::{CoreError, StoreError};
 use crate::core::hashing::SecretHasher;
 use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
+use crate::core::limits::memory::MemoryCounters;
+use crate::core::limits::{Counters, LeaseSettings, Limiter};
 use crate::core::metrics::Metrics;
 use crate::core::oauth::{OAuth, OAuthParts};
 use crate::core::policy::Policy;
@@ -73,6 +76,7 @@ pub struct State {
     pub verdicts: Arc<VerdictCache>,
     pub scopes: Arc<ScopeRegistry>,
     pub metrics: Arc<Metrics>,
+    pub limiter: Arc<Limiter>,
 }
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
@@ -129,6 +133,17 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         Arc::new(Keyring::open(key_source(config, &store, clock.as_ref())?, keyring_settings, clock.clone()).await?);
     let issuers = trusted_issuers(config, &clock)?;
     let tokens = Arc::new(TokenVerifier::new(keyring.clone(), token_settings.clone(), issuers));
+    let limiter = Arc::new(Limiter::new(
+        config.limits.defaults,
+        LeaseSettings {
+            default: Duration::from_secs(config.limits.default_lease_secs),
+            max: Duration::from_secs(config.limits.max_lease_secs),
+        },
+        counters(config).await?,
+        store.clone(),
+        // A new name per start: a restarted process adds to what its earlier life recorded.
+        format!("replica-{}", uuid::Uuid::new_v4().simple()),
+    ));
     let engine = Arc::new(Engine::new(EngineParts {
         store: dyn_store.clone(),
         clients: clients.clone(),
@@ -138,6 +153,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         scopes: scopes.clone(),
         last_used: last_used.clone(),
         verdicts: verdicts.clone(),
+        limiter: limiter.clone(),
     }));
     let settings = AdminSettings {
         key_prefix: config.keys.prefix.clone(),
@@ -178,7 +194,15 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         hasher.instruments(),
         Arc::new(move || pool.pool_stats()),
     ));
-    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes, metrics })
+    Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes, metrics, limiter })
+}
+
+/// The configured home of rate-limit, quota and concurrency counters.
+async fn counters(config: &Config) -> Result<Arc<dyn Counters>, AppError> {
+    match config.limits.backend {
+        LimitsBackend::Memory => Ok(Arc::new(MemoryCounters::default())),
+        LimitsBackend::Redis => Err(AppError::Startup("limits.backend = \"redis\" is not built yet".to_owned())),
+    }
 }
 
 /// Signing keys from the configured PEM files, else from the database.
@@ -253,7 +277,7 @@ pub async fn serve(
     grpc::set_serving(&reporter, false).await;
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
-    let state = build_state(&config, store, clock).await?;
+    let state = build_state(&config, store, clock.clone()).await?;
     if config.oauth.issuer.is_empty() && state.store.is_postgres() {
         tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
     }
@@ -286,6 +310,12 @@ pub async fn serve(
         state.last_used.clone(),
         state.store.clone(),
         Duration::from_secs(config.keys.last_used_flush_secs),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(flush_usage(
+        state.limiter.clone(),
+        clock.clone(),
+        Duration::from_millis(config.limits.flush_interval_ms),
         stop_rx.clone(),
     ));
     tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
@@ -329,6 +359,9 @@ pub async fn serve(
     }
     if let Err(err) = state.last_used.flush(state.store.as_ref(), state.store.as_ref()).await {
         tracing::warn!(error = %err, "final last_used_at flush failed");
+    }
+    if let Err(err) = state.limiter.flush(clock.now()).await {
+        tracing::warn!(error = %err, "final quota usage flush failed");
     }
     grpc_served?;
     http_served.map_err(AppError::Http)?;
@@ -396,6 +429,28 @@ async fn flush_last_used(
             Ok(0) => {}
             Ok(written) => tracing::debug!(written, "last_used_at flushed"),
             Err(err) => tracing::warn!(error = %err, "last_used_at flush failed; will retry"),
+        }
+    }
+}
+
+/// Writes quota usage every `every` and lets idle counters go, until told to stop.
+async fn flush_usage(limiter: Arc<Limiter>, clock: Arc<dyn Clock>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut last_sweep = clock.now();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let now = clock.now();
+        match limiter.flush(now).await {
+            Ok(0) => {}
+            Ok(written) => tracing::debug!(written, "quota usage flushed"),
+            Err(err) => tracing::warn!(error = %err, "quota usage flush failed; will retry"),
+        }
+        // A sweep walks every counter: once a minute is enough to keep memory to active subjects.
+        if now - last_sweep >= chrono::Duration::minutes(1) {
+            limiter.sweep(now);
+            last_sweep = now;
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::core::credential::is_valid_prefix;
 use crate::core::gateway::UnmatchedAction;
 use crate::core::hashing::HashParams;
+use crate::core::limits::{KindDefaults, LimitDefaults};
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
 use crate::core::signing::Algorithm;
 
@@ -60,6 +61,39 @@ pub struct Config {
     pub cache: CacheConfig,
     pub oauth: OAuthConfig,
     pub envoy: EnvoyConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Where rate-limit, quota and concurrency counters live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsBackend {
+    /// In this process: exact for one replica.
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+/// What the Redis backend does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailureMode {
+    /// Count in this process's memory (each replica then admits up to the limit on its own).
+    Open,
+    /// Refuse to decide: UNAVAILABLE, so that Envoy's failure mode applies.
+    Closed,
+}
+
+/// Rate limits, monthly quotas and concurrency slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub backend: LimitsBackend,
+    pub redis_url: String,
+    pub redis_failure: RedisFailureMode,
+    /// How often quota usage is written to the database: the most usage a crash can lose.
+    pub flush_interval_ms: u64,
+    /// The lease of a concurrency slot when `AcquireSlot` does not ask for one.
+    pub default_lease_secs: u64,
+    pub max_lease_secs: u64,
+    pub defaults: LimitDefaults,
 }
 
 /// Envoy's external authorizer (`envoy.service.auth.v3.Authorization/Check`).
@@ -275,6 +309,21 @@ impl Default for Config {
                 max_waiting: 32,
             },
             cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
+            limits: LimitsConfig {
+                backend: LimitsBackend::Memory,
+                redis_url: "redis://127.0.0.1:6379".to_owned(),
+                redis_failure: RedisFailureMode::Open,
+                flush_interval_ms: 1000,
+                default_lease_secs: 300,
+                max_lease_secs: 86_400,
+                // The reference's defaults: users 100 a minute, clients 200, keys what they were
+                // created with (none unless configured); 5 concurrent slots per principal.
+                defaults: LimitDefaults {
+                    api_keys: KindDefaults { rate_per_minute: 0, rate_burst: 0, max_quota: 0, max_concurrency: 5 },
+                    clients: KindDefaults { rate_per_minute: 200, rate_burst: 0, max_quota: 0, max_concurrency: 5 },
+                    users: KindDefaults { rate_per_minute: 100, rate_burst: 0, max_quota: 0, max_concurrency: 5 },
+                },
+            },
             oauth: OAuthConfig {
                 issuer: String::new(),
                 audience: vec!["keygate".to_owned()],
@@ -495,6 +544,86 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.hashing.lanes = v.ranged(1, 64)?;
         Ok(())
     }),
+    ("limits.backend", |c, v| {
+        c.limits.backend = match v.string()?.as_str() {
+            "memory" => LimitsBackend::Memory,
+            "redis" => LimitsBackend::Redis,
+            other => return Err(format!("expected \"memory\" or \"redis\", got {other:?}")),
+        };
+        Ok(())
+    }),
+    ("limits.redis_url", |c, v| {
+        c.limits.redis_url = v.string()?;
+        Ok(())
+    }),
+    ("limits.redis_failure", |c, v| {
+        c.limits.redis_failure = match v.string()?.as_str() {
+            "open" => RedisFailureMode::Open,
+            "closed" => RedisFailureMode::Closed,
+            other => return Err(format!("expected \"open\" or \"closed\", got {other:?}")),
+        };
+        Ok(())
+    }),
+    ("limits.flush_interval_ms", |c, v| {
+        c.limits.flush_interval_ms = v.ranged(50, 600_000)?;
+        Ok(())
+    }),
+    ("limits.default_lease_secs", |c, v| {
+        c.limits.default_lease_secs = v.ranged(1, 604_800)?;
+        Ok(())
+    }),
+    ("limits.max_lease_secs", |c, v| {
+        c.limits.max_lease_secs = v.ranged(1, 604_800)?;
+        Ok(())
+    }),
+    ("limits.api_keys.rate_per_minute", |c, v| {
+        c.limits.defaults.api_keys.rate_per_minute = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.api_keys.rate_burst", |c, v| {
+        c.limits.defaults.api_keys.rate_burst = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.api_keys.max_quota", |c, v| {
+        c.limits.defaults.api_keys.max_quota = v.ranged(0, 1_000_000_000_000)?;
+        Ok(())
+    }),
+    ("limits.api_keys.max_concurrency", |c, v| {
+        c.limits.defaults.api_keys.max_concurrency = v.ranged(0, 100_000)?;
+        Ok(())
+    }),
+    ("limits.clients.rate_per_minute", |c, v| {
+        c.limits.defaults.clients.rate_per_minute = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.clients.rate_burst", |c, v| {
+        c.limits.defaults.clients.rate_burst = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.clients.max_quota", |c, v| {
+        c.limits.defaults.clients.max_quota = v.ranged(0, 1_000_000_000_000)?;
+        Ok(())
+    }),
+    ("limits.clients.max_concurrency", |c, v| {
+        c.limits.defaults.clients.max_concurrency = v.ranged(0, 100_000)?;
+        Ok(())
+    }),
+    ("limits.users.rate_per_minute", |c, v| {
+        c.limits.defaults.users.rate_per_minute = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.users.rate_burst", |c, v| {
+        c.limits.defaults.users.rate_burst = v.ranged(0, 60_000_000)?;
+        Ok(())
+    }),
+    ("limits.users.max_quota", |c, v| {
+        c.limits.defaults.users.max_quota = v.ranged(0, 1_000_000_000_000)?;
+        Ok(())
+    }),
+    ("limits.users.max_concurrency", |c, v| {
+        c.limits.defaults.users.max_concurrency = v.ranged(0, 100_000)?;
+        Ok(())
+    }),
     ("cache.max_entries", |c, v| {
         c.cache.max_entries = v.ranged(0, 100_000_000)?;
         Ok(())
@@ -695,6 +824,12 @@ impl Config {
                 "keys.prefix: {:?} must be 1 to 32 lowercase letters, digits or '_', ending in '_'",
                 self.keys.prefix
             ));
+        }
+        if self.limits.default_lease_secs > self.limits.max_lease_secs {
+            problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
+        }
+        if self.limits.backend == LimitsBackend::Redis && !self.limits.redis_url.starts_with("redis://") {
+            problems.push(format!("limits.redis_url: {:?} must be a redis:// URL", self.limits.redis_url));
         }
         if self.keys.default_expires_in_days > self.keys.max_expires_in_days {
             problems.push("keys.default_expires_in_days must not exceed keys.max_expires_in_days".to_owned());

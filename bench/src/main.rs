@@ -109,6 +109,7 @@ fn request_for(key: String) -> pb::AuthorizeRequest {
         credentials: Some(pb::Credentials { authorization: format!("Bearer {key}"), api_key: String::new() }),
         required_scopes: vec!["graph:read".into()],
         organization: String::new(),
+        cost: None,
     }
 }
 
@@ -147,6 +148,7 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
             expires_at: now,
             disabled: false,
             previous_key_expires_at: None,
+            limits: Default::default(),
         };
         let verified = Verified::Key { key: Arc::new(key), previous: false };
         let digest = keygate::core::verdicts::digest(&seed::seeded_key(n));

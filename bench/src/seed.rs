@@ -47,6 +47,10 @@ pub async fn seed_range(url: &str, from: u64, count: u64) -> Result<(), Box<dyn 
             disabled_at: ActiveValue::Set(None),
             last_used_at: ActiveValue::Set(None),
             last_rotated_at: ActiveValue::Set(None),
+            rate_limit_per_minute: ActiveValue::Set(None),
+            rate_limit_burst: ActiveValue::Set(None),
+            max_quota: ActiveValue::Set(None),
+            max_concurrency: ActiveValue::Set(None),
         });
         api_key::Entity::insert_many(models).exec_without_returning(&db).await?;
         n = batch_end;

@@ -38,6 +38,11 @@ impl ManualClock {
         let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *now += by;
     }
+
+    /// Sets the clock to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = at;
+    }
 }
 
 impl Clock for ManualClock {

@@ -2,6 +2,7 @@
 //! `Authorize`, the admin RPCs' caller check and Envoy's `Check` all come through here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +13,7 @@ use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
+use super::limits::{AdmitRequest, LimitVerdict, Limiter, QuotaState};
 use super::metrics::ReasonLabels;
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
 use super::ports::{ClientStore, Store};
@@ -29,6 +31,10 @@ pub struct AuthorizeInput<'a> {
     pub scope_match: ScopeMatch,
     /// When non-empty, the principal must belong to this organization.
     pub organization: &'a str,
+    /// Quota units the request costs (0 for a free request).
+    pub cost: u64,
+    /// For `AcquireSlot`: hold a concurrency slot this long.
+    pub lease: Option<Duration>,
 }
 
 /// The outcome of checking a credential: a principal, or why not. A failure to decide is the
@@ -45,6 +51,7 @@ pub struct EngineParts {
     pub scopes: Arc<ScopeRegistry>,
     pub last_used: Arc<LastUsedRecorder>,
     pub verdicts: Arc<VerdictCache>,
+    pub limiter: Arc<Limiter>,
 }
 
 /// Decides who a credential belongs to and what it may do.
@@ -57,6 +64,7 @@ pub struct Engine {
     scopes: Arc<ScopeRegistry>,
     last_used: Arc<LastUsedRecorder>,
     verdicts: Arc<VerdictCache>,
+    limiter: Arc<Limiter>,
     decisions: Family<ReasonLabels, Counter>,
 }
 
@@ -70,8 +78,19 @@ enum TokenError {
 
 impl Engine {
     pub fn new(parts: EngineParts) -> Self {
-        let EngineParts { store, clients, tokens, hasher, clock, scopes, last_used, verdicts } = parts;
-        Self { store, clients, tokens, hasher, clock, scopes, last_used, verdicts, decisions: Family::default() }
+        let EngineParts { store, clients, tokens, hasher, clock, scopes, last_used, verdicts, limiter } = parts;
+        Self {
+            store,
+            clients,
+            tokens,
+            hasher,
+            clock,
+            scopes,
+            last_used,
+            verdicts,
+            limiter,
+            decisions: Family::default(),
+        }
     }
 
     /// Decisions by reason, for registration.
@@ -92,7 +111,24 @@ impl Engine {
     /// Decides whether the credential may act with `required_scopes`, after checking the
     /// request's fields. Denials are decisions.
     pub async fn authorize(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
+        self.check_input(input, Violations::default())?;
+        self.authorize_checked(input).await
+    }
+
+    /// [`Self::authorize`] that also takes a concurrency slot for `lease_seconds` (the configured
+    /// default when unset) when allowed.
+    pub async fn acquire_slot(
+        &self,
+        input: &AuthorizeInput<'_>,
+        lease_seconds: Option<u32>,
+    ) -> Result<Decision, CoreError> {
         let mut violations = Violations::default();
+        let lease = self.limiter.lease(lease_seconds, &mut violations);
+        self.check_input(input, violations)?;
+        self.authorize_checked(&AuthorizeInput { lease: Some(lease), ..*input }).await
+    }
+
+    fn check_input(&self, input: &AuthorizeInput<'_>, mut violations: Violations) -> Result<(), CoreError> {
         if input.required_scopes.is_empty() {
             // An empty list would allow any valid key; a backend that forgot the field must hear it.
             violations.add("required_scopes", "at least one scope is required (Authenticate only identifies)");
@@ -101,8 +137,7 @@ impl Engine {
         if !input.organization.is_empty() && !is_valid_slug(input.organization) {
             violations.add("organization", "is not an organization slug");
         }
-        violations.finish()?;
-        self.authorize_checked(input).await
+        violations.finish()
     }
 
     /// [`Self::authorize`] for input whose scopes were checked already: the route policy's,
@@ -111,6 +146,29 @@ impl Engine {
         let decision = self.decide(input).await?;
         self.decisions.get_or_create(&ReasonLabels { reason: decision.reason.as_str() }).inc();
         Ok(decision)
+    }
+
+    /// The credential's monthly quota (`None` inside when it has none); charges nothing.
+    pub async fn quota(&self, credentials: &Credentials) -> Result<Result<Option<QuotaState>, AuthFailure>, CoreError> {
+        let principal = match self.authenticate(credentials).await? {
+            Ok(principal) => principal,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        Ok(Ok(self.limiter.quota(&principal, self.clock.now()).await?))
+    }
+
+    /// Releases a concurrency slot the credential's principal holds; `Ok(false)` when it held
+    /// no such slot (released already, or its lease ended).
+    pub async fn release_slot(
+        &self,
+        credentials: &Credentials,
+        slot_id: &str,
+    ) -> Result<Result<bool, AuthFailure>, CoreError> {
+        let principal = match self.authenticate(credentials).await? {
+            Ok(principal) => principal,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        Ok(Ok(self.limiter.release(&principal, slot_id).await?))
     }
 
     async fn decide(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
@@ -138,7 +196,9 @@ impl Engine {
             let message = format!("{} does not have {needed}: {}", noun(principal.kind), missing.join(", "));
             return Ok(deny(Reason::InsufficientScope, message, Some(principal)));
         }
-        Ok(Decision { allowed: true, reason: Reason::Allowed, message: String::new(), principal: Some(principal) })
+        let request = AdmitRequest { cost: input.cost, lease: input.lease };
+        let verdict = self.limiter.admit(&principal, request, self.clock.now()).await?;
+        Ok(limit_decision(verdict, principal))
     }
 
     async fn verify_token(&self, token: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
@@ -164,7 +224,8 @@ impl Engine {
     /// Signature and claims, then, for keygate's own client tokens, whether the client's tokens
     /// were revoked (one database read; the verdict is cached and dropped when the client changes).
     async fn verify_token_uncached(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, TokenError> {
-        let token = self.tokens.verify(token, now).await.map_err(TokenError::Core)?.map_err(TokenError::Rejected)?;
+        let mut token =
+            self.tokens.verify(token, now).await.map_err(TokenError::Core)?.map_err(TokenError::Rejected)?;
         if let Some(client_id) = &token.client_id {
             let client = self.clients.client(client_id).await.map_err(|err| TokenError::Core(err.into()))?;
             let Some(client) = client else {
@@ -181,6 +242,7 @@ impl Engine {
                     "the bearer token has been revoked",
                 )));
             }
+            token.principal.limits = client.limits;
         }
         let remaining = token.principal.expires_at + self.tokens.settings().leeway - now;
         let cache_for = remaining.to_std().unwrap_or_default();
@@ -252,7 +314,40 @@ fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
         scopes: key.scopes.clone(),
         name: key.name.clone(),
         expires_at,
+        limits: key.limits,
     })
+}
+
+/// The decision for a request whose credential and scopes are fine, after its limits.
+fn limit_decision(verdict: LimitVerdict, principal: Principal) -> Decision {
+    let (state, retry_after, reason, message) = match verdict {
+        LimitVerdict::Admitted { state, slot } => {
+            let mut decision = Decision::new(true, Reason::Allowed, String::new(), Some(principal));
+            decision.limits = state;
+            decision.slot = slot;
+            return decision;
+        }
+        LimitVerdict::InsufficientMaxQuota { cost, max_quota } => {
+            let message = format!("the request costs {cost} quota units, more than the monthly quota of {max_quota}");
+            return deny(Reason::InsufficientMaxQuota, message, Some(principal));
+        }
+        LimitVerdict::RateLimited { state, retry_after } => {
+            (state, retry_after, Reason::RateLimited, format!("{} is over its rate limit", noun(principal.kind)))
+        }
+        LimitVerdict::QuotaExceeded { state, retry_after } => {
+            (state, retry_after, Reason::QuotaExceeded, format!("{} has spent its monthly quota", noun(principal.kind)))
+        }
+        LimitVerdict::ConcurrencyLimit { state, retry_after } => (
+            state,
+            retry_after,
+            Reason::ConcurrencyLimit,
+            format!("{} holds as many concurrency slots as it may", noun(principal.kind)),
+        ),
+    };
+    let mut decision = deny(reason, message, Some(principal));
+    decision.limits = state;
+    decision.retry_after = Some(retry_after);
+    decision
 }
 
 /// How messages name a principal.
@@ -265,7 +360,7 @@ fn noun(kind: PrincipalKind) -> &'static str {
 }
 
 fn deny(reason: Reason, message: String, principal: Option<Principal>) -> Decision {
-    Decision { allowed: false, reason, message, principal }
+    Decision::new(false, reason, message, principal)
 }
 
 /// A presented credential, told apart by its shape.

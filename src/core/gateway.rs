@@ -47,12 +47,12 @@ pub async fn decide(
     let Some(route) = policy.find(&request.method, &request.host, &request.path) else {
         let decision = match unmatched {
             UnmatchedAction::Allow => allow_anonymous(),
-            UnmatchedAction::Deny => Decision {
-                allowed: false,
-                reason: Reason::RouteNotAllowed,
-                message: "no route of the gateway policy matches this request".to_owned(),
-                principal: None,
-            },
+            UnmatchedAction::Deny => Decision::new(
+                false,
+                Reason::RouteNotAllowed,
+                "no route of the gateway policy matches this request".to_owned(),
+                None,
+            ),
         };
         return Ok(GatewayDecision { decision, route: None, cost: 0 });
     };
@@ -64,6 +64,8 @@ pub async fn decide(
                 required_scopes: scopes,
                 scope_match: *matching,
                 organization: "",
+                cost: u64::from(route.cost),
+                lease: None,
             };
             // The policy's scopes were checked against the registry when it was loaded.
             engine.authorize_checked(&input).await?
@@ -75,5 +77,5 @@ pub async fn decide(
 /// Public routes do not look at credentials at all: an invalid key on a public page is not an
 /// error, and no principal is claimed.
 fn allow_anonymous() -> Decision {
-    Decision { allowed: true, reason: Reason::Allowed, message: String::new(), principal: None }
+    Decision::new(true, Reason::Allowed, String::new(), None)
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::clock::Clock;
 use super::error::CoreError;
+use super::limits::LimitOverrides;
 use super::model::{AuthFailure, Principal, PrincipalKind, Reason};
 use super::signing::Algorithm;
 use super::tokens::numeric_date;
@@ -173,6 +174,7 @@ impl TrustedIssuer {
             scopes,
             name: text("name").unwrap_or_default(),
             expires_at: numeric_date(payload, "exp").unwrap_or(now),
+            limits: LimitOverrides::default(),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod hashing;
 pub mod issuers;
 pub mod last_used;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod oauth;

@@ -1,6 +1,10 @@
 //! The core's vocabulary: organizations, API keys, API clients, principals and decisions.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+
+use super::limits::{LimitOverrides, LimitState, Slot};
 
 /// A tenant. Every key belongs to exactly one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub struct ApiKeyRecord {
     pub disabled_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_rotated_at: Option<DateTime<Utc>>,
+    /// Its own rate limit, monthly quota and concurrency limit.
+    pub limits: LimitOverrides,
 }
 
 /// A key's status, derived when read.
@@ -94,6 +100,8 @@ pub struct ApiClientRecord {
     pub tokens_revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub secret_regenerated_at: Option<DateTime<Utc>>,
+    /// Its own rate limit, monthly quota and concurrency limit (for its tokens).
+    pub limits: LimitOverrides,
 }
 
 /// A client's status.
@@ -139,6 +147,8 @@ pub struct Principal {
     pub name: String,
     /// When the presented credential stops working.
     pub expires_at: DateTime<Utc>,
+    /// The credential's own limits (the configured defaults of its kind fill the rest).
+    pub limits: LimitOverrides,
 }
 
 /// The raw credential header values, as the caller received them.
@@ -171,6 +181,14 @@ pub enum Reason {
     InvalidAudience,
     /// No route of the gateway's policy matches the request, and unmatched requests are denied.
     RouteNotAllowed,
+    /// The principal's rate limit has no room now.
+    RateLimited,
+    /// The principal's monthly quota is spent.
+    QuotaExceeded,
+    /// The principal holds as many concurrency slots as it may.
+    ConcurrencyLimit,
+    /// The request costs more than the principal's whole monthly quota.
+    InsufficientMaxQuota,
 }
 
 impl Reason {
@@ -186,7 +204,11 @@ impl Reason {
             | Reason::RevokedToken
             | Reason::UntrustedIssuer
             | Reason::InvalidAudience => 401,
-            Reason::InsufficientScope | Reason::OrganizationMismatch | Reason::RouteNotAllowed => 403,
+            Reason::InsufficientScope
+            | Reason::OrganizationMismatch
+            | Reason::RouteNotAllowed
+            | Reason::InsufficientMaxQuota => 403,
+            Reason::RateLimited | Reason::QuotaExceeded | Reason::ConcurrencyLimit => 429,
         }
     }
 
@@ -205,6 +227,10 @@ impl Reason {
             Reason::UntrustedIssuer => "untrusted_issuer",
             Reason::InvalidAudience => "invalid_audience",
             Reason::RouteNotAllowed => "route_not_allowed",
+            Reason::RateLimited => "rate_limited",
+            Reason::QuotaExceeded => "quota_exceeded",
+            Reason::ConcurrencyLimit => "concurrency_limit",
+            Reason::InsufficientMaxQuota => "insufficient_max_quota",
         }
     }
 
@@ -223,6 +249,10 @@ impl Reason {
             Reason::UntrustedIssuer => "UNTRUSTED_ISSUER",
             Reason::InvalidAudience => "INVALID_AUDIENCE",
             Reason::RouteNotAllowed => "ROUTE_NOT_ALLOWED",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::QuotaExceeded => "QUOTA_EXCEEDED",
+            Reason::ConcurrencyLimit => "CONCURRENCY_LIMIT",
+            Reason::InsufficientMaxQuota => "INSUFFICIENT_MAX_QUOTA",
         }
     }
 
@@ -238,7 +268,14 @@ impl Reason {
             | Reason::UntrustedIssuer
             | Reason::InvalidAudience => Some("invalid_token"),
             Reason::InsufficientScope => Some("insufficient_scope"),
-            Reason::Allowed | Reason::MissingApiKey | Reason::OrganizationMismatch | Reason::RouteNotAllowed => None,
+            Reason::Allowed
+            | Reason::MissingApiKey
+            | Reason::OrganizationMismatch
+            | Reason::RouteNotAllowed
+            | Reason::RateLimited
+            | Reason::QuotaExceeded
+            | Reason::ConcurrencyLimit
+            | Reason::InsufficientMaxQuota => None,
         }
     }
 }
@@ -274,6 +311,19 @@ pub struct Decision {
     pub message: String,
     /// Set whenever the credential was valid, even when the decision is a denial.
     pub principal: Option<Principal>,
+    /// The rate limit and quota after this decision, where they were consulted.
+    pub limits: LimitState,
+    /// For a refusal that time cures (rate, quota, concurrency): how long to wait.
+    pub retry_after: Option<Duration>,
+    /// The concurrency slot an admitted `AcquireSlot` holds.
+    pub slot: Option<Slot>,
+}
+
+impl Decision {
+    /// A decision that consulted no limit.
+    pub fn new(allowed: bool, reason: Reason, message: String, principal: Option<Principal>) -> Self {
+        Self { allowed, reason, message, principal, limits: LimitState::default(), retry_after: None, slot: None }
+    }
 }
 
 /// One page of a listing.

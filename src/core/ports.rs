@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEntry, AuditQuery};
 use super::error::StoreError;
+use super::limits::{LimitOverrides, UsageRow};
 use super::model::{ApiClientRecord, ApiKeyRecord, Organization, Page};
 use super::signing::SigningKeyRecord;
 
@@ -14,6 +15,8 @@ pub struct KeyChanges {
     pub name: Option<String>,
     pub description: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// Each limit that is `Some` replaces the key's.
+    pub limits: LimitOverrides,
 }
 
 /// A new secret for a key, and what becomes of the old one.
@@ -171,4 +174,19 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// Entries matching `query`, newest first, and how many match in all.
     async fn audit_events(&self, query: &AuditQuery, page: Page) -> Result<(Vec<AuditEntry>, u64), StoreError>;
+}
+
+/// Durable quota usage: each replica writes its own totals per subject and month.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    /// Units recorded for `subject` in the month starting at `window_start` by every replica
+    /// other than `replica` (earlier lives of this process included: each has its own name).
+    async fn usage_by_others(
+        &self,
+        subject: &str,
+        window_start: DateTime<Utc>,
+        replica: &str,
+    ) -> Result<u64, StoreError>;
+    /// Sets `replica`'s totals to `rows`: totals, so that writing them twice counts them once.
+    async fn record_usage(&self, replica: &str, rows: &[UsageRow], now: DateTime<Utc>) -> Result<(), StoreError>;
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::CoreError;
 use super::issuers::TrustedIssuer;
+use super::limits::LimitOverrides;
 use super::model::{AuthFailure, Principal, PrincipalKind, Reason};
 use super::signing::{Algorithm, Keyring};
 
@@ -238,6 +239,8 @@ impl TokenVerifier {
             scopes: text("scope").split_whitespace().map(str::to_owned).collect(),
             name: String::new(),
             expires_at: numeric_date(&payload, "exp").unwrap_or(now),
+            // The client's own limits are read with the client when the token is first checked.
+            limits: LimitOverrides::default(),
         };
         let mut verified = verified(principal, &payload);
         verified.client_id = Some(client_id);

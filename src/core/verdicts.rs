@@ -12,6 +12,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
+use super::limits::LimitOverrides;
 use super::metrics::CacheInstruments;
 use super::model::{ApiClientRecord, ApiKeyRecord};
 use super::tokens::VerifiedToken;
@@ -27,6 +28,7 @@ pub struct CachedKey {
     pub disabled: bool,
     /// Until when the replaced secret works; only meaningful when the previous secret matched.
     pub previous_key_expires_at: Option<DateTime<Utc>>,
+    pub limits: LimitOverrides,
 }
 
 impl CachedKey {
@@ -39,6 +41,7 @@ impl CachedKey {
             expires_at: record.expires_at,
             disabled: record.disabled_at.is_some(),
             previous_key_expires_at: record.previous_key_expires_at,
+            limits: record.limits,
         }
     }
 }

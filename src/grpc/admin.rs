@@ -56,6 +56,7 @@ impl AdminService for AdminApi {
             scopes: r.scopes,
             expires_in_days: r.expires_in_days.map(i64::from),
             organization: r.organization,
+            limits: convert::limits(r.limits),
         };
         let result = self.admin.create_key(&ctx, new_key).await;
         reply(result, &id, |issued| pb::CreateApiKeyResponse {
@@ -88,7 +89,12 @@ impl AdminService for AdminApi {
     async fn update_api_key(&self, request: Request<pb::UpdateApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
         let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let changes = KeyChanges { name: r.name, description: r.description, scopes: r.scopes.map(|s| s.values) };
+        let changes = KeyChanges {
+            name: r.name,
+            description: r.description,
+            scopes: r.scopes.map(|s| s.values),
+            limits: convert::limits(r.limits),
+        };
         let result = self.admin.update_key(&ctx, &r.key_id, changes).await;
         reply(result, &id, convert::api_key)
     }
@@ -162,8 +168,13 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::CreateApiClientResponse>, Status> {
         let (id, ctx) = admin_context(&request);
         let r = request.into_inner();
-        let new_client =
-            NewClient { name: r.name, description: r.description, scopes: r.scopes, organization: r.organization };
+        let new_client = NewClient {
+            name: r.name,
+            description: r.description,
+            scopes: r.scopes,
+            organization: r.organization,
+            limits: convert::limits(r.limits),
+        };
         let result = self.admin.create_client(&ctx, new_client).await;
         reply(result, &id, |issued| pb::CreateApiClientResponse {
             client_id: issued.client.client_id.clone(),

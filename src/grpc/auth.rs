@@ -10,10 +10,23 @@ use super::convert;
 use super::status::to_status;
 use crate::core::engine::{AuthorizeInput, Engine};
 use crate::core::error::CoreError;
-use crate::core::model::ScopeMatch;
+use crate::core::model::{Decision, ScopeMatch};
 use crate::core::oauth::{OAuth, TokenRequest};
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
+
+/// What an action costs when the request does not say.
+const DEFAULT_COST: u64 = 1;
+
+/// Allowed at debug, denied at info: one line per denial.
+fn log_decision(decision: &Decision) {
+    let principal = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
+    if decision.allowed {
+        tracing::debug!(principal, "allowed");
+    } else {
+        tracing::info!(principal, reason = decision.reason.as_str(), "denied");
+    }
+}
 
 /// The AuthService implementation.
 pub struct AuthApi {
@@ -70,16 +83,92 @@ impl AuthService for AuthApi {
             required_scopes: &request.required_scopes,
             organization: &request.organization,
             scope_match: ScopeMatch::All,
+            cost: request.cost.map_or(DEFAULT_COST, u64::from),
+            lease: None,
         };
         async {
             let decision = self.engine.authorize(&input).await.map_err(|err| to_status(&err, &request_id))?;
-            let principal = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
-            if decision.allowed {
-                tracing::debug!(principal, "allowed");
-            } else {
-                tracing::info!(principal, reason = decision.reason.as_str(), "denied");
-            }
+            log_decision(&decision);
             Ok(respond(convert::authorize_response(decision, request_id.clone()), &request_id))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_quota(&self, request: Request<pb::GetQuotaRequest>) -> Result<Response<pb::GetQuotaResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let span = tracing::debug_span!("get_quota", request_id = %request_id);
+        let credentials = convert::credentials(request.into_inner().credentials);
+        async {
+            let quota = self.engine.quota(&credentials).await.map_err(|err| to_status(&err, &request_id))?;
+            let quota = quota.map_err(|failure| to_status(&CoreError::Unauthenticated(failure), &request_id))?;
+            let message = match quota {
+                Some(state) => {
+                    let pb::Quota { quota, max_quota, next_window_refresh } = convert::quota(state);
+                    pb::GetQuotaResponse {
+                        quota,
+                        max_quota,
+                        next_window_refresh,
+                        unlimited: false,
+                        request_id: request_id.clone(),
+                    }
+                }
+                None => pb::GetQuotaResponse { unlimited: true, request_id: request_id.clone(), ..Default::default() },
+            };
+            Ok(respond(message, &request_id))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn acquire_slot(
+        &self,
+        request: Request<pb::AcquireSlotRequest>,
+    ) -> Result<Response<pb::AcquireSlotResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let span = tracing::debug_span!("acquire_slot", request_id = %request_id);
+        let request = request.into_inner();
+        let credentials = convert::credentials(request.credentials);
+        let input = AuthorizeInput {
+            credentials: &credentials,
+            required_scopes: &request.required_scopes,
+            organization: &request.organization,
+            scope_match: ScopeMatch::All,
+            cost: request.cost.map_or(DEFAULT_COST, u64::from),
+            lease: None,
+        };
+        async {
+            let decision = self
+                .engine
+                .acquire_slot(&input, request.lease_seconds)
+                .await
+                .map_err(|err| to_status(&err, &request_id))?;
+            log_decision(&decision);
+            Ok(respond(convert::acquire_slot_response(decision, request_id.clone()), &request_id))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn release_slot(
+        &self,
+        request: Request<pb::ReleaseSlotRequest>,
+    ) -> Result<Response<pb::ReleaseSlotResponse>, Status> {
+        let request_id = request_id(request.metadata());
+        let span = tracing::debug_span!("release_slot", request_id = %request_id);
+        let request = request.into_inner();
+        let credentials = convert::credentials(request.credentials);
+        async {
+            if request.slot_id.is_empty() {
+                return Err(to_status(&CoreError::invalid("slot_id", "is required"), &request_id));
+            }
+            let released = self
+                .engine
+                .release_slot(&credentials, &request.slot_id)
+                .await
+                .map_err(|err| to_status(&err, &request_id))?
+                .map_err(|failure| to_status(&CoreError::Unauthenticated(failure), &request_id))?;
+            Ok(respond(pb::ReleaseSlotResponse { released, request_id: request_id.clone() }, &request_id))
         }
         .instrument(span)
         .await

@@ -1,5 +1,7 @@
 //! Conversions between generated protobuf types and the core's types, all in one place.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::context::REQUEST_ID_HEADER;
@@ -9,6 +11,7 @@ use crate::core::admin::audit::AuditListing;
 use crate::core::audit::AuditEntry;
 use crate::core::error::CoreError;
 use crate::core::gateway::{GatewayDecision, HttpRequest};
+use crate::core::limits::{LimitOverrides, LimitState, QuotaState, RateState};
 use crate::core::model::{
     ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
 };
@@ -110,20 +113,85 @@ fn reason(reason: Reason) -> pb::DecisionReason {
         Reason::UntrustedIssuer => pb::DecisionReason::UntrustedIssuer,
         Reason::InvalidAudience => pb::DecisionReason::InvalidAudience,
         Reason::RouteNotAllowed => pb::DecisionReason::RouteNotAllowed,
+        Reason::RateLimited => pb::DecisionReason::RateLimited,
+        Reason::QuotaExceeded => pb::DecisionReason::QuotaExceeded,
+        Reason::ConcurrencyLimit => pb::DecisionReason::ConcurrencyLimit,
+        Reason::InsufficientMaxQuota => pb::DecisionReason::InsufficientMaxQuota,
     }
 }
 
-pub fn authorize_response(decision: Decision, request_id: String) -> pb::AuthorizeResponse {
+/// Whole seconds, rounded up: waiting a fraction less than asked would be refused again.
+fn whole_seconds(duration: Duration) -> u32 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+/// A credential's limits from an admin request.
+pub fn limits(limits: Option<pb::Limits>) -> LimitOverrides {
+    let limits = limits.unwrap_or_default();
+    LimitOverrides {
+        rate_per_minute: limits.rate_limit_per_minute,
+        rate_burst: limits.rate_limit_burst,
+        max_quota: limits.max_quota,
+        max_concurrency: limits.max_concurrency,
+    }
+}
+
+fn limits_message(limits: LimitOverrides) -> pb::Limits {
+    pb::Limits {
+        rate_limit_per_minute: limits.rate_per_minute,
+        rate_limit_burst: limits.rate_burst,
+        max_quota: limits.max_quota,
+        max_concurrency: limits.max_concurrency,
+    }
+}
+
+fn rate_limit(state: RateState) -> pb::RateLimit {
+    pb::RateLimit { limit: state.limit, remaining: state.remaining, reset_seconds: whole_seconds(state.reset_after) }
+}
+
+/// A quota's state; the wire's `quota` is what is left.
+pub fn quota(state: QuotaState) -> pb::Quota {
+    pb::Quota {
+        quota: state.remaining,
+        max_quota: state.max_quota,
+        next_window_refresh: Some(timestamp(state.refresh_at)),
+    }
+}
+
+fn decision_message(decision: &mut Decision) -> pb::Decision {
+    pb::Decision {
+        allowed: decision.allowed,
+        reason: reason(decision.reason).into(),
+        http_status: i32::from(decision.reason.http_status()),
+        error_code: decision.reason.error_code().to_owned(),
+        message: std::mem::take(&mut decision.message),
+        retry_after_seconds: decision.retry_after.map(whole_seconds).unwrap_or_default(),
+    }
+}
+
+pub fn acquire_slot_response(mut decision: Decision, request_id: String) -> pb::AcquireSlotResponse {
+    let LimitState { rate, quota: quota_state } = decision.limits;
+    let slot = decision.slot.take();
+    pb::AcquireSlotResponse {
+        decision: Some(decision_message(&mut decision)),
+        principal: decision.principal.map(principal),
+        slot_id: slot.as_ref().map(|slot| slot.id.clone()).unwrap_or_default(),
+        lease_expires_at: slot.map(|slot| timestamp(slot.expires_at)),
+        rate_limit: rate.map(rate_limit),
+        quota: quota_state.map(quota),
+        request_id,
+    }
+}
+
+pub fn authorize_response(mut decision: Decision, request_id: String) -> pb::AuthorizeResponse {
+    let LimitState { rate, quota: quota_state } = decision.limits;
     pb::AuthorizeResponse {
-        decision: Some(pb::Decision {
-            allowed: decision.allowed,
-            reason: reason(decision.reason).into(),
-            http_status: i32::from(decision.reason.http_status()),
-            error_code: decision.reason.error_code().to_owned(),
-            message: decision.message,
-        }),
+        decision: Some(decision_message(&mut decision)),
         principal: decision.principal.map(principal),
         request_id,
+        rate_limit: rate.map(rate_limit),
+        quota: quota_state.map(quota),
     }
 }
 
@@ -154,6 +222,7 @@ pub fn api_key(view: KeyView) -> pb::ApiKey {
         last_rotated_at: optional_timestamp(key.last_rotated_at),
         previous_key_expires_at: optional_timestamp(view.previous_key_expires_at),
         disabled_at: optional_timestamp(key.disabled_at),
+        limits: Some(limits_message(key.limits)),
     }
 }
 
@@ -189,6 +258,7 @@ pub fn api_client(client: ApiClientRecord) -> pb::ApiClient {
         disabled_at: optional_timestamp(client.disabled_at),
         tokens_revoked_at: optional_timestamp(client.tokens_revoked_at),
         secret_regenerated_at: optional_timestamp(client.secret_regenerated_at),
+        limits: Some(limits_message(client.limits)),
     }
 }
 
@@ -251,9 +321,20 @@ pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &Envoy
     }
 }
 
+/// `X-RateLimit-*` headers for the client's response, when a rate limit was consulted.
+fn rate_limit_headers(state: &LimitState) -> Vec<envoy::HeaderValueOption> {
+    let Some(rate) = state.rate else { return Vec::new() };
+    vec![
+        header("x-ratelimit-limit", &rate.limit.to_string()),
+        header("x-ratelimit-remaining", &rate.remaining.to_string()),
+        header("x-ratelimit-reset", &whole_seconds(rate.reset_after).to_string()),
+    ]
+}
+
 fn ok_response(decision: Decision, config: &EnvoyConfig) -> (tonic::Code, envoy::check_response::HttpResponse) {
     let names = &config.headers;
-    let mut ok = envoy::OkHttpResponse::default();
+    let mut ok =
+        envoy::OkHttpResponse { response_headers_to_add: rate_limit_headers(&decision.limits), ..Default::default() };
     if config.strip_credentials {
         ok.headers_to_remove.extend([names.authorization.clone(), names.api_key.clone()]);
     }
@@ -292,12 +373,20 @@ fn denied_response(decision: Decision, request_id: &str) -> (tonic::Code, envoy:
     if let Some(challenge) = challenge {
         headers.push(header("www-authenticate", &challenge));
     }
+    if let Some(retry_after) = decision.retry_after {
+        headers.push(header("retry-after", &whole_seconds(retry_after).to_string()));
+    }
+    headers.extend(rate_limit_headers(&decision.limits));
     let denied = envoy::DeniedHttpResponse {
         status: Some(envoy::HttpStatus { code: i32::from(status) }),
         headers,
         body: body.to_string(),
     };
-    let code = if status == 401 { tonic::Code::Unauthenticated } else { tonic::Code::PermissionDenied };
+    let code = match status {
+        401 => tonic::Code::Unauthenticated,
+        429 => tonic::Code::ResourceExhausted,
+        _ => tonic::Code::PermissionDenied,
+    };
     (code, envoy::check_response::HttpResponse::DeniedResponse(denied))
 }
 

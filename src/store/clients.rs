@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::audit;
 use super::entities::api_client;
+use super::quota_usage::{limit_columns, limits_from_columns};
 use super::sql::{SqlStore, announce, contains_pattern, join_scopes, map_err, search_text};
 use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
@@ -32,12 +33,19 @@ fn to_client(model: api_client::Model) -> ApiClientRecord {
         tokens_revoked_at: model.tokens_revoked_at,
         last_used_at: model.last_used_at,
         secret_regenerated_at: model.secret_regenerated_at,
+        limits: limits_from_columns(
+            model.rate_limit_per_minute,
+            model.rate_limit_burst,
+            model.max_quota,
+            model.max_concurrency,
+        ),
     }
 }
 
 #[async_trait]
 impl ClientStore for SqlStore {
     async fn create_client(&self, client: &ApiClientRecord, audit: &AuditEntry) -> Result<(), StoreError> {
+        let (per_minute, burst, max_quota, max_concurrency) = limit_columns(&client.limits);
         let model = api_client::ActiveModel {
             client_id: ActiveValue::Set(client.client_id.clone()),
             organization: ActiveValue::Set(client.organization.clone()),
@@ -58,6 +66,10 @@ impl ClientStore for SqlStore {
             tokens_revoked_at: ActiveValue::Set(client.tokens_revoked_at),
             last_used_at: ActiveValue::Set(client.last_used_at),
             secret_regenerated_at: ActiveValue::Set(client.secret_regenerated_at),
+            rate_limit_per_minute: ActiveValue::Set(per_minute),
+            rate_limit_burst: ActiveValue::Set(burst),
+            max_quota: ActiveValue::Set(max_quota),
+            max_concurrency: ActiveValue::Set(max_concurrency),
         };
         let txn = self.connection().begin().await.map_err(map_err)?;
         api_client::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;

@@ -48,6 +48,10 @@ pub mod api_key {
         pub disabled_at: Option<DateTimeUtc>,
         pub last_used_at: Option<DateTimeUtc>,
         pub last_rotated_at: Option<DateTimeUtc>,
+        pub rate_limit_per_minute: Option<i32>,
+        pub rate_limit_burst: Option<i32>,
+        pub max_quota: Option<i64>,
+        pub max_concurrency: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -78,6 +82,10 @@ pub mod api_client {
         pub tokens_revoked_at: Option<DateTimeUtc>,
         pub last_used_at: Option<DateTimeUtc>,
         pub secret_regenerated_at: Option<DateTimeUtc>,
+        pub rate_limit_per_minute: Option<i32>,
+        pub rate_limit_burst: Option<i32>,
+        pub max_quota: Option<i64>,
+        pub max_concurrency: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -126,6 +134,29 @@ pub mod audit_event {
         pub outcome: String,
         pub request_id: String,
         pub peer: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `quota_usage`: each replica's total quota usage per subject and month.
+pub mod quota_usage {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "quota_usage")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub subject: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub window_start: DateTimeUtc,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub replica: String,
+        pub used: i64,
+        pub updated_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ use sea_orm::{
 
 use super::audit;
 use super::entities::{api_key, organization};
+use super::quota_usage::{limit_columns, limits_from_columns};
 use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
 use crate::core::metrics::PoolStats;
@@ -234,10 +235,17 @@ fn to_key(model: api_key::Model) -> ApiKeyRecord {
         disabled_at: model.disabled_at,
         last_used_at: model.last_used_at,
         last_rotated_at: model.last_rotated_at,
+        limits: limits_from_columns(
+            model.rate_limit_per_minute,
+            model.rate_limit_burst,
+            model.max_quota,
+            model.max_concurrency,
+        ),
     }
 }
 
 fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
+    let (per_minute, burst, max_quota, max_concurrency) = limit_columns(&key.limits);
     api_key::ActiveModel {
         key_id: ActiveValue::Set(key.key_id.clone()),
         key_prefix: ActiveValue::Set(key.key_prefix.clone()),
@@ -256,6 +264,10 @@ fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
         disabled_at: ActiveValue::Set(key.disabled_at),
         last_used_at: ActiveValue::Set(key.last_used_at),
         last_rotated_at: ActiveValue::Set(key.last_rotated_at),
+        rate_limit_per_minute: ActiveValue::Set(per_minute),
+        rate_limit_burst: ActiveValue::Set(burst),
+        max_quota: ActiveValue::Set(max_quota),
+        max_concurrency: ActiveValue::Set(max_concurrency),
     }
 }
 
@@ -403,6 +415,19 @@ impl Store for SqlStore {
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now));
         if let Some(scopes) = &changes.scopes {
             update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
+        }
+        let (per_minute, burst, max_quota, max_concurrency) = limit_columns(&changes.limits);
+        if let Some(value) = per_minute {
+            update = update.col_expr(api_key::Column::RateLimitPerMinute, Expr::value(value));
+        }
+        if let Some(value) = burst {
+            update = update.col_expr(api_key::Column::RateLimitBurst, Expr::value(value));
+        }
+        if let Some(value) = max_quota {
+            update = update.col_expr(api_key::Column::MaxQuota, Expr::value(value));
+        }
+        if let Some(value) = max_concurrency {
+            update = update.col_expr(api_key::Column::MaxConcurrency, Expr::value(value));
         }
         update.filter(api_key::Column::KeyId.eq(key_id)).exec(&txn).await.map_err(map_err)?;
         audit::insert(&txn, audit).await.map_err(map_err)?;

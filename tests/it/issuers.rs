@@ -190,6 +190,7 @@ async fn a_jwks_file_works_and_an_unreachable_jwks_is_unavailable() {
     // keygate cannot decide for an issuer whose keys it never got: UNAVAILABLE, not a denial.
     let token = user_token(&key, json!({}));
     let request = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(&token)),
         required_scopes: vec!["incidents:read".into()],
         organization: String::new(),

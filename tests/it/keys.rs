@@ -47,6 +47,7 @@ async fn authorize_decides_by_scope(backend: Backend) {
 
     // The same key in X-API-Key, and a caller's request id echoed back.
     let mut request = Request::new(pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(pb::Credentials { authorization: String::new(), api_key: key.clone() }),
         required_scopes: vec!["incidents:read".into()],
         organization: String::new(),
@@ -66,6 +67,7 @@ async fn authorize_decides_by_scope(backend: Backend) {
 
     // Organization pinning.
     let mut wrong_org = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(&key)),
         required_scopes: vec!["incidents:read".into()],
         organization: "someone-else".into(),
@@ -235,6 +237,7 @@ async fn update_and_disable(backend: Backend) {
     let mut admin = server.admin().await;
 
     let update = pb::UpdateApiKeyRequest {
+        limits: None,
         key_id: key_id.clone(),
         name: Some("after".into()),
         description: Some("now with graph".into()),
@@ -344,6 +347,7 @@ async fn invalid_requests_name_their_fields(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut admin = server.admin().await;
     let request = pb::CreateApiKeyRequest {
+        limits: None,
         name: " ".into(),
         description: "x".repeat(1001),
         scopes: vec!["investigations:read".into(), "nope:nothing".into(), "Not A Scope".into()],
@@ -392,6 +396,7 @@ async fn invalid_requests_name_their_fields(backend: Backend) {
     assert!(!format!("{status:?}").contains(&server.admin_key[10..]), "{status:?}");
 
     let everything = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(&server.admin_key)),
         required_scopes: vec![],
         organization: String::new(),
@@ -400,6 +405,7 @@ async fn invalid_requests_name_their_fields(backend: Backend) {
     assert_eq!(violated_fields(&status), ["required_scopes"], "an empty list must not allow everything");
 
     let authorize = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(&server.admin_key)),
         required_scopes: vec!["investigatons:read".into(), "".into()],
         organization: String::new(),

@@ -12,6 +12,7 @@ mod envoy;
 mod helm;
 mod issuers;
 mod keys;
+mod limits;
 mod metrics;
 mod oauth;
 mod organizations;

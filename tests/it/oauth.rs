@@ -28,6 +28,7 @@ backend_tests!(
 /// A client: (client id, secret).
 async fn create_client(server: &TestServer, scopes: &[&str]) -> (String, String) {
     let request = pb::CreateApiClientRequest {
+        limits: None,
         name: "XSOAR Production".into(),
         description: "Palo Alto XSOAR integration".into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),

@@ -137,6 +137,7 @@ async fn organizations_are_isolated_and_limited(backend: Backend) {
 
     // A key of one organization is not accepted where another is required.
     let request = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(crate::support::bearer(&acme_admin)),
         required_scopes: vec!["investigations:read".into()],
         organization: "platform".into(),

@@ -35,6 +35,7 @@ async fn database_outage_is_unavailable_not_a_denial() {
     assert_eq!(server.reason(&cached, &["incidents:read"]).await, pb::DecisionReason::InsufficientScope);
     // ... an uncached one cannot be: UNAVAILABLE, so that the caller's failure mode applies.
     let request = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(&cold)),
         required_scopes: vec!["graph:read".into()],
         organization: String::new(),

@@ -16,6 +16,7 @@ const ROUNDS: usize = 10;
 
 async fn reason(client: &mut AuthServiceClient<Channel>, key: &str) -> pb::DecisionReason {
     let request = pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(key)),
         required_scopes: vec!["graph:read".into()],
         organization: String::new(),

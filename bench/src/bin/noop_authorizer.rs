@@ -40,6 +40,27 @@ impl AuthService for Noop {
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         Err(Status::unimplemented("the no-op authorizer issues no tokens"))
     }
+
+    async fn get_quota(
+        &self,
+        _request: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::GetQuotaResponse>, Status> {
+        Ok(Response::new(pb::GetQuotaResponse { unlimited: true, ..Default::default() }))
+    }
+
+    async fn acquire_slot(
+        &self,
+        _request: Request<pb::AcquireSlotRequest>,
+    ) -> Result<Response<pb::AcquireSlotResponse>, Status> {
+        Err(Status::unimplemented("the no-op authorizer holds no slots"))
+    }
+
+    async fn release_slot(
+        &self,
+        _request: Request<pb::ReleaseSlotRequest>,
+    ) -> Result<Response<pb::ReleaseSlotResponse>, Status> {
+        Err(Status::unimplemented("the no-op authorizer holds no slots"))
+    }
 }
 
 #[tonic::async_trait]

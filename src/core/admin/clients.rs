@@ -7,6 +7,7 @@ use super::{
 };
 use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::core::error::CoreError;
+use crate::core::limits::LimitOverrides;
 use crate::core::model::ApiClientRecord;
 use crate::core::ports::DisableOutcome;
 use crate::core::signing::SigningKeyRecord;
@@ -22,6 +23,8 @@ pub struct NewClient {
     pub description: String,
     pub scopes: Vec<String>,
     pub organization: String,
+    /// Limits of the client's tokens.
+    pub limits: LimitOverrides,
 }
 
 /// A new client or a regenerated secret: the secret, shown once, and the client.
@@ -45,6 +48,7 @@ impl Admin {
             violations.required_text("name", &request.name, MAX_NAME);
             violations.optional_text("description", &request.description, MAX_DESCRIPTION);
             self.check_scopes(&mut violations, "scopes", &request.scopes);
+            request.limits.check(&mut violations);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }
@@ -70,6 +74,7 @@ impl Admin {
                     tokens_revoked_at: None,
                     last_used_at: None,
                     secret_regenerated_at: None,
+                    limits: request.limits,
                 };
                 let audit = entry.about(&client.client_id, &client.organization);
                 match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {

@@ -17,6 +17,7 @@ use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
+use super::limits::LimitOverrides;
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal};
 use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
@@ -81,6 +82,7 @@ pub struct NewKey {
     pub scopes: Vec<String>,
     pub expires_in_days: Option<i64>,
     pub organization: String,
+    pub limits: LimitOverrides,
 }
 
 /// What `RotateApiKey` asks for.
@@ -160,6 +162,7 @@ impl Admin {
             if let Some(days) = request.expires_in_days {
                 violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
             }
+            request.limits.check(&mut violations);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }
@@ -168,7 +171,7 @@ impl Admin {
             let org = self.target_organization(&caller, &request.organization).await?;
             let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
             let issued = self
-                .issue_key(&org, request.name.trim(), &request.description, request.scopes, days, &entry)
+                .issue_key(&org, NewKey { name: request.name.trim().to_owned(), ..request }, days, &entry)
                 .await?;
             tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
             Ok(issued)
@@ -211,8 +214,9 @@ impl Admin {
         self.audited(&entry, async {
             let mut violations = Violations::default();
             if changes == KeyChanges::default() {
-                violations.add("key_id", "nothing to update: set name, description or scopes");
+                violations.add("key_id", "nothing to update: set name, description, scopes or a limit");
             }
+            changes.limits.check(&mut violations);
             if let Some(name) = &changes.name {
                 violations.required_text("name", name, MAX_NAME);
             }
@@ -445,7 +449,9 @@ impl Admin {
         let scopes = vec!["*".to_owned()];
         let days = self.settings.default_expires_in_days;
         let entry = operator_entry(BOOTSTRAP_CREATOR, "api_key.create", self.clock.now());
-        let issued = self.issue_key(&org, "bootstrap admin", "", scopes, days, &entry).await?;
+        let issued = self
+            .issue_key(&org, NewKey { name: "bootstrap admin".to_owned(), scopes, ..NewKey::default() }, days, &entry)
+            .await?;
         tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, "bootstrap admin key created");
         Ok(issued)
     }
@@ -453,20 +459,19 @@ impl Admin {
     async fn issue_key(
         &self,
         org: &Organization,
-        name: &str,
-        description: &str,
-        scopes: Vec<String>,
+        key: NewKey,
         expires_in_days: i64,
         audit: &AuditEntry,
     ) -> Result<IssuedKey, CoreError> {
+        let NewKey { name, description, scopes, limits, .. } = key;
         let now = self.clock.now();
         let generated = credential::generate(&self.settings.key_prefix);
         let record = ApiKeyRecord {
             key_id: generated.key_id.clone(),
             key_prefix: generated.key_prefix.clone(),
             organization: org.slug.clone(),
-            name: name.to_owned(),
-            description: description.to_owned(),
+            name,
+            description,
             scopes,
             secret_hash: self.hasher.hash(generated.secret.clone()).await?,
             previous_secret_hash: None,
@@ -478,6 +483,7 @@ impl Admin {
             disabled_at: None,
             last_used_at: None,
             last_rotated_at: None,
+            limits,
         };
         let audit = audit.about(&record.key_id, &org.slug);
         if !self.store.create_key_within_limit(&record, org.max_active_keys, now, &audit).await? {

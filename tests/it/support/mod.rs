@@ -93,14 +93,26 @@ impl TestServer {
     }
 
     /// Starts with `config` (whose database URL may differ from `db`'s, e.g. through a proxy).
-    pub async fn start_on(db: TestDb, mut config: Config) -> Self {
+    pub async fn start_on(db: TestDb, config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(start_time()));
+        let admin_key = app::bootstrap(&config, clock.clone(), "platform", false).await.expect("bootstrap");
+        Self::serve(db, config, clock, admin_key).await
+    }
+
+    /// Stops the server (flushing what it batches) and starts a new one on the same database
+    /// and clock, as a restarted process would.
+    pub async fn restart(mut self, extra: &[(&'static str, &str)]) -> Self {
+        self.shutdown_only().await;
+        let config = test_config(&self.db.url, extra);
+        Self::serve(self.db, config, self.clock, self.admin_key).await
+    }
+
+    async fn serve(db: TestDb, mut config: Config, clock: Arc<ManualClock>, admin_key: String) -> Self {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = grpc.local_addr().expect("local addr");
         let http_addr = http.local_addr().expect("local addr");
         config.http_addr = http_addr;
-        let admin_key = app::bootstrap(&config, clock.clone(), "platform", false).await.expect("bootstrap");
         let (tx, rx) = oneshot::channel::<()>();
         let listeners = app::Listeners { grpc, http };
         let task = tokio::spawn(app::serve(config.clone(), clock.clone(), listeners, async {
@@ -184,7 +196,7 @@ impl TestServer {
         let request = pb::AuthorizeRequest {
             credentials: Some(bearer(key)),
             required_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            organization: String::new(),
+            ..Default::default()
         };
         self.auth().await.authorize(request).await.expect("authorize answers").into_inner()
     }

@@ -1,0 +1,460 @@
+//! Rate limits, monthly quotas and concurrency slots: what a principal may spend, and the one
+//! place that charges it. Every limit that applies to a request is checked and charged together by
+//! one call to the [`Counters`] backend (in memory, or Redis for several replicas): all or none.
+//! Quota usage is also tallied here per replica and written to the database in batches
+//! ([`Limiter::flush`]), so that it survives restarts.
+
+#[cfg(test)]
+pub(crate) mod conformance;
+pub mod gcra;
+pub mod memory;
+mod quota;
+mod usage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use quota::QuotaWindow;
+pub use usage::{UsageRow, UsageTally};
+
+use super::error::CoreError;
+use super::model::{Principal, PrincipalKind};
+use super::ports::UsageStore;
+use super::validate::Violations;
+
+/// A steady rate with a burst allowance (GCRA; see [`gcra`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a minute at the steady rate (at least 1).
+    pub per_minute: u32,
+    /// Requests that may arrive at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
+
+/// A credential's own limits, stored with it. `None` takes the configured default for its kind;
+/// `Some(0)` means no limit of that sort.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub rate_per_minute: Option<u32>,
+    pub rate_burst: Option<u32>,
+    pub max_quota: Option<u64>,
+    pub max_concurrency: Option<u32>,
+}
+
+/// The most a credential's own limits may say.
+const MAX_RATE_PER_MINUTE: u32 = 60_000_000;
+const MAX_QUOTA: u64 = 1_000_000_000_000;
+const MAX_CONCURRENCY: u32 = 100_000;
+
+impl LimitOverrides {
+    /// Whether any limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Adds a violation for each limit out of range, under its wire field name.
+    pub fn check(&self, violations: &mut Violations) {
+        if self.rate_per_minute.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
+            violations
+                .add("rate_limit_per_minute", format!("must be at most {MAX_RATE_PER_MINUTE} (0: no rate limit)"));
+        }
+        if self.rate_burst.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
+            violations.add("rate_limit_burst", format!("must be at most {MAX_RATE_PER_MINUTE} (0: a minute's worth)"));
+        }
+        if self.max_quota.is_some_and(|n| n > MAX_QUOTA) {
+            violations.add("max_quota", format!("must be at most {MAX_QUOTA} (0: no quota)"));
+        }
+        if self.max_concurrency.is_some_and(|n| n > MAX_CONCURRENCY) {
+            violations.add("max_concurrency", format!("must be at most {MAX_CONCURRENCY} (0: no limit)"));
+        }
+    }
+}
+
+/// The configured limits of one kind of principal; 0 means no limit of that sort (for the burst:
+/// a whole minute's allowance).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindDefaults {
+    pub rate_per_minute: u32,
+    pub rate_burst: u32,
+    pub max_quota: u64,
+    pub max_concurrency: u32,
+}
+
+/// The configured limits by kind of principal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitDefaults {
+    pub api_keys: KindDefaults,
+    pub clients: KindDefaults,
+    pub users: KindDefaults,
+}
+
+/// The limits in force for one principal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub rate: Option<RateLimit>,
+    pub max_quota: Option<u64>,
+    pub max_concurrency: Option<u32>,
+}
+
+impl LimitDefaults {
+    /// `overrides` over the defaults of `kind`.
+    pub fn resolve(&self, kind: PrincipalKind, overrides: &LimitOverrides) -> Limits {
+        let defaults = match kind {
+            PrincipalKind::ApiKey => &self.api_keys,
+            PrincipalKind::Client => &self.clients,
+            PrincipalKind::User => &self.users,
+        };
+        let per_minute = overrides.rate_per_minute.unwrap_or(defaults.rate_per_minute);
+        let burst = match overrides.rate_burst.unwrap_or(defaults.rate_burst) {
+            0 => per_minute,
+            burst => burst,
+        };
+        let positive = |n: u64| (n > 0).then_some(n);
+        Limits {
+            rate: (per_minute > 0).then_some(RateLimit { per_minute, burst }),
+            max_quota: positive(overrides.max_quota.unwrap_or(defaults.max_quota)),
+            max_concurrency: Some(overrides.max_concurrency.unwrap_or(defaults.max_concurrency)).filter(|n| *n > 0),
+        }
+    }
+}
+
+/// A slot a long-running request holds, until released or until its lease ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Random and unguessable; only the principal that holds it can release it.
+    pub id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What one admission asks the counters to check and charge, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge<'a> {
+    /// Whose counters: e.g. `api_key:k_abc123`.
+    pub subject: &'a str,
+    /// Microseconds since the Unix epoch, from the caller's clock (never the backend's).
+    pub now_micros: i64,
+    pub rate: Option<RateLimit>,
+    pub quota: Option<QuotaCharge>,
+    pub slot: Option<SlotCharge<'a>>,
+}
+
+/// The quota part of a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaCharge {
+    pub max: u64,
+    pub cost: u64,
+    pub window: QuotaWindow,
+    /// The usage to start from when the backend holds no counter for this window yet (it
+    /// answers [`Admission::NeedsSeed`] without it).
+    pub seed: Option<u64>,
+}
+
+/// The concurrency part of a charge: take slot `id` until `expires_micros` if fewer than `max`
+/// unexpired slots are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCharge<'a> {
+    pub max: u32,
+    pub id: &'a str,
+    pub expires_micros: i64,
+}
+
+/// A rate limit's state after a decision, for `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    /// The steady rate, in requests a minute.
+    pub limit: u32,
+    /// Requests that may be sent right now.
+    pub remaining: u32,
+    /// Until the allowance is whole again.
+    pub reset_after: Duration,
+}
+
+/// What the counters decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every limit had room and all were charged.
+    Admitted {
+        rate: Option<RateState>,
+        quota_used: Option<u64>,
+    },
+    RateLimited {
+        retry_after: Duration,
+        limit: u32,
+    },
+    QuotaExceeded {
+        used: u64,
+    },
+    ConcurrencyLimit {
+        retry_after: Duration,
+    },
+    /// The quota counter for the window is missing: charge again with a seed.
+    NeedsSeed,
+}
+
+/// Why the counters could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CounterError {
+    #[error("rate-limit counters unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CounterError> for CoreError {
+    fn from(err: CounterError) -> Self {
+        let CounterError::Unavailable(detail) = err;
+        tracing::warn!(error = %detail, "rate-limit counters unavailable");
+        CoreError::Unavailable("the rate-limit counters are unavailable".into())
+    }
+}
+
+/// Where counters live: one process's memory, or a store every replica shares. Implementations
+/// must check and charge a [`Charge`] atomically.
+#[async_trait]
+pub trait Counters: Send + Sync + 'static {
+    /// Checks every limit in `charge`; charges all of them only when all have room.
+    async fn admit(&self, charge: &Charge<'_>) -> Result<Admission, CounterError>;
+    /// The usage counted in `window` for `subject`, or `None` when there is no counter yet.
+    async fn quota_used(&self, subject: &str, window: QuotaWindow) -> Result<Option<u64>, CounterError>;
+    /// Releases `slot_id` of `subject`; `false` when it was not held (released or expired).
+    async fn release_slot(&self, subject: &str, slot_id: &str) -> Result<bool, CounterError>;
+    /// Whether the backend answers; for health.
+    async fn ping(&self) -> Result<(), CounterError>;
+    /// Forgets what no longer limits anything at `now_micros` (idle subjects, ended leases, past
+    /// months), for backends whose memory does not expire by itself.
+    fn sweep(&self, _now_micros: i64, _current: QuotaWindow) {}
+}
+
+/// What an admission asks beyond the request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmitRequest {
+    /// Quota units the request costs (0 for free requests).
+    pub cost: u64,
+    /// Take a concurrency slot for this long.
+    pub lease: Option<Duration>,
+}
+
+/// The limiter's verdict on a request whose credential and scopes were fine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitVerdict {
+    Admitted {
+        state: LimitState,
+        slot: Option<Slot>,
+    },
+    /// The request costs more than the whole monthly quota: it can never succeed.
+    InsufficientMaxQuota {
+        cost: u64,
+        max_quota: u64,
+    },
+    RateLimited {
+        state: LimitState,
+        retry_after: Duration,
+    },
+    QuotaExceeded {
+        state: LimitState,
+        retry_after: Duration,
+    },
+    ConcurrencyLimit {
+        state: LimitState,
+        retry_after: Duration,
+    },
+}
+
+/// What a caller learns about its limits with a decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitState {
+    pub rate: Option<RateState>,
+    pub quota: Option<QuotaState>,
+}
+
+/// A monthly quota's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState {
+    pub max_quota: u64,
+    /// Units left this month.
+    pub remaining: u64,
+    /// When the next month's quota starts.
+    pub refresh_at: DateTime<Utc>,
+}
+
+/// How long concurrency slots are leased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub default: Duration,
+    pub max: Duration,
+}
+
+/// Checks and charges limits for the engine; tallies quota usage for the database.
+pub struct Limiter {
+    defaults: LimitDefaults,
+    leases: LeaseSettings,
+    counters: Arc<dyn Counters>,
+    usage: Arc<dyn UsageStore>,
+    tally: UsageTally,
+}
+
+impl Limiter {
+    /// `replica` names this process's rows of quota usage; a new one per start, so that a
+    /// restarted process never overwrites what its previous life recorded.
+    pub fn new(
+        defaults: LimitDefaults,
+        leases: LeaseSettings,
+        counters: Arc<dyn Counters>,
+        usage: Arc<dyn UsageStore>,
+        replica: String,
+    ) -> Self {
+        Self { defaults, leases, counters, usage, tally: UsageTally::new(replica) }
+    }
+
+    /// The lease a slot request asks for, in whole seconds (the default when unset); a violation
+    /// of field `lease_seconds` when out of range.
+    pub fn lease(&self, seconds: Option<u32>, violations: &mut Violations) -> Duration {
+        let Some(seconds) = seconds else { return self.leases.default };
+        let max = self.leases.max.as_secs();
+        if seconds == 0 || u64::from(seconds) > max {
+            violations.add("lease_seconds", format!("must be 1 to {max} seconds"));
+        }
+        Duration::from_secs(u64::from(seconds))
+    }
+
+    /// The limits in force for `principal`.
+    pub fn limits(&self, principal: &Principal) -> Limits {
+        self.defaults.resolve(principal.kind, &principal.limits)
+    }
+
+    /// Checks and charges the request's limits at `now`: every one, or none.
+    pub async fn admit(
+        &self,
+        principal: &Principal,
+        request: AdmitRequest,
+        now: DateTime<Utc>,
+    ) -> Result<LimitVerdict, CoreError> {
+        let limits = self.limits(principal);
+        let window = QuotaWindow::containing(now);
+        if let Some(max_quota) = limits.max_quota
+            && request.cost > max_quota
+        {
+            return Ok(LimitVerdict::InsufficientMaxQuota { cost: request.cost, max_quota });
+        }
+        let subject = subject(principal);
+        // Without a concurrency limit a slot is still handed out (the caller releases it as
+        // usual), but nothing counts it.
+        let slot = request.lease.map(|lease| new_slot(now, lease));
+        let mut charge = Charge {
+            subject: &subject,
+            now_micros: now.timestamp_micros(),
+            rate: limits.rate,
+            quota: limits.max_quota.map(|max| QuotaCharge { max, cost: request.cost, window, seed: None }),
+            slot: slot.as_ref().zip(limits.max_concurrency).map(|(slot, max)| SlotCharge {
+                max,
+                id: &slot.id,
+                expires_micros: slot.expires_at.timestamp_micros(),
+            }),
+        };
+        let mut admission = self.counters.admit(&charge).await?;
+        if admission == Admission::NeedsSeed
+            && let Some(quota) = charge.quota.as_mut()
+        {
+            quota.seed = Some(self.seed(&subject, window).await?);
+            admission = self.counters.admit(&charge).await?;
+        }
+        let quota_state = |used: u64| {
+            limits.max_quota.map(|max_quota| QuotaState {
+                max_quota,
+                remaining: max_quota.saturating_sub(used),
+                refresh_at: window.end,
+            })
+        };
+        Ok(match admission {
+            Admission::Admitted { rate, quota_used } => {
+                if limits.max_quota.is_some() && request.cost > 0 {
+                    self.tally.add(&subject, window, request.cost);
+                }
+                let state = LimitState { rate, quota: quota_used.and_then(quota_state) };
+                LimitVerdict::Admitted { state, slot }
+            }
+            Admission::RateLimited { retry_after, limit } => LimitVerdict::RateLimited {
+                state: LimitState {
+                    rate: Some(RateState { limit, remaining: 0, reset_after: retry_after }),
+                    quota: None,
+                },
+                retry_after,
+            },
+            Admission::QuotaExceeded { used } => LimitVerdict::QuotaExceeded {
+                state: LimitState { rate: None, quota: quota_state(used) },
+                retry_after: (window.end - now).to_std().unwrap_or_default(),
+            },
+            Admission::ConcurrencyLimit { retry_after } => {
+                LimitVerdict::ConcurrencyLimit { state: LimitState::default(), retry_after }
+            }
+            Admission::NeedsSeed => {
+                return Err(CoreError::Internal("the counters asked for a seed twice".into()));
+            }
+        })
+    }
+
+    /// The principal's monthly quota at `now`, without charging anything; `None` when it has none.
+    pub async fn quota(&self, principal: &Principal, now: DateTime<Utc>) -> Result<Option<QuotaState>, CoreError> {
+        let Some(max_quota) = self.limits(principal).max_quota else {
+            return Ok(None);
+        };
+        let subject = subject(principal);
+        let window = QuotaWindow::containing(now);
+        let used = match self.counters.quota_used(&subject, window).await? {
+            Some(used) => used,
+            None => self.seed(&subject, window).await?,
+        };
+        Ok(Some(QuotaState { max_quota, remaining: max_quota.saturating_sub(used), refresh_at: window.end }))
+    }
+
+    /// Releases a slot the principal holds; `false` when it held no such slot.
+    pub async fn release(&self, principal: &Principal, slot_id: &str) -> Result<bool, CoreError> {
+        Ok(self.counters.release_slot(&subject(principal), slot_id).await?)
+    }
+
+    /// Writes this replica's quota usage that the database does not have yet. The rows hold
+    /// totals, not increments, so a write that is retried after an unknown outcome never counts
+    /// twice.
+    pub async fn flush(&self, now: DateTime<Utc>) -> Result<usize, CoreError> {
+        let rows = self.tally.pending();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.usage.record_usage(self.tally.replica(), &rows, now).await?;
+        self.tally.flushed(&rows, QuotaWindow::containing(now));
+        Ok(rows.len())
+    }
+
+    /// Lets the counters forget what no longer limits anything.
+    pub fn sweep(&self, now: DateTime<Utc>) {
+        self.counters.sweep(now.timestamp_micros(), QuotaWindow::containing(now));
+    }
+
+    /// Whether the counters answer.
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        Ok(self.counters.ping().await?)
+    }
+
+    /// Where a window's counter starts when the counters have none: what every other replica
+    /// (and every earlier life of this one) recorded, plus all this replica counted itself.
+    async fn seed(&self, subject: &str, window: QuotaWindow) -> Result<u64, CoreError> {
+        let others = self.usage.usage_by_others(subject, window.start, self.tally.replica()).await?;
+        Ok(others.saturating_add(self.tally.used(subject, window)))
+    }
+}
+
+/// Whose counters a principal's requests charge.
+fn subject(principal: &Principal) -> String {
+    match principal.kind {
+        // Users come from outside identity providers: two providers may name different people
+        // alike, so the organization is part of the name.
+        PrincipalKind::User => format!("user:{}:{}", principal.organization, principal.id),
+        kind => format!("{}:{}", kind.as_str(), principal.id),
+    }
+}
+
+fn new_slot(now: DateTime<Utc>, lease: Duration) -> Slot {
+    let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
+    Slot { id: format!("slot_{}", uuid::Uuid::new_v4().simple()), expires_at: now + lease }
+}

@@ -1,0 +1,81 @@
+//! This replica's own tally of quota usage, written to the database in batches.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+use super::QuotaWindow;
+
+/// One replica's total usage of one subject in one month, as written to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub subject: String,
+    pub window_start: DateTime<Utc>,
+    /// Everything this replica admitted in the window (a total, not an increment).
+    pub used: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    used: u64,
+    flushed: u64,
+}
+
+/// Units this replica admitted per subject and window, and how much of it is written.
+#[derive(Debug)]
+pub struct UsageTally {
+    replica: String,
+    counts: Mutex<HashMap<(String, DateTime<Utc>), Counts>>,
+}
+
+impl UsageTally {
+    pub fn new(replica: String) -> Self {
+        Self { replica, counts: Mutex::new(HashMap::new()) }
+    }
+
+    /// The name of this replica's rows.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub fn add(&self, subject: &str, window: QuotaWindow, cost: u64) {
+        let mut counts = self.lock();
+        let entry = counts.entry((subject.to_owned(), window.start)).or_default();
+        entry.used = entry.used.saturating_add(cost);
+    }
+
+    /// What this replica counted for `subject` in `window`.
+    pub fn used(&self, subject: &str, window: QuotaWindow) -> u64 {
+        self.lock().get(&(subject.to_owned(), window.start)).map_or(0, |counts| counts.used)
+    }
+
+    /// Rows whose total changed since they were last written.
+    pub fn pending(&self) -> Vec<UsageRow> {
+        self.lock()
+            .iter()
+            .filter(|(_, counts)| counts.used != counts.flushed)
+            .map(|((subject, window_start), counts)| UsageRow {
+                subject: subject.clone(),
+                window_start: *window_start,
+                used: counts.used,
+            })
+            .collect()
+    }
+
+    /// Marks `rows` written, and forgets finished windows once they are.
+    pub fn flushed(&self, rows: &[UsageRow], current: QuotaWindow) {
+        let mut counts = self.lock();
+        for row in rows {
+            if let Some(entry) = counts.get_mut(&(row.subject.clone(), row.window_start)) {
+                entry.flushed = entry.flushed.max(row.used);
+            }
+        }
+        counts.retain(|(_, window_start), counts| *window_start >= current.start || counts.used != counts.flushed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, DateTime<Utc>), Counts>> {
+        // The map holds plain counts: a panic while holding the lock leaves no broken invariant.
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

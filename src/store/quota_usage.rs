@@ -1,0 +1,86 @@
+//! `core::ports::UsageStore` on SQLite and PostgreSQL, and the limit columns that keys and
+//! clients share.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+
+use super::entities::quota_usage;
+use super::sql::{SqlStore, map_err};
+use crate::core::error::StoreError;
+use crate::core::limits::{LimitOverrides, UsageRow};
+use crate::core::ports::UsageStore;
+
+/// A credential's limits from its four nullable columns (a negative number, which keygate never
+/// writes, reads as "no limit").
+pub(super) fn limits_from_columns(
+    per_minute: Option<i32>,
+    burst: Option<i32>,
+    max_quota: Option<i64>,
+    max_concurrency: Option<i32>,
+) -> LimitOverrides {
+    LimitOverrides {
+        rate_per_minute: per_minute.map(|n| u32::try_from(n).unwrap_or(0)),
+        rate_burst: burst.map(|n| u32::try_from(n).unwrap_or(0)),
+        max_quota: max_quota.map(|n| u64::try_from(n).unwrap_or(0)),
+        max_concurrency: max_concurrency.map(|n| u32::try_from(n).unwrap_or(0)),
+    }
+}
+
+/// The four columns of a credential's limits; values beyond the column range are clamped (the
+/// admin use cases bound them far below).
+pub(super) fn limit_columns(limits: &LimitOverrides) -> (Option<i32>, Option<i32>, Option<i64>, Option<i32>) {
+    let small = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    (
+        limits.rate_per_minute.map(small),
+        limits.rate_burst.map(small),
+        limits.max_quota.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        limits.max_concurrency.map(small),
+    )
+}
+
+#[async_trait]
+impl UsageStore for SqlStore {
+    async fn usage_by_others(
+        &self,
+        subject: &str,
+        window_start: DateTime<Utc>,
+        replica: &str,
+    ) -> Result<u64, StoreError> {
+        // PostgreSQL sums BIGINT as NUMERIC: cast back so both databases answer an integer.
+        let total: Option<i64> = quota_usage::Entity::find()
+            .select_only()
+            .column_as(Expr::cust("CAST(COALESCE(SUM(used), 0) AS BIGINT)"), "total")
+            .filter(quota_usage::Column::Subject.eq(subject))
+            .filter(quota_usage::Column::WindowStart.eq(window_start))
+            .filter(quota_usage::Column::Replica.ne(replica))
+            .into_tuple()
+            .one(self.connection())
+            .await
+            .map_err(map_err)?;
+        Ok(total.map_or(0, |sum| u64::try_from(sum).unwrap_or(0)))
+    }
+
+    async fn record_usage(&self, replica: &str, rows: &[UsageRow], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        for row in rows {
+            let model = quota_usage::ActiveModel {
+                subject: ActiveValue::Set(row.subject.clone()),
+                window_start: ActiveValue::Set(row.window_start),
+                replica: ActiveValue::Set(replica.to_owned()),
+                used: ActiveValue::Set(i64::try_from(row.used).unwrap_or(i64::MAX)),
+                updated_at: ActiveValue::Set(now),
+            };
+            let upsert = OnConflict::columns([
+                quota_usage::Column::Subject,
+                quota_usage::Column::WindowStart,
+                quota_usage::Column::Replica,
+            ])
+            .update_columns([quota_usage::Column::Used, quota_usage::Column::UpdatedAt])
+            .to_owned();
+            quota_usage::Entity::insert(model).on_conflict(upsert).exec(&txn).await.map_err(map_err)?;
+        }
+        txn.commit().await.map_err(map_err)
+    }
+}
