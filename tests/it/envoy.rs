@@ -208,6 +208,44 @@ fn envoy_asks_keygate_for_every_request() {
     assert_eq!(error_code(&reply, 401, "req-jwt"), "invalid_token");
     assert_eq!(reply.header("www-authenticate"), Some("Bearer realm=\"keygate\", error=\"invalid_token\""));
 
+    // Limits: allowed responses carry the rate limit's state to the client; over it, 429 with
+    // Retry-After; a spent monthly quota is 429 too, and a route costing more than the whole
+    // quota is 403 (search costs 5).
+    let limited = admin_call(
+        &addr,
+        &admin,
+        "CreateApiKey",
+        serde_json::json!({"name": "limited", "scopes": ["investigations:read", "graph:read"],
+            "limits": {"rate_limit_per_minute": 1, "rate_limit_burst": 2, "max_quota": 7}}),
+    );
+    let limited = limited["apiKey"].as_str().expect("apiKey").to_owned();
+    let reply = get(sessions, &[("x-api-key", &limited)]);
+    upstream_saw(&reply);
+    assert_eq!(reply.header("x-ratelimit-limit"), Some("1"), "{reply:?}");
+    assert_eq!(reply.header("x-ratelimit-remaining"), Some("1"), "{reply:?}");
+    assert!(reply.header("x-ratelimit-reset").is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s <= 60)), "{reply:?}");
+    upstream_saw(&get("/api/v1/search", &[("x-api-key", &limited)]));
+    let reply = get(sessions, &[("x-api-key", &limited), ("x-request-id", "req-rate")]);
+    assert_eq!(error_code(&reply, 429, "req-rate"), "rate_limited");
+    let retry_after: u32 = reply.header("retry-after").and_then(|s| s.parse().ok()).expect("Retry-After");
+    assert!((1..=60).contains(&retry_after), "{reply:?}");
+    assert_eq!(reply.header("x-ratelimit-remaining"), Some("0"), "{reply:?}");
+    let (spender, spender_id) = create_key(&addr, &admin, "spender", &["graph:read"]);
+    let small = admin_call(
+        &addr,
+        &admin,
+        "CreateApiKey",
+        serde_json::json!({"name": "small", "scopes": ["graph:read"], "limits": {"max_quota": 4}}),
+    );
+    let small = small["apiKey"].as_str().expect("apiKey").to_owned();
+    let reply = get("/api/v1/search", &[("x-api-key", &small), ("x-request-id", "req-max")]);
+    assert_eq!(error_code(&reply, 403, "req-max"), "insufficient_max_quota");
+    admin_call(&addr, &admin, "UpdateApiKey", serde_json::json!({"key_id": spender_id, "limits": {"max_quota": 6}}));
+    upstream_saw(&get("/api/v1/search", &[("x-api-key", &spender)]));
+    let reply = get("/api/v1/search", &[("x-api-key", &spender), ("x-request-id", "req-quota")]);
+    assert_eq!(error_code(&reply, 429, "req-quota"), "quota_exceeded");
+    assert!(reply.header("retry-after").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0), "{reply:?}");
+
     // A new valid policy takes effect without a restart ...
     std::fs::write(dir.join("policy.toml"), CHANGED_POLICY).expect("write policy");
     eventually("the changed policy", || get(sessions, &[("x-api-key", &good)]).status == 403);
@@ -234,7 +272,7 @@ fn envoy_asks_keygate_for_every_request() {
 
     let logs = served.log_text();
     assert!(!logs.contains(&jwt), "a token reached the logs");
-    for key in [&admin, &good, &graph_only, &disabled, &rotated_out] {
+    for key in [&admin, &good, &graph_only, &disabled, &rotated_out, &limited, &small, &spender] {
         for part in crate::secrets::secret_parts(key) {
             assert!(!logs.contains(&part), "a secret reached the logs");
         }

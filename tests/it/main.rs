@@ -18,6 +18,7 @@ mod oauth;
 mod organizations;
 mod outage;
 mod propagation;
+mod quota_crash;
 mod readme;
 mod secrets;
 mod store;
