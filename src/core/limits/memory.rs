@@ -25,6 +25,56 @@ struct SubjectCounters {
     slots: Vec<(String, i64)>,
 }
 
+impl SubjectCounters {
+    /// Checks every limit of `charge` against these counters, and charges all only if all fit.
+    fn admit(&mut self, charge: &Charge<'_>) -> Admission {
+        let now = charge.now_micros;
+        let rate = match charge.rate {
+            None => None,
+            Some(limit) => match gcra::decide(limit, self.tat, now) {
+                RateOutcome::Limited { retry_after_micros } => {
+                    return Admission::RateLimited { retry_after: micros(retry_after_micros), limit: limit.per_minute };
+                }
+                RateOutcome::Admitted { tat, remaining, reset_after_micros } => Some((
+                    tat,
+                    RateState { limit: limit.per_minute, remaining, reset_after: micros(reset_after_micros) },
+                )),
+            },
+        };
+        let mut quota_used = None;
+        if let Some(quota) = charge.quota {
+            let window = quota.window.start.timestamp_micros();
+            let used = match (self.quota, quota.seed) {
+                (Some((start, used)), _) if start == window => used,
+                (_, Some(seed)) => seed,
+                (_, None) => return Admission::NeedsSeed,
+            };
+            if used.saturating_add(quota.cost) > quota.max {
+                return Admission::QuotaExceeded { used };
+            }
+            quota_used = Some((window, used.saturating_add(quota.cost)));
+        }
+        if let Some(slot) = charge.slot {
+            self.slots.retain(|(_, expires)| *expires > now);
+            if self.slots.len() >= slot.max as usize {
+                let soonest = self.slots.iter().map(|(_, expires)| *expires).min().unwrap_or(now);
+                return Admission::ConcurrencyLimit { retry_after: micros(soonest - now) };
+            }
+        }
+        // Every limit has room: charge them all.
+        if let Some((tat, _)) = rate {
+            self.tat = tat;
+        }
+        if let Some(used) = quota_used {
+            self.quota = Some(used);
+        }
+        if let Some(slot) = charge.slot {
+            self.slots.push((slot.id.to_owned(), slot.expires_micros));
+        }
+        Admission::Admitted { rate: rate.map(|(_, state)| state), quota_used: quota_used.map(|(_, used)| used) }
+    }
+}
+
 /// Counters in memory.
 #[derive(Debug)]
 pub struct MemoryCounters {
@@ -40,52 +90,12 @@ impl Default for MemoryCounters {
 impl MemoryCounters {
     /// Checks and charges `charge`, synchronously; the fallback of shared backends uses it too.
     pub fn admit_now(&self, charge: &Charge<'_>) -> Admission {
-        let now = charge.now_micros;
         let mut shard = self.shard(charge.subject);
-        let counters = shard.entry(charge.subject.to_owned()).or_default();
-        let rate = match charge.rate {
-            None => None,
-            Some(limit) => match gcra::decide(limit, counters.tat, now) {
-                RateOutcome::Limited { retry_after_micros } => {
-                    return Admission::RateLimited { retry_after: micros(retry_after_micros), limit: limit.per_minute };
-                }
-                RateOutcome::Admitted { tat, remaining, reset_after_micros } => Some((
-                    tat,
-                    RateState { limit: limit.per_minute, remaining, reset_after: micros(reset_after_micros) },
-                )),
-            },
-        };
-        let mut quota_used = None;
-        if let Some(quota) = charge.quota {
-            let window = quota.window.start.timestamp_micros();
-            let used = match (counters.quota, quota.seed) {
-                (Some((start, used)), _) if start == window => used,
-                (_, Some(seed)) => seed,
-                (_, None) => return Admission::NeedsSeed,
-            };
-            if used.saturating_add(quota.cost) > quota.max {
-                return Admission::QuotaExceeded { used };
-            }
-            quota_used = Some((window, used.saturating_add(quota.cost)));
+        // Look up before inserting: a known subject (the usual case) costs no allocation.
+        if let Some(counters) = shard.get_mut(charge.subject) {
+            return counters.admit(charge);
         }
-        if let Some(slot) = charge.slot {
-            counters.slots.retain(|(_, expires)| *expires > now);
-            if counters.slots.len() >= slot.max as usize {
-                let soonest = counters.slots.iter().map(|(_, expires)| *expires).min().unwrap_or(now);
-                return Admission::ConcurrencyLimit { retry_after: micros(soonest - now) };
-            }
-        }
-        // Every limit has room: charge them all.
-        if let Some((tat, _)) = rate {
-            counters.tat = tat;
-        }
-        if let Some(used) = quota_used {
-            counters.quota = Some(used);
-        }
-        if let Some(slot) = charge.slot {
-            counters.slots.push((slot.id.to_owned(), slot.expires_micros));
-        }
-        Admission::Admitted { rate: rate.map(|(_, state)| state), quota_used: quota_used.map(|(_, used)| used) }
+        shard.entry(charge.subject.to_owned()).or_default().admit(charge)
     }
 
     /// Forgets subjects whose counters say nothing any more at `now_micros` (the rate limit is

@@ -337,10 +337,15 @@ impl Limiter {
         {
             return Ok(LimitVerdict::InsufficientMaxQuota { cost: request.cost, max_quota });
         }
-        let subject = subject(principal);
         // Without a concurrency limit a slot is still handed out (the caller releases it as
         // usual), but nothing counts it.
         let slot = request.lease.map(|lease| new_slot(now, lease));
+        let counted_slot = slot.is_some() && limits.max_concurrency.is_some();
+        if limits.rate.is_none() && limits.max_quota.is_none() && !counted_slot {
+            // Nothing to count: no counter is touched, and nothing is allocated.
+            return Ok(LimitVerdict::Admitted { state: LimitState::default(), slot });
+        }
+        let subject = subject(principal);
         let mut charge = Charge {
             subject: &subject,
             now_micros: now.timestamp_micros(),
