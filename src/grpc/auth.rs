@@ -10,13 +10,30 @@ use super::convert;
 use super::status::to_status;
 use crate::core::engine::{AuthorizeInput, Engine};
 use crate::core::error::CoreError;
-use crate::core::model::{Decision, ScopeMatch};
+use crate::core::model::{Credentials, Decision, ScopeMatch};
 use crate::core::oauth::{OAuth, TokenRequest};
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
 
 /// What an action costs when the request does not say.
 const DEFAULT_COST: u64 = 1;
+
+/// What `Authorize` and `AcquireSlot` ask, borrowed from the request.
+fn authorize_input<'a>(
+    credentials: &'a Credentials,
+    required_scopes: &'a [String],
+    organization: &'a str,
+    cost: Option<u32>,
+) -> AuthorizeInput<'a> {
+    AuthorizeInput {
+        credentials,
+        required_scopes,
+        organization,
+        scope_match: ScopeMatch::All,
+        cost: cost.map_or(DEFAULT_COST, u64::from),
+        lease: None,
+    }
+}
 
 /// Allowed at debug, denied at info: one line per denial.
 fn log_decision(decision: &Decision) {
@@ -78,14 +95,7 @@ impl AuthService for AuthApi {
         let span = tracing::debug_span!("authorize", request_id = %request_id);
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
-        let input = AuthorizeInput {
-            credentials: &credentials,
-            required_scopes: &request.required_scopes,
-            organization: &request.organization,
-            scope_match: ScopeMatch::All,
-            cost: request.cost.map_or(DEFAULT_COST, u64::from),
-            lease: None,
-        };
+        let input = authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
         async {
             let decision = self.engine.authorize(&input).await.map_err(|err| to_status(&err, &request_id))?;
             log_decision(&decision);
@@ -102,20 +112,7 @@ impl AuthService for AuthApi {
         async {
             let quota = self.engine.quota(&credentials).await.map_err(|err| to_status(&err, &request_id))?;
             let quota = quota.map_err(|failure| to_status(&CoreError::Unauthenticated(failure), &request_id))?;
-            let message = match quota {
-                Some(state) => {
-                    let pb::Quota { quota, max_quota, next_window_refresh } = convert::quota(state);
-                    pb::GetQuotaResponse {
-                        quota,
-                        max_quota,
-                        next_window_refresh,
-                        unlimited: false,
-                        request_id: request_id.clone(),
-                    }
-                }
-                None => pb::GetQuotaResponse { unlimited: true, request_id: request_id.clone(), ..Default::default() },
-            };
-            Ok(respond(message, &request_id))
+            Ok(respond(convert::get_quota_response(quota, request_id.clone()), &request_id))
         }
         .instrument(span)
         .await
@@ -129,14 +126,7 @@ impl AuthService for AuthApi {
         let span = tracing::debug_span!("acquire_slot", request_id = %request_id);
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
-        let input = AuthorizeInput {
-            credentials: &credentials,
-            required_scopes: &request.required_scopes,
-            organization: &request.organization,
-            scope_match: ScopeMatch::All,
-            cost: request.cost.map_or(DEFAULT_COST, u64::from),
-            lease: None,
-        };
+        let input = authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
         async {
             let decision = self
                 .engine

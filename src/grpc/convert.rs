@@ -151,7 +151,7 @@ fn rate_limit(state: RateState) -> pb::RateLimit {
 }
 
 /// A quota's state; the wire's `quota` is what is left.
-pub fn quota(state: QuotaState) -> pb::Quota {
+fn quota(state: QuotaState) -> pb::Quota {
     pb::Quota {
         quota: state.remaining,
         max_quota: state.max_quota,
@@ -167,6 +167,16 @@ fn decision_message(decision: &mut Decision) -> pb::Decision {
         error_code: decision.reason.error_code().to_owned(),
         message: std::mem::take(&mut decision.message),
         retry_after_seconds: decision.retry_after.map(whole_seconds).unwrap_or_default(),
+    }
+}
+
+/// `GetQuota`'s answer: the quota, or that there is none.
+pub fn get_quota_response(state: Option<QuotaState>, request_id: String) -> pb::GetQuotaResponse {
+    match state.map(quota) {
+        Some(pb::Quota { quota, max_quota, next_window_refresh }) => {
+            pb::GetQuotaResponse { quota, max_quota, next_window_refresh, unlimited: false, request_id }
+        }
+        None => pb::GetQuotaResponse { unlimited: true, request_id, ..Default::default() },
     }
 }
 
