@@ -19,4 +19,7 @@ mod outage;
 mod propagation;
 mod readme;
 mod secrets;
+mod shutdown;
 mod store;
+mod tls;
+mod traces;
