@@ -62,6 +62,8 @@ pub enum AppError {
     Startup(String),
     #[error("http server: {0}")]
     Http(std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Everything a running keygate holds.
@@ -281,6 +283,12 @@ pub async fn serve(
     if config.oauth.issuer.is_empty() && state.store.is_postgres() {
         tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
     }
+    // Bad TLS files stop start-up here, before anything is served.
+    let tls_files = crate::tls::load(&config.tls)?;
+    if let Some(cert) = &config.tls.cert_file {
+        let mtls = config.tls.client_ca_file.is_some();
+        tracing::info!(cert = %cert.display(), client_certificates = mtls, "tls on both listeners");
+    }
     // A bad policy stops start-up here, before anything is served.
     let initial = match &config.envoy.policy_file {
         Some(path) => {
@@ -319,6 +327,14 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
+    let tls = match tls_files {
+        Some((current, tls)) => {
+            let every = Duration::from_secs(config.tls.reload_poll_secs);
+            tasks.spawn(crate::tls::follow(config.tls.clone(), current, every, stop_rx.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
     if state.store.is_postgres() {
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
@@ -331,14 +347,22 @@ pub async fn serve(
     }
     grpc::set_serving(&reporter, true).await;
 
-    let drain_reporter = reporter.clone();
+    // SIGTERM: NOT_SERVING at once, the listeners closed after the drain delay, then in-flight
+    // requests get the grace period.
+    let drain_delay = Duration::from_secs(config.shutdown.drain_delay_secs);
+    let grace = Duration::from_secs(config.shutdown.grace_secs);
     let (draining_tx, draining) = watch::channel(false);
-    let shutdown = async move {
+    let announce = async move {
         shutdown.await;
-        tracing::info!("shutting down");
-        grpc::set_serving(&drain_reporter, false).await;
+        tracing::info!(drain_delay_secs = drain_delay.as_secs(), grace_secs = grace.as_secs(), "shutting down");
+        grpc::set_serving(&reporter, false).await;
+        tokio::time::sleep(drain_delay).await;
+        tracing::info!("listeners closed; finishing in-flight requests");
         let _ = draining_tx.send(true);
+        tokio::time::sleep(grace).await;
     };
+    let traced = config.traces.export_endpoint().is_some();
+    let transport = |tls: &Option<crate::tls::CurrentConfig>| grpc::Transport { tls: tls.clone(), traced };
     let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
     let services = grpc::Services {
         engine: state.engine.clone(),
@@ -346,10 +370,30 @@ pub async fn serve(
         oauth: state.oauth.clone(),
         envoy_authz,
     };
-    let grpc_served = grpc::serve(listeners.grpc, services, state.metrics.clone(), health, shutdown);
-    let http_served =
-        crate::http::serve(listeners.http, state.oauth.clone(), state.metrics.clone(), wait_for(draining));
-    let (grpc_served, http_served) = tokio::join!(grpc_served, http_served);
+    let grpc_served = grpc::serve(
+        listeners.grpc,
+        services,
+        state.metrics.clone(),
+        transport(&tls),
+        health,
+        wait_for(draining.clone()),
+    );
+    let http_served = crate::http::serve(
+        listeners.http,
+        state.oauth.clone(),
+        state.metrics.clone(),
+        transport(&tls),
+        wait_for(draining),
+    );
+    let servers = async { tokio::join!(grpc_served, http_served) };
+    let (grpc_served, http_served) = tokio::select! {
+        served = servers => served,
+        () = announce => {
+            // Dropping the servers cuts the connections still open.
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over; cutting connections still open");
+            (Ok(()), Ok(()))
+        }
+    };
 
     let _ = stop_tx.send(true);
     while let Some(joined) = tasks.join_next().await {

@@ -62,6 +62,9 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub envoy: EnvoyConfig,
     pub limits: LimitsConfig,
+    pub traces: TracesConfig,
+    pub shutdown: ShutdownConfig,
+    pub tls: TlsConfig,
 }
 
 /// Where rate-limit, quota and concurrency counters live.
@@ -94,6 +97,75 @@ pub struct LimitsConfig {
     pub default_lease_secs: u64,
     pub max_lease_secs: u64,
     pub defaults: LimitDefaults,
+}
+
+/// Trace export over OTLP/gRPC. Set by the standard OpenTelemetry variables
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_TRACES_EXPORTER`,
+/// `OTEL_SERVICE_NAME`, …) or the `traces.*` settings; off unless an endpoint is given or the
+/// exporter is asked for by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracesConfig {
+    /// `OTEL_TRACES_EXPORTER`: `otlp`, `none`, or unset (export when an endpoint is set).
+    pub exporter: Option<TracesExporter>,
+    /// Where the OTLP/gRPC collector listens (`http://HOST:PORT`); empty when none was given.
+    pub endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Further resource attributes (`OTEL_RESOURCE_ATTRIBUTES`, `key=value,…`).
+    pub resource_attributes: Vec<(String, String)>,
+    /// Milliseconds between batch exports (`OTEL_BSP_SCHEDULE_DELAY`).
+    pub schedule_delay_ms: u64,
+    /// `OTEL_SDK_DISABLED`: no export whatever else is set.
+    pub disabled: bool,
+}
+
+/// Which trace exporter `OTEL_TRACES_EXPORTER` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracesExporter {
+    Otlp,
+    None,
+}
+
+/// The default OTLP/gRPC endpoint, used when the exporter is named but no endpoint is given.
+pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4317";
+
+impl TracesConfig {
+    /// The collector to export to, or `None` when traces are off.
+    pub fn export_endpoint(&self) -> Option<&str> {
+        if self.disabled {
+            return None;
+        }
+        match (self.exporter, self.endpoint.is_empty()) {
+            (Some(TracesExporter::None), _) | (None, true) => None,
+            (Some(TracesExporter::Otlp), true) => Some(DEFAULT_OTLP_ENDPOINT),
+            (_, false) => Some(&self.endpoint),
+        }
+    }
+}
+
+/// What happens on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// Seconds between reporting NOT_SERVING and closing the listeners, for load balancers to
+    /// notice (0: close at once).
+    pub drain_delay_secs: u64,
+    /// Seconds in-flight requests get to finish once the listeners are closed; connections still
+    /// open after that are cut.
+    pub grace_secs: u64,
+}
+
+/// TLS for the gRPC and HTTP listeners (both or neither), with optional client certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first; TLS is on when this is set.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates; when set, every client must present a certificate they signed (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+    /// Seconds between checks of the files for changes; a changed set is loaded for new
+    /// connections.
+    pub reload_poll_secs: u64,
 }
 
 /// Envoy's external authorizer (`envoy.service.auth.v3.Authorization/Check`).
@@ -137,7 +209,8 @@ impl EnvoyHeaders {
 /// keygate as an OAuth2 authorization server, and the outside issuers it trusts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthConfig {
-    /// `iss` of keygate's tokens; empty means `http://{http_addr}`. Set it to the public URL.
+    /// `iss` of keygate's tokens; empty means `http://{http_addr}` (`https://` with TLS). Set it
+    /// to the public URL.
     pub issuer: String,
     /// `aud` of keygate's tokens.
     pub audience: Vec<String>,
@@ -195,7 +268,8 @@ impl Default for IssuerConfig {
 impl Config {
     /// `iss` of keygate's own tokens.
     pub fn token_issuer(&self) -> String {
-        if self.oauth.issuer.is_empty() { format!("http://{}", self.http_addr) } else { self.oauth.issuer.clone() }
+        let scheme = if self.tls.cert_file.is_some() { "https" } else { "http" };
+        if self.oauth.issuer.is_empty() { format!("{scheme}://{}", self.http_addr) } else { self.oauth.issuer.clone() }
     }
 }
 
@@ -347,6 +421,16 @@ impl Default for Config {
                     scopes: "x-keygate-scopes".to_owned(),
                 },
             },
+            traces: TracesConfig {
+                exporter: None,
+                endpoint: String::new(),
+                service_name: "keygate".to_owned(),
+                resource_attributes: Vec::new(),
+                schedule_delay_ms: 5000,
+                disabled: false,
+            },
+            shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
+            tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
         }
     }
 }
@@ -372,7 +456,8 @@ impl std::error::Error for ConfigErrors {}
 pub struct Sources {
     /// A TOML file's path and contents.
     pub file: Option<(PathBuf, String)>,
-    /// Environment variables; only those starting with `KEYGATE_` are read.
+    /// Environment variables; only those starting with `KEYGATE_` and the OpenTelemetry ones of
+    /// [`OTEL_SETTINGS`] are read.
     pub env: Vec<(String, String)>,
     /// Command-line flags, as (setting path, value).
     pub flags: Vec<(&'static str, String)>,
@@ -713,7 +798,97 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.envoy.headers.scopes = v.string()?.to_ascii_lowercase();
         Ok(())
     }),
+    ("traces.exporter", |c, v| {
+        c.traces.exporter = match v.string()?.trim() {
+            "otlp" => Some(TracesExporter::Otlp),
+            "none" => Some(TracesExporter::None),
+            "" => None,
+            other => return Err(format!("expected \"otlp\" or \"none\", got {other:?}")),
+        };
+        Ok(())
+    }),
+    ("traces.endpoint", |c, v| {
+        c.traces.endpoint = v.string()?.trim().to_owned();
+        Ok(())
+    }),
+    ("traces.protocol", |_, v| match v.string()?.trim() {
+        "grpc" | "" => Ok(()),
+        other => Err(format!("only \"grpc\" (OTLP/gRPC) is supported, got {other:?}")),
+    }),
+    ("traces.service_name", |c, v| {
+        c.traces.service_name = v.string()?;
+        Ok(())
+    }),
+    ("traces.resource_attributes", |c, v| {
+        c.traces.resource_attributes = resource_attributes(&v.string()?)?;
+        Ok(())
+    }),
+    ("traces.schedule_delay_ms", |c, v| {
+        c.traces.schedule_delay_ms = v.ranged(1, 3_600_000)?;
+        Ok(())
+    }),
+    ("traces.disabled", |c, v| {
+        c.traces.disabled = v.boolean()?;
+        Ok(())
+    }),
+    ("shutdown.drain_delay_secs", |c, v| {
+        c.shutdown.drain_delay_secs = v.ranged(0, 600)?;
+        Ok(())
+    }),
+    ("shutdown.grace_secs", |c, v| {
+        c.shutdown.grace_secs = v.ranged(0, 3600)?;
+        Ok(())
+    }),
+    ("tls.cert_file", |c, v| {
+        c.tls.cert_file = optional_path(v)?;
+        Ok(())
+    }),
+    ("tls.key_file", |c, v| {
+        c.tls.key_file = optional_path(v)?;
+        Ok(())
+    }),
+    ("tls.client_ca_file", |c, v| {
+        c.tls.client_ca_file = optional_path(v)?;
+        Ok(())
+    }),
+    ("tls.reload_poll_secs", |c, v| {
+        c.tls.reload_poll_secs = v.ranged(1, 3600)?;
+        Ok(())
+    }),
 ];
+
+/// The standard OpenTelemetry variables keygate reads, and the setting each sets. They are
+/// applied in this order (a signal's own endpoint over the general one), after the file and
+/// before `KEYGATE_` variables. Other `OTEL_` variables are left alone.
+pub const OTEL_SETTINGS: &[(&str, &str)] = &[
+    ("OTEL_SDK_DISABLED", "traces.disabled"),
+    ("OTEL_TRACES_EXPORTER", "traces.exporter"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "traces.endpoint"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "traces.endpoint"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "traces.protocol"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "traces.protocol"),
+    ("OTEL_SERVICE_NAME", "traces.service_name"),
+    ("OTEL_RESOURCE_ATTRIBUTES", "traces.resource_attributes"),
+    ("OTEL_BSP_SCHEDULE_DELAY", "traces.schedule_delay_ms"),
+];
+
+/// A path, or none for an empty string.
+fn optional_path(v: &Raw<'_>) -> Result<Option<PathBuf>, String> {
+    let path = v.string()?;
+    Ok((!path.trim().is_empty()).then(|| PathBuf::from(path.trim())))
+}
+
+/// `key=value,key=value` (W3C baggage-style, as `OTEL_RESOURCE_ATTRIBUTES`).
+fn resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+            _ => Err(format!("expected key=value pairs separated by commas, got {pair:?}")),
+        })
+        .collect()
+}
 
 /// Applies one field of a trusted issuer.
 fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Result<(), String> {
@@ -750,6 +925,7 @@ impl Config {
         if let Some((path, text)) = &sources.file {
             config.apply_file(path, text, &mut problems);
         }
+        config.apply_otel_env(&sources.env, &mut problems);
         config.apply_env(&sources.env, &mut problems);
         for (path, value) in &sources.flags {
             if let Err(problem) = config.apply(path, &Raw::Text(value)) {
@@ -792,6 +968,16 @@ impl Config {
         for (key, value) in leaves {
             if let Err(problem) = self.apply(&key, &Raw::Toml(value)) {
                 problems.push(format!("{}: {key}: {problem}", path.display()));
+            }
+        }
+    }
+
+    fn apply_otel_env(&mut self, env: &[(String, String)], problems: &mut Vec<String>) {
+        for (name, path) in OTEL_SETTINGS {
+            for (_, value) in env.iter().filter(|(given, _)| given == name) {
+                if let Err(problem) = self.apply(path, &Raw::Text(value)) {
+                    problems.push(format!("environment variable {name}: {problem}"));
+                }
             }
         }
     }
@@ -857,6 +1043,7 @@ impl Config {
             problems.push("database.url must start with sqlite: or postgres://".to_owned());
         }
         self.check_oauth(problems);
+        self.check_traces_and_tls(problems);
         let named = self.envoy.headers.named();
         for (i, (setting, name)) in named.iter().enumerate() {
             if !is_header_name(name) {
@@ -864,6 +1051,28 @@ impl Config {
             } else if named[..i].iter().any(|(_, earlier)| earlier == name) {
                 problems.push(format!("envoy.headers.{setting}: {name:?} is used by another envoy.headers setting"));
             }
+        }
+    }
+
+    fn check_traces_and_tls(&self, problems: &mut Vec<String>) {
+        if let Some(endpoint) = self.traces.export_endpoint()
+            && !endpoint.starts_with("http://")
+        {
+            problems.push(format!(
+                "traces.endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): {endpoint:?} must be an http:// URL of an OTLP/gRPC \
+                 collector (TLS to the collector is not supported; use a local collector or sidecar)"
+            ));
+        }
+        if self.traces.service_name.trim().is_empty() {
+            problems.push("traces.service_name (OTEL_SERVICE_NAME) must not be empty".to_owned());
+        }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => problems.push("tls.key_file is required with tls.cert_file".to_owned()),
+            (None, Some(_)) => problems.push("tls.cert_file is required with tls.key_file".to_owned()),
+            _ => {}
+        }
+        if self.tls.client_ca_file.is_some() && self.tls.cert_file.is_none() {
+            problems.push("tls.client_ca_file needs tls.cert_file and tls.key_file (mTLS is TLS)".to_owned());
         }
     }
 
@@ -937,7 +1146,9 @@ fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a 
 /// Loads from the real process: the file named by `file` or `KEYGATE_CONFIG`, the `KEYGATE_`
 /// environment, then `flags`. The only place keygate reads its environment.
 pub fn from_process(file: Option<PathBuf>, flags: Vec<(&'static str, String)>) -> Result<Config, ConfigErrors> {
-    let env: Vec<(String, String)> = std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX) || OTEL_SETTINGS.iter().any(|(otel, _)| otel == name))
+        .collect();
     let file =
         file.or_else(|| env.iter().find(|(name, _)| name == CONFIG_FILE_ENV).map(|(_, value)| PathBuf::from(value)));
     let (file, unreadable) = match file {
@@ -1036,6 +1247,55 @@ mod tests {
         for needle in ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences"] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn opentelemetry_variables() {
+        let off = Config::load(&Sources::default()).expect("valid");
+        assert_eq!(off.traces.export_endpoint(), None);
+        let s = sources(
+            "[traces]\nservice_name = \"from-file\"\n",
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4317"),
+                ("OTEL_SERVICE_NAME", "keygate-eu"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod, k8s.pod.name=kg-1"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+                ("OTEL_UNRELATED", "ignored"),
+            ],
+        );
+        let config = Config::load(&s).expect("valid");
+        assert_eq!(config.traces.export_endpoint(), Some("http://collector:4317"));
+        assert_eq!(config.traces.service_name, "keygate-eu");
+        assert_eq!(config.traces.schedule_delay_ms, 200);
+        assert_eq!(config.traces.resource_attributes.len(), 2);
+        let none = sources("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), ("OTEL_TRACES_EXPORTER", "none")]);
+        assert_eq!(Config::load(&none).expect("valid").traces.export_endpoint(), None);
+        let named = sources("", &[("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert_eq!(Config::load(&named).expect("valid").traces.export_endpoint(), Some(DEFAULT_OTLP_ENDPOINT));
+        let bad = sources(
+            "",
+            &[
+                ("OTEL_TRACES_EXPORTER", "zipkin"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+            ],
+        );
+        assert_eq!(Config::load(&bad).expect_err("invalid").0.len(), 3);
+    }
+
+    #[test]
+    fn tls_and_shutdown_settings() {
+        let s = sources(
+            "[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n[shutdown]\ngrace_secs = 5\n",
+            &[("KEYGATE_TLS_CLIENT_CA_FILE", "ca.pem"), ("KEYGATE_SHUTDOWN_DRAIN_DELAY_SECS", "2")],
+        );
+        let config = Config::load(&s).expect("valid");
+        assert_eq!(config.tls.client_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!((config.shutdown.grace_secs, config.shutdown.drain_delay_secs), (5, 2));
+        let half = sources("[tls]\nclient_ca_file = \"ca.pem\"\nkey_file = \"key.pem\"\n", &[]);
+        let text = Config::load(&half).expect_err("invalid").to_string();
+        assert!(text.contains("tls.cert_file is required") && text.contains("tls.client_ca_file"), "{text}");
     }
 
     #[test]

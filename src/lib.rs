@@ -3,7 +3,8 @@
 //!
 //! Layout: [`core`] is the pure decision logic and admin use cases over ports; [`store`] implements
 //! the ports with SeaORM; [`jwks`] fetches outside issuers' keys; [`grpc`] and [`http`] are the
-//! wire; [`app`] wires them; [`config`] loads settings.
+//! wire, over plain TCP or [`tls`]; [`app`] wires them; [`config`] loads settings; [`telemetry`]
+//! logs and traces.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -17,3 +18,4 @@ pub mod policy_file;
 pub mod proto;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -97,7 +97,8 @@ async fn run(command: Command) -> Result<(), String> {
             let mut flags = flag("grpc_addr", grpc_addr);
             flags.extend(flag("http_addr", http_addr));
             let config = common.load(flags).map_err(|e| e.to_string())?;
-            keygate::telemetry::init(&config.log);
+            let telemetry =
+                keygate::telemetry::init_with_traces(&config.log, &config.traces).map_err(|e| e.to_string())?;
             let grpc = bind(config.grpc_addr).await?;
             let http = bind(config.http_addr).await?;
             let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
@@ -107,7 +108,10 @@ async fn run(command: Command) -> Result<(), String> {
             config.http_addr = http_addr;
             tracing::info!(%grpc_addr, %http_addr, version = env!("CARGO_PKG_VERSION"), "keygate listening");
             let listeners = app::Listeners { grpc, http };
-            app::serve(config, Arc::new(SystemClock), listeners, shutdown_signal()).await.map_err(|e| e.to_string())
+            let served = app::serve(config, Arc::new(SystemClock), listeners, shutdown_signal()).await;
+            // Spans of the last requests are still batched: send them before exiting.
+            telemetry.shutdown().await;
+            served.map_err(|e| e.to_string())
         }
         Command::RotateSigningKey { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;

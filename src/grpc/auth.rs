@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::context::{request_id, respond};
+use super::context::{request_id, request_span, respond};
 use super::convert;
 use super::status::to_status;
 use crate::core::engine::{AuthorizeInput, Engine};
@@ -64,12 +64,15 @@ impl AuthService for AuthApi {
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let request_id = request_id(request.metadata());
+        let traced = request_span(&request);
+        traced.record_request_id(&request_id);
         let span = tracing::debug_span!("authenticate", request_id = %request_id);
         let credentials = convert::credentials(request.into_inner().credentials);
         async {
             match self.engine.authenticate(&credentials).await {
                 Ok(Ok(principal)) => {
                     tracing::debug!(principal = %principal.id, "authenticated");
+                    traced.record_decision(true, "ALLOWED");
                     let message = pb::AuthenticateResponse {
                         principal: Some(convert::principal(principal)),
                         request_id: request_id.clone(),
@@ -78,6 +81,7 @@ impl AuthService for AuthApi {
                 }
                 Ok(Err(failure)) => {
                     tracing::info!(reason = failure.reason.as_str(), "authentication failed");
+                    traced.record_decision(false, failure.reason.as_str());
                     Err(to_status(&CoreError::Unauthenticated(failure), &request_id))
                 }
                 Err(err) => Err(to_status(&err, &request_id)),
@@ -92,12 +96,15 @@ impl AuthService for AuthApi {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let request_id = request_id(request.metadata());
+        let traced = request_span(&request);
+        traced.record_request_id(&request_id);
         let span = tracing::debug_span!("authorize", request_id = %request_id);
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
         let input = authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
         async {
             let decision = self.engine.authorize(&input).await.map_err(|err| to_status(&err, &request_id))?;
+            traced.record_decision(decision.allowed, decision.reason.as_str());
             log_decision(&decision);
             Ok(respond(convert::authorize_response(decision, request_id.clone()), &request_id))
         }
@@ -123,6 +130,8 @@ impl AuthService for AuthApi {
         request: Request<pb::AcquireSlotRequest>,
     ) -> Result<Response<pb::AcquireSlotResponse>, Status> {
         let request_id = request_id(request.metadata());
+        let traced = request_span(&request);
+        traced.record_request_id(&request_id);
         let span = tracing::debug_span!("acquire_slot", request_id = %request_id);
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
@@ -133,6 +142,7 @@ impl AuthService for AuthApi {
                 .acquire_slot(&input, request.lease_seconds)
                 .await
                 .map_err(|err| to_status(&err, &request_id))?;
+            traced.record_decision(decision.allowed, decision.reason.as_str());
             log_decision(&decision);
             Ok(respond(convert::acquire_slot_response(decision, request_id.clone()), &request_id))
         }

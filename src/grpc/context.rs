@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::core::admin::AdminContext;
 use crate::core::audit::RequestOrigin;
 use crate::core::model::Credentials;
+use crate::telemetry::RequestSpan;
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -40,6 +41,11 @@ pub fn admin_context<T>(request: &Request<T>) -> (String, AdminContext) {
     let peer = request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default();
     let origin = RequestOrigin { request_id: id.clone(), peer };
     (id, AdminContext { credentials: caller_credentials(request), origin })
+}
+
+/// The call's span (see [`crate::telemetry`]), or a disabled one when traces are off.
+pub fn request_span<T>(request: &Request<T>) -> RequestSpan {
+    request.extensions().get::<RequestSpan>().cloned().unwrap_or_else(|| RequestSpan(tracing::Span::none()))
 }
 
 /// Wraps a message in a response that echoes the request id in metadata.

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::context::{request_id_from, respond};
+use super::context::{request_id_from, request_span, respond};
 use super::convert;
 use super::status::to_status;
 use crate::config::EnvoyConfig;
@@ -37,8 +37,10 @@ impl EnvoyAuthz {
 #[tonic::async_trait]
 impl Authorization for EnvoyAuthz {
     async fn check(&self, request: Request<envoy::CheckRequest>) -> Result<Response<envoy::CheckResponse>, Status> {
+        let traced = request_span(&request);
         let (http, given_id) = convert::envoy_request(request.into_inner(), &self.config.headers);
         let request_id = request_id_from(given_id.as_deref());
+        traced.record_request_id(&request_id);
         let policy = self.policy.borrow().clone();
         let span = tracing::debug_span!("check", request_id = %request_id);
         async {
@@ -48,6 +50,7 @@ impl Authorization for EnvoyAuthz {
             let decision = &outcome.decision;
             let key_id = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
             let route = outcome.route.as_deref().unwrap_or_default();
+            traced.record_decision(decision.allowed, decision.reason.as_str());
             if decision.allowed {
                 tracing::debug!(key_id, route, "allowed");
             } else {

@@ -56,24 +56,30 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let rpc = if KNOWN_SERVICES.iter().any(|prefix| path.starts_with(prefix)) { path } else { "other" };
-        let rpc = rpc.to_owned();
+        let rpc = rpc_label(request.uri().path()).to_owned();
         let (metrics, started) = (self.metrics.clone(), Instant::now());
         let answer = self.inner.call(request);
         Box::pin(async move {
             let result = answer.await;
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.parse::<i32>().ok())
-                    .map_or(Code::Ok, Code::from_i32),
-                Err(_) => Code::Unknown,
-            };
+            let code = result.as_ref().map_or(Code::Unknown, response_code);
             metrics.request("grpc", &rpc, &format!("{code:?}"), started.elapsed());
             result
         })
     }
+}
+
+/// The path of a call to one of keygate's known services, else `other`.
+pub(crate) fn rpc_label(path: &str) -> &str {
+    if KNOWN_SERVICES.iter().any(|prefix| path.starts_with(prefix)) { path } else { "other" }
+}
+
+/// The status of a response: its `grpc-status` header, else OK (a unary success carries it in
+/// the trailers).
+pub(crate) fn response_code<R>(response: &http::Response<R>) -> Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<i32>().ok())
+        .map_or(Code::Ok, Code::from_i32)
 }

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod envoy;
 pub mod metered;
 pub mod status;
+pub mod traced;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::core::engine::Engine;
 use crate::core::metrics::Metrics;
 use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
+use crate::tls::{CurrentConfig, TlsIncoming};
 
 /// The fully qualified names of keygate's own services, as health reports them.
 pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService", envoy::SERVICE_NAME];
@@ -44,6 +46,14 @@ pub struct Services {
     pub envoy_authz: envoy::EnvoyAuthz,
 }
 
+/// How the gRPC listener is served.
+pub struct Transport {
+    /// TLS when set (see [`crate::tls`]), else plain HTTP/2.
+    pub tls: Option<CurrentConfig>,
+    /// Whether each call gets an exported span (see [`crate::telemetry`]).
+    pub traced: bool,
+}
+
 /// Serves AuthService, AdminService, Envoy's Authorization, health and reflection (v1 and
 /// v1alpha; keygate's own services) on `listener` until `shutdown` completes, then lets in-flight
 /// calls finish.
@@ -51,6 +61,7 @@ pub async fn serve(
     listener: TcpListener,
     services: Services,
     metrics: Arc<Metrics>,
+    transport: Transport,
     health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
@@ -69,12 +80,17 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
-    Server::builder()
+    let server = Server::builder()
+        .layer(traced::TracedLayer { enabled: transport.traced })
         .layer(metered::MeteredLayer(metrics))
-        .add_routes(routes.routes())
+        .add_routes(routes.routes());
+    match transport.tls {
         // No Nagle delay: a response's headers, message and trailers are small separate writes.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-        .await?;
+        None => {
+            server.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown).await?
+        }
+        Some(tls) => server.serve_with_incoming_shutdown(TlsIncoming::new(listener, tls), shutdown).await?,
+    }
     Ok(())
 }
 

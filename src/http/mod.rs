@@ -17,9 +17,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::core::metrics::Metrics;
 use crate::core::oauth::OAuth;
+use crate::telemetry;
+use crate::tls::TlsListener;
 
 /// Where clients get tokens.
 pub const TOKEN_PATH: &str = "/oauth/token";
@@ -63,12 +66,30 @@ async fn metered(State(metrics): State<Arc<Metrics>>, request: Request, next: Ne
     response
 }
 
-/// Serves the routes on `listener` until `shutdown` completes, then lets in-flight requests finish.
+/// Runs a request in its own span (see [`crate::telemetry`]), joined to the caller's trace.
+async fn traced(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str);
+    let span = telemetry::http_span(request.headers(), request.method(), route);
+    let response = next.run(request).instrument(span.clone()).await;
+    telemetry::record_http_status(&span, response.status());
+    response
+}
+
+/// Serves the routes on `listener` (over TLS when `transport` says so) until `shutdown`
+/// completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     oauth: Arc<OAuth>,
     metrics: Arc<Metrics>,
+    transport: crate::grpc::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(oauth, metrics)).with_graceful_shutdown(shutdown).await
+    let mut routes = router(oauth, metrics);
+    if transport.traced {
+        routes = routes.layer(middleware::from_fn(self::traced));
+    }
+    match transport.tls {
+        None => axum::serve(listener, routes).with_graceful_shutdown(shutdown).await,
+        Some(tls) => axum::serve(TlsListener::new(listener, tls), routes).with_graceful_shutdown(shutdown).await,
+    }
 }

@@ -21,4 +21,7 @@ mod propagation;
 mod quota_crash;
 mod readme;
 mod secrets;
+mod shutdown;
 mod store;
+mod tls;
+mod traces;

@@ -1,0 +1,314 @@
+//! TLS for the gRPC and HTTP listeners (rustls, ring), with optional client certificates (mTLS).
+//! The certificate, key and client CA files are loaded at start (a bad set stops start-up), then
+//! read again every `tls.reload_poll_secs`; a changed, valid set is used for every new connection
+//! from then on, a bad one is logged and the set in force stays.
+//!
+//! Handshakes run concurrently inside the accept stream ([`TlsIncoming`]), not in spawned tasks,
+//! so a slow client never holds up the others and nothing outlives the server.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::config::TlsConfig;
+
+/// How long a client gets to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed accept (e.g. out of file descriptors) before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why the TLS files could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("{}: {problem}", path.display())]
+    Invalid { path: PathBuf, problem: String },
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The files of a TLS setup, and what they held when last read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+/// The bytes of every file, to notice changes.
+type Contents = Vec<Vec<u8>>;
+
+impl Files {
+    fn of(config: &TlsConfig) -> Option<Self> {
+        Some(Self {
+            cert: config.cert_file.clone()?,
+            key: config.key_file.clone()?,
+            client_ca: config.client_ca_file.clone(),
+        })
+    }
+
+    fn read(&self) -> Result<Contents, TlsError> {
+        let read =
+            |path: &Path| std::fs::read(path).map_err(|source| TlsError::Unreadable { path: path.to_owned(), source });
+        let mut contents = vec![read(&self.cert)?, read(&self.key)?];
+        if let Some(ca) = &self.client_ca {
+            contents.push(read(ca)?);
+        }
+        Ok(contents)
+    }
+
+    /// A server configuration from the files' `contents` (as [`Files::read`] returns them).
+    fn build(&self, contents: &Contents) -> Result<ServerConfig, TlsError> {
+        let invalid = |path: &Path, problem: String| TlsError::Invalid { path: path.to_owned(), problem };
+        let certs = CertificateDer::pem_slice_iter(&contents[0])
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&self.cert, format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid(&self.cert, "holds no certificate".to_owned()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&contents[1])
+            .map_err(|e| invalid(&self.key, format!("not a PEM private key: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = match (&self.client_ca, contents.get(2)) {
+            (Some(path), Some(pem)) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| invalid(path, format!("not PEM certificates: {e}")))?;
+                    roots.add(cert).map_err(|e| invalid(path, format!("not a CA certificate: {e}")))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| invalid(path, e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(|e| invalid(&self.cert, e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+/// The server configuration in force, replaced when the files change.
+pub type CurrentConfig = watch::Receiver<Arc<ServerConfig>>;
+/// Where [`follow`] publishes reloaded configurations.
+pub type ConfigUpdates = watch::Sender<Arc<ServerConfig>>;
+
+/// Loads the configured files; `None` when TLS is off. A bad set is an error (start-up stops).
+pub fn load(config: &TlsConfig) -> Result<Option<(ConfigUpdates, CurrentConfig)>, TlsError> {
+    let Some(files) = Files::of(config) else { return Ok(None) };
+    let server = files.build(&files.read()?)?;
+    Ok(Some(watch::channel(Arc::new(server))))
+}
+
+/// Reads the files every `every` and publishes each valid new set on `current`, until `stop`
+/// changes.
+pub async fn follow(config: TlsConfig, current: ConfigUpdates, every: Duration, mut stop: watch::Receiver<bool>) {
+    let Some(files) = Files::of(&config) else { return };
+    let mut loaded = files.read().ok();
+    // The last problem logged, so that files that stay bad are reported once, not every tick.
+    let mut reported: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let outcome = files.read().and_then(|contents| {
+            if loaded.as_ref() == Some(&contents) {
+                return Ok(None);
+            }
+            let built = files.build(&contents)?;
+            Ok(Some((built, contents)))
+        });
+        match outcome {
+            Ok(None) => {}
+            Ok(Some((built, contents))) => {
+                tracing::info!(cert = %files.cert.display(), "tls certificates reloaded");
+                current.send_replace(Arc::new(built));
+                loaded = Some(contents);
+                reported = None;
+            }
+            Err(err) => {
+                let problem = err.to_string();
+                if reported.as_ref() != Some(&problem) {
+                    tracing::warn!(error = %problem, "tls files rejected; the certificates in force stay");
+                    reported = Some(problem);
+                }
+            }
+        }
+    }
+}
+
+/// An accepted TLS connection and its addresses.
+pub struct TlsConn {
+    stream: TlsStream<TcpStream>,
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+}
+
+impl Connected for TlsConn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        TcpConnectInfo { local_addr: self.local, remote_addr: Some(self.remote) }
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+type Handshake = Pin<Box<dyn Future<Output = Option<TlsConn>> + Send>>;
+
+/// Accepted TCP connections after their TLS handshake, with the configuration in force when
+/// each connection came. Failed handshakes are logged at debug and skipped.
+pub struct TlsIncoming {
+    listener: TcpListener,
+    config: CurrentConfig,
+    handshakes: FuturesUnordered<Handshake>,
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl TlsIncoming {
+    pub fn new(listener: TcpListener, config: CurrentConfig) -> Self {
+        Self { listener, config, handshakes: FuturesUnordered::new(), backoff: None }
+    }
+
+    fn handshake(&self, tcp: TcpStream, remote: SocketAddr) -> Handshake {
+        let acceptor = TlsAcceptor::from(self.config.borrow().clone());
+        Box::pin(async move {
+            // No Nagle delay: gRPC's frames are small separate writes.
+            let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().ok();
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => Some(TlsConn { stream, local, remote }),
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %remote, error = %err, "tls handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %remote, "tls handshake timed out");
+                    None
+                }
+            }
+        })
+    }
+}
+
+impl Stream for TlsIncoming {
+    type Item = io::Result<TlsConn>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(backoff) = &mut this.backoff
+            && backoff.as_mut().poll(cx).is_ready()
+        {
+            this.backoff = None;
+        }
+        while this.backoff.is_none() {
+            match this.listener.poll_accept(cx) {
+                Poll::Ready(Ok((tcp, remote))) => {
+                    let handshake = this.handshake(tcp, remote);
+                    this.handshakes.push(handshake);
+                }
+                Poll::Ready(Err(err)) => {
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    let mut backoff = Box::pin(tokio::time::sleep(ACCEPT_BACKOFF));
+                    // Registers the wake-up.
+                    let _ = backoff.as_mut().poll(cx);
+                    this.backoff = Some(backoff);
+                }
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            match this.handshakes.poll_next_unpin(cx) {
+                Poll::Ready(Some(Some(conn))) => return Poll::Ready(Some(Ok(conn))),
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// [`TlsIncoming`] as an axum listener.
+pub struct TlsListener {
+    incoming: TlsIncoming,
+    local: io::Result<SocketAddr>,
+}
+
+impl TlsListener {
+    pub fn new(listener: TcpListener, config: CurrentConfig) -> Self {
+        let local = listener.local_addr();
+        Self { incoming: TlsIncoming::new(listener, config), local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsConn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TlsConn, SocketAddr) {
+        loop {
+            // The stream never ends and skips failures; an `Err` was logged already.
+            if let Some(Ok(conn)) = self.incoming.next().await {
+                let remote = conn.remote;
+                return (conn, remote);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.local {
+            Ok(addr) => Ok(*addr),
+            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+        }
+    }
+}
