@@ -37,6 +37,7 @@ async fn load(
     let mut calls = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let mut request = tonic::Request::new(pb::AuthorizeRequest {
+            cost: None,
             credentials: Some(bearer(&key())),
             required_scopes: vec!["graph:read".into()],
             organization: String::new(),

@@ -91,6 +91,7 @@ impl TlsServer {
 
     async fn call(&self, channel: Channel) -> Result<bool, String> {
         let request = pb::AuthorizeRequest {
+            cost: None,
             credentials: Some(bearer(&self.admin_key)),
             required_scopes: vec!["graph:read".into()],
             organization: String::new(),

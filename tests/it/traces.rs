@@ -104,6 +104,7 @@ fn hex(bytes: &[u8]) -> String {
 async fn authorize_in_trace(addr: &str, key: &str, scope: &str, trace_id: &str, parent: &str) -> pb::Decision {
     let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
     let mut request = Request::new(pb::AuthorizeRequest {
+        cost: None,
         credentials: Some(bearer(key)),
         required_scopes: vec![scope.to_owned()],
         organization: String::new(),
