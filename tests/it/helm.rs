@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use keygate::config::{Config, LogFormat, Sources};
+use keygate::config::{Config, LimitsBackend, LogFormat, RedisFailureMode, Sources};
 use serde_json::{Value, json};
 
 /// The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
@@ -17,6 +17,8 @@ const NAMESPACE: &str = "auth";
 const DATABASE_URL: &str = "postgres://keygate:s3cret@db.internal:5432/keygate";
 /// Stands in for the URL in a Secret the chart does not render (database.existingSecret).
 const EXTERNAL_DATABASE_URL: &str = "postgres://keygate@external.invalid:5432/keygate";
+const REDIS_URL: &str = "redis://:s3cret@redis.internal:6379/0";
+const EXTERNAL_REDIS_URL: &str = "redis://redis.external.invalid:6379";
 const HOOK: &str = "helm.sh/hook";
 
 fn root() -> PathBuf {
@@ -74,7 +76,7 @@ fn string(value: &Value) -> String {
 
 /// The smallest install: the chart's defaults plus the database URL it cannot guess.
 fn values(overrides: Value) -> Value {
-    let mut values = json!({"database": {"url": DATABASE_URL}});
+    let mut values = json!({"database": {"url": DATABASE_URL}, "redis": {"url": REDIS_URL}});
     merge(&mut values, overrides);
     values
 }
@@ -134,7 +136,7 @@ impl Rendered {
             let name = string(&var["name"]);
             let value = match var.get("value") {
                 Some(value) => string(value),
-                None => self.secret_value(&var["valueFrom"]["secretKeyRef"]),
+                None => self.secret_value(&name, &var["valueFrom"]["secretKeyRef"]),
             };
             env.push((name, value));
         }
@@ -148,9 +150,10 @@ impl Rendered {
     }
 
     /// A value from a Secret the chart renders, or a stand-in for one it does not.
-    fn secret_value(&self, reference: &Value) -> String {
+    fn secret_value(&self, variable: &str, reference: &Value) -> String {
         match self.named("Secret", reference["name"].as_str().expect("secret name")) {
             Some(secret) => string(&secret["stringData"][reference["key"].as_str().expect("secret key")]),
+            None if variable == "KEYGATE_LIMITS_REDIS_URL" => EXTERNAL_REDIS_URL.to_owned(),
             None => EXTERNAL_DATABASE_URL.to_owned(),
         }
     }
@@ -230,6 +233,8 @@ fn server_pods_are_hardened_probed_over_grpc_and_configured_for_production() {
     assert_eq!(config.grpc_addr.to_string(), format!("0.0.0.0:{grpc_port}"));
     assert_eq!(config.http_addr.to_string(), format!("0.0.0.0:{http_port}"));
     assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!((config.limits.backend, config.limits.redis_url.as_str()), (LimitsBackend::Redis, REDIS_URL));
+    assert!(rendered.notes.contains("config.oauth.issuer"), "the notes ask for the issuer");
 
     let hpa = rendered.one("HorizontalPodAutoscaler");
     assert_eq!(hpa["apiVersion"], "autoscaling/v2");
@@ -305,21 +310,31 @@ fn config_changes_roll_the_pods() {
 #[test]
 fn existing_secret_is_used_and_no_secret_is_rendered() {
     let overrides = json!({"database": {"url": "", "existingSecret": "keygate-db", "existingSecretKey": "uri"},
-                           "signingKeys": {"existingSecret": "keygate-signing"}});
+                           "redis": {"url": "", "existingSecret": "keygate-redis"},
+                           "signingKeys": {"existingSecret": "keygate-signing", "files": ["2026.pem", "2025.pem"]}});
     let rendered = render(&values(overrides));
-    assert!(rendered.all("Secret").is_empty(), "the user's Secret only");
+    assert!(rendered.all("Secret").is_empty(), "the user's Secrets only");
     for workload in [rendered.one("Deployment"), rendered.job()] {
         assert_eq!(env_secret(pod(workload), "KEYGATE_DATABASE_URL"), &json!({"name": "keygate-db", "key": "uri"}));
         assert_eq!(rendered.keygate_config(pod(workload)).database.url, EXTERNAL_DATABASE_URL);
     }
-    let volumes = pod(rendered.one("Deployment"))["volumes"].as_array().expect("volumes").clone();
+    let server = pod(rendered.one("Deployment"));
+    assert_eq!(env_secret(server, "KEYGATE_LIMITS_REDIS_URL"), &json!({"name": "keygate-redis", "key": "url"}));
+    let config = rendered.keygate_config(server);
+    assert_eq!(config.limits.redis_url, EXTERNAL_REDIS_URL);
+    let files: Vec<_> = config.oauth.signing_key_files.iter().map(|f| f.display().to_string()).collect();
+    assert_eq!(files, ["/etc/keygate/signing-keys/2026.pem", "/etc/keygate/signing-keys/2025.pem"]);
+    let volumes = server["volumes"].as_array().expect("volumes").clone();
     assert!(volumes.iter().any(|v| v["secret"]["secretName"] == "keygate-signing"), "{volumes:?}");
 }
 
 #[test]
 fn single_replica_without_autoscaling_still_drains() {
-    let rendered = render(&values(json!({"replicaCount": 1, "autoscaling": {"enabled": false}})));
+    // One replica counts its limits alone: no Redis needed.
+    let overrides = json!({"replicaCount": 1, "autoscaling": {"enabled": false}, "redis": {"url": ""}});
+    let rendered = render(&values(overrides));
     assert_eq!(rendered.one("Deployment")["spec"]["replicas"], 1);
+    assert_eq!(server_config(&rendered).limits.backend, LimitsBackend::Memory);
     assert!(rendered.all("HorizontalPodAutoscaler").is_empty());
     let budget = &rendered.one("PodDisruptionBudget")["spec"];
     assert!(budget.get("minAvailable").is_none() && budget["maxUnavailable"].as_i64() >= Some(1), "{budget}");
@@ -358,6 +373,10 @@ fn custom_config_reaches_keygate_as_written() {
         "organizations": {"plans": {"team": {"max_active_keys": 10}}, "default_plan": "team"},
         "hashing": {"max_concurrent": 2, "memory_kib": 65536},
         "cache": {"max_entries": 250000, "ttl_secs": 60},
+        "oauth": {"issuer": "https://keygate.example.com", "token_ttl_secs": 600},
+        "limits": {"redis_failure": "closed", "clients": {"rate_per_minute": 1000}},
+        "envoy": {"policy_file": "/etc/keygate/policy/policy.toml", "default_action": "deny"},
+        "shutdown": {"grace_secs": 20},
     });
     let rendered = render(&values(json!({"config": config, "migrations": {"enabled": false}})));
     assert!(rendered.all("Job").is_empty());
@@ -371,6 +390,11 @@ fn custom_config_reaches_keygate_as_written() {
     assert_eq!(loaded.organizations.default_plan, "team");
     assert_eq!((loaded.hashing.max_concurrent, loaded.hashing.memory_kib), (2, 65536));
     assert_eq!((loaded.cache.max_entries, loaded.cache.ttl_secs), (250_000, 60));
+    assert_eq!((loaded.oauth.issuer.as_str(), loaded.oauth.token_ttl_secs), ("https://keygate.example.com", 600));
+    assert_eq!(loaded.limits.redis_failure, RedisFailureMode::Closed);
+    assert_eq!(loaded.limits.defaults.clients.rate_per_minute, 1000);
+    assert_eq!(loaded.shutdown.grace_secs, 20);
+    assert!(!rendered.notes.contains("config.oauth.issuer"), "no reminder once the issuer is set");
 }
 
 #[test]
@@ -384,6 +408,9 @@ fn schema_rejects_bad_values() {
         (json!({"config": {"keys": {"prefx": "kg_"}}}), "prefx"),
         (json!({"config": {"log": {"format": "xml"}}}), "format"),
         (json!({"config": {"cache": {"ttl_secs": 0}}}), "ttl_secs"),
+        (json!({"config": {"limits": {"backend": "memory"}}}), "backend"),
+        (json!({"config": {"oauth": {"algorithm": "HS256"}}}), "algorithm"),
+        (json!({"redis": {"url": "http://redis:6379"}}), "url"),
         (json!({"autoscaling": {"targetCPUUtilizationPercentage": 150}}), "targetCPUUtilizationPercentage"),
     ];
     for (overrides, field) in bad {
@@ -420,4 +447,19 @@ fn image_agrees_with_the_chart() {
     for path in ["target", ".tools", ".git"] {
         assert!(ignored.lines().any(|l| l.trim_start_matches('/') == path), ".dockerignore lacks {path}");
     }
+}
+
+#[test]
+fn several_replicas_need_redis_unless_told_otherwise() {
+    for overrides in [
+        json!({"redis": {"url": ""}}),
+        json!({"redis": {"url": ""}, "replicaCount": 2, "autoscaling": {"enabled": false}}),
+    ] {
+        let (stage, error) = helm(&values(overrides.clone())).err().unwrap_or_else(|| panic!("{overrides} rendered"));
+        assert_eq!(stage, "render", "{error}");
+        assert!(error.contains("needs Redis") && error.contains("redis.perReplicaLimits"), "{error}");
+    }
+    let rendered = render(&values(json!({"redis": {"url": "", "perReplicaLimits": true}})));
+    assert_eq!(server_config(&rendered).limits.backend, LimitsBackend::Memory);
+    assert!(rendered.notes.contains("counts rate limits, quotas and slots on its own"), "{}", rendered.notes);
 }

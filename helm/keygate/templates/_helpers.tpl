@@ -62,6 +62,28 @@ app.kubernetes.io/component: server
 {{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecretKey }}{{- else -}}url{{- end -}}
 {{- end -}}
 
+{{/* The Secret holding the Redis URL, when Redis is configured: the user's, or the chart's own. */}}
+{{- define "keygate.redisSecretName" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- .Values.redis.existingSecret -}}
+{{- else if .Values.redis.url -}}
+{{- printf "%s-redis" (include "keygate.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "keygate.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret -}}{{ .Values.redis.existingSecretKey }}{{- else -}}url{{- end -}}
+{{- end -}}
+
+{{/* Fails the render when several replicas would each count limits on their own, unless the
+     user said that is what they want. */}}
+{{- define "keygate.checkRedis" -}}
+{{- $several := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- if and $several (not (include "keygate.redisSecretName" .)) (not .Values.redis.perReplicaLimits) -}}
+{{- fail "keygate with more than one replica needs Redis for shared rate limits, quotas and concurrency slots: set redis.existingSecret (a Secret holding the URL) or redis.url, or redis.perReplicaLimits: true to let each replica count on its own" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* keygate's TOML config: the user's `config` plus what the chart owns. Helm reads every number
      as a float, and keygate rejects 10.0 where it wants an integer, so this writes TOML itself
      instead of using toToml. */}}
@@ -72,6 +94,20 @@ app.kubernetes.io/component: server
 {{- $database := default dict (get $config "database") -}}
 {{- $_ = set $database "run_migrations" (not .Values.migrations.enabled) -}}
 {{- $_ = set $config "database" $database -}}
+{{- if include "keygate.redisSecretName" . -}}
+{{- $limits := default dict (get $config "limits") -}}
+{{- $_ = set $limits "backend" "redis" -}}
+{{- $_ = set $config "limits" $limits -}}
+{{- end -}}
+{{- if .Values.signingKeys.files -}}
+{{- $oauth := default dict (get $config "oauth") -}}
+{{- $files := list -}}
+{{- range .Values.signingKeys.files -}}
+{{- $files = append $files (printf "/etc/keygate/signing-keys/%s" .) -}}
+{{- end -}}
+{{- $_ = set $oauth "signing_key_files" $files -}}
+{{- $_ = set $config "oauth" $oauth -}}
+{{- end -}}
 {{- include "keygate.tomlTable" (dict "table" $config "prefix" "") -}}
 {{- end -}}
 
