@@ -1,7 +1,7 @@
 //! Wiring: config -> store -> keyring, limiter, engine, admin and OAuth -> the gRPC and HTTP
-//! servers on bound listeners, with background tasks (health probe, `last_used_at` and quota usage
-//! flushers, change listener, signing-key refresh, route policy reloads) owned here and joined at
-//! shutdown.
+//! servers on bound listeners, with background tasks (health probe of the database and the
+//! rate-limit counters, `last_used_at` and quota usage flushers, change listener, signing-key
+//! refresh, route policy reloads) owned here and joined at shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic_health::server::HealthReporter;
 
-use crate::config::{Config, LimitsBackend};
+use crate::config::{Config, LimitsBackend, RedisFailureMode};
 use crate::core::admin::{Admin, AdminParts, AdminSettings};
 use crate::core::clock::Clock;
 use crate::core::engine::{Engine, EngineParts};
@@ -22,7 +22,7 @@ use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::limits::memory::MemoryCounters;
 use crate::core::limits::{Counters, LeaseSettings, Limiter};
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{LimitsInstruments, Metrics};
 use crate::core::oauth::{OAuth, OAuthParts};
 use crate::core::policy::Policy;
 use crate::core::ports::{ClientStore, Store};
@@ -33,6 +33,7 @@ use crate::core::verdicts::{VerdictCache, VerdictSettings};
 use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError};
 use crate::jwks::{FileSource, UrlSource};
+use crate::limits_redis::{OnOutage, RedisCounters, RedisSettings};
 use crate::policy_file::{self, PolicyFileError};
 use crate::store::SqlStore;
 use crate::store::sql::StoreSettings;
@@ -42,6 +43,9 @@ const KEY_RELOAD_INTERVAL_SECS: i64 = 5;
 /// How often the signing keys are read again, so that a rotation made elsewhere (the
 /// `rotate-signing-key` command, a lost notification) reaches this replica.
 const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the rate-limit counters are pinged: how soon an outage of Redis shows in health, and
+/// how soon the counters find Redis again after one (never sooner, so a down Redis is not hammered).
+const COUNTERS_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long fetching an outside issuer's JWKS may take.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -135,13 +139,14 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         Arc::new(Keyring::open(key_source(config, &store, clock.as_ref())?, keyring_settings, clock.clone()).await?);
     let issuers = trusted_issuers(config, &clock)?;
     let tokens = Arc::new(TokenVerifier::new(keyring.clone(), token_settings.clone(), issuers));
+    let (counters, limits_instruments) = counters(config).await?;
     let limiter = Arc::new(Limiter::new(
         config.limits.defaults,
         LeaseSettings {
             default: Duration::from_secs(config.limits.default_lease_secs),
             max: Duration::from_secs(config.limits.max_lease_secs),
         },
-        counters(config).await?,
+        counters,
         store.clone(),
         // A new name per start: a restarted process adds to what its earlier life recorded.
         format!("replica-{}", uuid::Uuid::new_v4().simple()),
@@ -194,16 +199,39 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         engine.decision_counter(),
         verdicts.instruments(),
         hasher.instruments(),
+        limits_instruments,
         Arc::new(move || pool.pool_stats()),
     ));
     Ok(State { store, engine, admin, oauth, keyring, last_used, hasher, verdicts, scopes, metrics, limiter })
 }
 
-/// The configured home of rate-limit, quota and concurrency counters.
-async fn counters(config: &Config) -> Result<Arc<dyn Counters>, AppError> {
+/// The configured home of rate-limit, quota and concurrency counters, and what they report.
+async fn counters(config: &Config) -> Result<(Arc<dyn Counters>, LimitsInstruments), AppError> {
     match config.limits.backend {
-        LimitsBackend::Memory => Ok(Arc::new(MemoryCounters::default())),
-        LimitsBackend::Redis => Err(AppError::Startup("limits.backend = \"redis\" is not built yet".to_owned())),
+        LimitsBackend::Memory => {
+            let instruments = LimitsInstruments::default();
+            // Memory is always there.
+            instruments.backend_up.set(1);
+            Ok((Arc::new(MemoryCounters::default()), instruments))
+        }
+        LimitsBackend::Redis => {
+            let settings = RedisSettings {
+                url: config.limits.redis_url.clone(),
+                timeout: Duration::from_millis(config.limits.redis_timeout_ms),
+                on_outage: match config.limits.redis_failure {
+                    RedisFailureMode::Open => OnOutage::LocalLimits,
+                    RedisFailureMode::Closed => OnOutage::Refuse,
+                },
+            };
+            let counters = RedisCounters::new(&settings).map_err(|err| AppError::Startup(err.to_string()))?;
+            // Connects now rather than on the first request; an outage is logged by the counters
+            // and does not stop start-up (health reports it).
+            if counters.ping().await.is_ok() {
+                tracing::info!("redis counters ready");
+            }
+            let instruments = counters.instruments();
+            Ok((Arc::new(counters), instruments))
+        }
     }
 }
 
@@ -308,8 +336,12 @@ pub async fn serve(
         let registry = state.scopes.clone();
         tasks.spawn(policy_file::follow(path, registry, bytes, policy_tx, every, stop_rx.clone()));
     }
+    // The counters may be down from the start (Redis with `limits.redis_failure = "closed"`).
+    let counters_ok = state.limiter.ping().await.is_ok();
     tasks.spawn(probe_health(
         state.store.clone(),
+        state.limiter.clone(),
+        counters_ok,
         reporter.clone(),
         Duration::from_secs(config.database.health_interval_secs),
         stop_rx.clone(),
@@ -345,7 +377,7 @@ pub async fn serve(
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
         }
     }
-    grpc::set_serving(&reporter, true).await;
+    grpc::set_serving(&reporter, counters_ok).await;
 
     // SIGTERM: NOT_SERVING at once, the listeners closed after the drain delay, then in-flight
     // requests get the grace period.
@@ -418,28 +450,45 @@ async fn wait_for(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|set| *set).await;
 }
 
-/// Pings the database and reports health accordingly, until told to stop.
+/// Pings the database every `every` and the rate-limit counters every
+/// [`COUNTERS_PROBE_INTERVAL`] (how Redis counters find Redis again), and reports health: serving
+/// while both can decide. Runs until told to stop.
 async fn probe_health(
     store: Arc<SqlStore>,
+    limiter: Arc<Limiter>,
+    mut counters_ok: bool,
     reporter: HealthReporter,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut healthy = true;
+    let first = |period: Duration| tokio::time::Instant::now() + period;
+    let mut database_tick = tokio::time::interval_at(first(every), every);
+    let mut counters_tick = tokio::time::interval_at(first(COUNTERS_PROBE_INTERVAL), COUNTERS_PROBE_INTERVAL);
+    // A slow ping delays the next one instead of bunching the missed ones up.
+    database_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    counters_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut database_ok = true;
+    let mut serving = counters_ok;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let now_healthy = store.ping().await.is_ok();
-        if now_healthy != healthy {
-            if now_healthy {
-                tracing::info!("database reachable again");
-            } else {
-                tracing::warn!("database unreachable");
+            _ = database_tick.tick() => {
+                let now_ok = store.ping().await.is_ok();
+                if now_ok != database_ok {
+                    if now_ok {
+                        tracing::info!("database reachable again");
+                    } else {
+                        tracing::warn!("database unreachable");
+                    }
+                    database_ok = now_ok;
+                }
             }
-            grpc::set_serving(&reporter, now_healthy).await;
-            healthy = now_healthy;
+            // The counters log their own outages, once each.
+            _ = counters_tick.tick() => counters_ok = limiter.ping().await.is_ok(),
+        }
+        if (database_ok && counters_ok) != serving {
+            serving = database_ok && counters_ok;
+            grpc::set_serving(&reporter, serving).await;
         }
     }
 }

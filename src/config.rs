@@ -91,6 +91,8 @@ pub struct LimitsConfig {
     pub backend: LimitsBackend,
     pub redis_url: String,
     pub redis_failure: RedisFailureMode,
+    /// How long one Redis call (or connection attempt) may take before Redis counts as down.
+    pub redis_timeout_ms: u64,
     /// How often quota usage is written to the database: the most usage a crash can lose.
     pub flush_interval_ms: u64,
     /// The lease of a concurrency slot when `AcquireSlot` does not ask for one.
@@ -387,6 +389,7 @@ impl Default for Config {
                 backend: LimitsBackend::Memory,
                 redis_url: "redis://127.0.0.1:6379".to_owned(),
                 redis_failure: RedisFailureMode::Open,
+                redis_timeout_ms: 500,
                 flush_interval_ms: 1000,
                 default_lease_secs: 300,
                 max_lease_secs: 86_400,
@@ -647,6 +650,10 @@ const SETTINGS: &[(&str, Apply)] = &[
             "closed" => RedisFailureMode::Closed,
             other => return Err(format!("expected \"open\" or \"closed\", got {other:?}")),
         };
+        Ok(())
+    }),
+    ("limits.redis_timeout_ms", |c, v| {
+        c.limits.redis_timeout_ms = v.ranged(10, 60_000)?;
         Ok(())
     }),
     ("limits.flush_interval_ms", |c, v| {

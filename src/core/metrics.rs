@@ -68,6 +68,16 @@ impl Default for HashingInstruments {
     }
 }
 
+/// What the rate-limit counters report: whether their backend answers, and how many decisions
+/// were made with local limits because it did not.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsInstruments {
+    /// 1 while the counters' backend answers (always 1 in memory), 0 during an outage.
+    pub backend_up: Gauge,
+    /// Admissions decided by this replica's own counters while the shared backend was down.
+    pub fallback_decisions: Counter,
+}
+
 /// The database pool as seen at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolStats {
@@ -100,6 +110,7 @@ impl Metrics {
         decisions: Family<ReasonLabels, Counter>,
         cache: CacheInstruments,
         hashing: HashingInstruments,
+        limits: LimitsInstruments,
         pool: PoolProbe,
     ) -> Self {
         let mut registry = Registry::with_prefix("keygate");
@@ -121,6 +132,12 @@ impl Metrics {
         registry.register("argon2_verifications", "argon2id verifications run", hashing.verifications);
         registry.register("argon2_refused", "Verifications refused because the queue was full", hashing.refused);
         registry.register("argon2_duration_seconds", "argon2id verification time", hashing.seconds);
+        registry.register("limits_backend_up", "Whether the rate-limit counters' backend answers", limits.backend_up);
+        registry.register(
+            "limits_fallback_decisions",
+            "Admissions decided with local limits because Redis was unreachable",
+            limits.fallback_decisions,
+        );
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
         Self { registry, requests, request_seconds, pool_size, pool_idle, pool }

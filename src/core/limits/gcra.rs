@@ -21,17 +21,27 @@ pub fn emission_interval(limit: RateLimit) -> i64 {
     (MICROS_PER_MINUTE / i64::from(limit.per_minute.max(1))).max(1)
 }
 
+/// How far ahead of now the TAT may run: a whole burst of intervals.
+pub fn tolerance(limit: RateLimit) -> i64 {
+    emission_interval(limit).saturating_mul(i64::from(limit.burst.max(1)))
+}
+
+/// Requests that still fit right after an admission that left the TAT `ahead` of now.
+pub fn remaining(limit: RateLimit, ahead: i64) -> u32 {
+    let spare = tolerance(limit).saturating_sub(ahead).max(0);
+    u32::try_from(spare / emission_interval(limit)).unwrap_or(u32::MAX)
+}
+
 /// Decides one request at `now` for a subject whose TAT is `tat` (0 for a subject never seen).
 pub fn decide(limit: RateLimit, tat: i64, now: i64) -> RateOutcome {
     let interval = emission_interval(limit);
-    let tolerance = interval.saturating_mul(i64::from(limit.burst.max(1)));
+    let tolerance = tolerance(limit);
     let new_tat = tat.max(now).saturating_add(interval);
     let ahead = new_tat - now;
     if ahead > tolerance {
         return RateOutcome::Limited { retry_after_micros: ahead - tolerance };
     }
-    let remaining = u32::try_from((tolerance - ahead) / interval).unwrap_or(u32::MAX);
-    RateOutcome::Admitted { tat: new_tat, remaining, reset_after_micros: ahead }
+    RateOutcome::Admitted { tat: new_tat, remaining: remaining(limit, ahead), reset_after_micros: ahead }
 }
 
 #[cfg(test)]

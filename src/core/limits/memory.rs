@@ -113,6 +113,15 @@ impl MemoryCounters {
         }
     }
 
+    /// Forgets every subject: a shared backend's fallback starts each outage from nothing, so
+    /// that what it counted in an earlier outage (since charged in the shared store too) is not
+    /// counted twice.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            lock(shard).clear();
+        }
+    }
+
     fn shard(&self, subject: &str) -> MutexGuard<'_, HashMap<String, SubjectCounters>> {
         let mut hasher = DefaultHasher::new();
         subject.hash(&mut hasher);

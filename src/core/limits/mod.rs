@@ -204,7 +204,8 @@ pub enum CounterError {
 impl From<CounterError> for CoreError {
     fn from(err: CounterError) -> Self {
         let CounterError::Unavailable(detail) = err;
-        tracing::warn!(error = %detail, "rate-limit counters unavailable");
+        // Debug only: a backend logs its outage once when it starts, not once per request.
+        tracing::debug!(error = %detail, "rate-limit counters unavailable");
         CoreError::Unavailable("the rate-limit counters are unavailable".into())
     }
 }
