@@ -13,6 +13,7 @@ mod helm;
 mod issuers;
 mod keys;
 mod limits;
+mod limits_redis;
 mod metrics;
 mod oauth;
 mod organizations;

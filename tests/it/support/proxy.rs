@@ -1,4 +1,5 @@
-//! A TCP forwarder a test can cut, to take the database away from a running keygate.
+//! A TCP forwarder a test can cut (and start again on the same port), to take the database or
+//! Redis away from a running keygate and bring it back.
 
 use std::net::SocketAddr;
 
@@ -15,7 +16,12 @@ pub struct CuttableProxy {
 
 impl CuttableProxy {
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        Self::start_at("127.0.0.1:0".parse().expect("address"), target).await
+    }
+
+    /// Forwards from `listen`: the address of a proxy that was cut, to restore what it forwarded.
+    pub async fn start_at(listen: SocketAddr, target: SocketAddr) -> Self {
+        let listener = TcpListener::bind(listen).await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let (cut, mut cut_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
