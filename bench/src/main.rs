@@ -1,5 +1,6 @@
 //! `keygate-bench`: measures keygate's `Authorize` against a no-op gRPC authorizer in the same run,
-//! with the same client and settings, and prints figures and ratios. Run through `scripts/bench`.
+//! with the same client and settings, and prints figures and ratios; and the rate limiter's cost on
+//! that path, in memory and in Redis, against keys without limits. Run through `scripts/bench`.
 #![forbid(unsafe_code)]
 
 mod grants;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use keygate::core::credential;
 use keygate::core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
 use keygate::proto::keygate_v1 as pb;
@@ -37,6 +38,20 @@ struct Args {
     /// Verdicts to put in a cache for the memory figure.
     #[arg(long, default_value_t = 1_000_000)]
     cache_entries: u64,
+    /// Which cases to run.
+    #[arg(long, value_enum, default_value_t = Cases::All)]
+    cases: Cases,
+    /// The Redis for the limiter cases (skipped when it does not answer).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Cases {
+    /// Everything.
+    All,
+    /// Only the rate limiter's cost: keys with and without a rate limit, in memory and in Redis.
+    Limits,
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -68,8 +83,14 @@ fn keygate_env(command: &mut Command, dir: &Path) {
 
 /// Starts keygate; its process, gRPC address and HTTP address.
 fn start_keygate(dir: &Path) -> (Proc, String, String) {
+    start_keygate_with(dir, &[])
+}
+
+/// Starts keygate with extra `KEYGATE_*` settings.
+fn start_keygate_with(dir: &Path, extra: &[(&str, &str)]) -> (Proc, String, String) {
     let mut command = Command::new(sibling("keygate"));
     keygate_env(&mut command, dir);
+    command.envs(extra.iter().copied());
     command
         .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
@@ -167,6 +188,87 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
     (cache.entry_count(), after.saturating_sub(before))
 }
 
+/// Creates a key (with `limits`, if any) through keygate at `addr`; returns the full key.
+async fn create_key(addr: &str, admin_key: &str, name: &str, limits: Option<pb::Limits>) -> String {
+    let mut admin =
+        pb::admin_service_client::AdminServiceClient::connect(format!("http://{addr}")).await.expect("admin");
+    let mut create = tonic::Request::new(pb::CreateApiKeyRequest {
+        name: name.into(),
+        scopes: vec!["graph:read".into()],
+        limits,
+        ..Default::default()
+    });
+    create.metadata_mut().insert("x-api-key", admin_key.parse().expect("ascii"));
+    admin.create_api_key(create).await.expect("create key").into_inner().api_key
+}
+
+/// The limiter's cost on the hot path: cached keys without limits and with a rate limit too high
+/// ever to refuse, on keygate with its counters in memory and in Redis (failing closed, so that a
+/// Redis problem shows as errors rather than as local counting). Ratios are to the key without
+/// limits on the same process, measured just before.
+async fn limiter_cases(args: &Args, dir: &Path, admin_key: &str) {
+    let duration = Duration::from_secs(args.seconds);
+    // A million a second with a minute's burst: never refused at any rate this machine reaches.
+    let never_refused = pb::Limits {
+        rate_limit_per_minute: Some(60_000_000),
+        rate_limit_burst: Some(60_000_000),
+        ..Default::default()
+    };
+    let redis_up = redis_answers(&args.redis_url);
+    let backends: [(&str, Vec<(&str, &str)>); 2] = [
+        ("memory", vec![("KEYGATE_LIMITS_BACKEND", "memory")]),
+        (
+            "redis",
+            vec![
+                ("KEYGATE_LIMITS_BACKEND", "redis"),
+                ("KEYGATE_LIMITS_REDIS_URL", args.redis_url.as_str()),
+                ("KEYGATE_LIMITS_REDIS_FAILURE", "closed"),
+            ],
+        ),
+    ];
+    for (backend, env) in backends {
+        if backend == "redis" && !redis_up {
+            println!("limiter, redis: skipped ({} does not answer)", args.redis_url);
+            continue;
+        }
+        let (keygate, addr, _) = start_keygate_with(dir, &env);
+        let unlimited = create_key(&addr, admin_key, "bench unlimited", None).await;
+        let limited = create_key(&addr, admin_key, "bench rate limited", Some(never_refused)).await;
+        let clients = connect(&addr, args.connections).await;
+        let plain: MakeRequest = Arc::new(move |_| request_for(unlimited.clone()));
+        let rated: MakeRequest = Arc::new(move |_| request_for(limited.clone()));
+        closed_loop(&clients, args.concurrency, Duration::from_secs(1), plain.clone(), Some(true)).await;
+        closed_loop(&clients, args.concurrency, Duration::from_secs(1), rated.clone(), Some(true)).await;
+        let base = closed_loop(&clients, args.concurrency, duration, plain, Some(true)).await;
+        row(&format!("limiter, {backend}: key without limits"), &base, None);
+        let with = closed_loop(&clients, args.concurrency, duration, rated, Some(true)).await;
+        row(
+            &format!("limiter, {backend}: key with a rate limit"),
+            &with,
+            Some((with.rps() / base.rps().max(1e-9), "of no-limit req/s")),
+        );
+        println!(
+            "  (p50 {:.2}x, p99 {:.2}x of the key without limits)",
+            with.quantile_ms(0.5) / base.quantile_ms(0.5).max(1e-9),
+            with.quantile_ms(0.99) / base.quantile_ms(0.99).max(1e-9)
+        );
+        stop(keygate);
+    }
+}
+
+/// Whether something accepts connections at the `redis://host:port` of `url`.
+fn redis_answers(url: &str) -> bool {
+    let rest = url.trim_start_matches("redis://");
+    let host_port = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, rest)| rest);
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok())
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -178,6 +280,11 @@ async fn main() {
     let out = bootstrap.arg("bootstrap").output().expect("bootstrap");
     assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stderr));
     let admin_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if args.cases == Cases::Limits {
+        print_header(&args);
+        limiter_cases(&args, dir.path(), &admin_key).await;
+        return;
+    }
 
     let mut noop = Command::new(sibling("noop-authorizer")).stdout(Stdio::piped()).spawn().expect("noop starts");
     let mut noop_out = BufReader::new(noop.stdout.take().expect("noop stdout"));
@@ -214,14 +321,7 @@ async fn main() {
     };
     let jwt = auth.issue_token(grant).await.expect("token").into_inner().access_token;
 
-    println!(
-        "keygate-bench: {} s per case, concurrency {}, {} connections, {} cores",
-        args.seconds,
-        args.concurrency,
-        args.connections,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("{:<44} {:>10} {:>8} {:>8} {:>8}  ratio", "case", "req/s", "p50 ms", "p99 ms", "p99.9 ms");
+    print_header(&args);
 
     let noop_clients = connect(&noop_addr, args.connections).await;
     let clients = connect(&addr, args.connections).await;
@@ -321,4 +421,16 @@ async fn main() {
     );
     stop(keygate);
     drop(noop);
+    limiter_cases(&args, dir.path(), &admin_key).await;
+}
+
+fn print_header(args: &Args) {
+    println!(
+        "keygate-bench: {} s per case, concurrency {}, {} connections, {} cores",
+        args.seconds,
+        args.concurrency,
+        args.connections,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<44} {:>10} {:>8} {:>8} {:>8}  ratio", "case", "req/s", "p50 ms", "p99 ms", "p99.9 ms");
 }
