@@ -17,7 +17,7 @@ use crate::core::admin::{Admin, AdminParts, AdminSettings};
 use crate::core::clock::Clock;
 use crate::core::engine::{Engine, EngineParts};
 use crate::core::error::{CoreError, StoreError};
-use crate::core::hashing::SecretHasher;
+use crate::core::hashing::{HashLimits, SecretHasher};
 use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::limits::memory::MemoryCounters;
@@ -110,7 +110,12 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         n => n as usize,
     };
-    let hasher = SecretHasher::new(config.hashing.params(), max_concurrent, config.hashing.max_waiting as usize)?;
+    let limits = HashLimits {
+        max_concurrent,
+        max_waiting: config.hashing.max_waiting as usize,
+        nice: config.hashing.nice as i32,
+    };
+    let hasher = SecretHasher::new(config.hashing.params(), limits)?;
     let scopes = Arc::new(ScopeRegistry::new(config.scopes.iter().cloned()));
     let last_used = Arc::new(LastUsedRecorder::default());
     let verdicts = Arc::new(VerdictCache::new(VerdictSettings {

@@ -337,6 +337,8 @@ pub struct HashingConfig {
     pub max_concurrent: u32,
     /// Most verifications waiting for a turn; beyond, UNAVAILABLE at once.
     pub max_waiting: u32,
+    /// The argon2 threads' `nice` (0 to 19): cached traffic gets the CPU first.
+    pub nice: u32,
 }
 
 impl HashingConfig {
@@ -383,6 +385,7 @@ impl Default for Config {
                 lanes: hash.lanes,
                 max_concurrent: 0,
                 max_waiting: 32,
+                nice: 10,
             },
             cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
             limits: LimitsConfig {
@@ -734,6 +737,10 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("hashing.max_concurrent", |c, v| {
         c.hashing.max_concurrent = v.ranged(0, 1024)?;
+        Ok(())
+    }),
+    ("hashing.nice", |c, v| {
+        c.hashing.nice = v.ranged(0, 19)?;
         Ok(())
     }),
     ("oauth.issuer", |c, v| {

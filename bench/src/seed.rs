@@ -3,7 +3,7 @@
 //! takes seconds; their ids differ, so every look-up is a real primary-key read.
 
 use keygate::core::credential;
-use keygate::core::hashing::{HashParams, SecretHasher};
+use keygate::core::hashing::{HashLimits, HashParams, SecretHasher};
 use keygate::store::entities::api_key;
 use sea_orm::{ActiveValue, Database, EntityTrait};
 
@@ -21,7 +21,10 @@ fn seeded_id(n: u64) -> String {
 
 /// Inserts seeded keys `from..to` into organization `platform` of the SQLite store at `url`.
 pub async fn seed_range(url: &str, from: u64, count: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let hasher = SecretHasher::new(HashParams { memory_kib: 8, iterations: 1, lanes: 1 }, 1, 1)?;
+    let hasher = SecretHasher::new(
+        HashParams { memory_kib: 8, iterations: 1, lanes: 1 },
+        HashLimits { max_concurrent: 1, max_waiting: 1, nice: 0 },
+    )?;
     let hash = hasher.hash(SECRET.to_owned()).await?;
     let db = Database::connect(url).await?;
     let now = chrono::Utc::now();

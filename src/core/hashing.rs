@@ -1,4 +1,5 @@
-//! argon2id hashing of stored secrets, run off the async executor with bounded parallelism.
+//! argon2id hashing of stored secrets, run off the async executor with bounded parallelism, on
+//! worker threads of their own at a lower CPU priority.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 
+use super::argon2_workers::Argon2Workers;
 use super::error::CoreError;
 use super::metrics::HashingInstruments;
 
@@ -26,13 +28,26 @@ impl Default for HashParams {
     }
 }
 
-/// Hashes and verifies secrets. At most `max_concurrent` argon2 computations run at once, each on
-/// tokio's blocking pool, so the executor keeps serving cached traffic meanwhile; at most
-/// `max_waiting` more wait for a turn, and the rest are refused at once as UNAVAILABLE, so that a
-/// flood of made-up secrets cannot build an ever longer queue.
+/// How many argon2 computations run at once, how many may wait, and at what CPU priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLimits {
+    /// Computations at once, each on a worker thread of its own.
+    pub max_concurrent: usize,
+    /// Verifications that may wait for a turn; beyond that, UNAVAILABLE at once.
+    pub max_waiting: usize,
+    /// The workers' `nice` value (0 to 19): above 0, cached traffic on the async executor gets
+    /// the CPU first when both want it, and argon2 runs on what is left.
+    pub nice: i32,
+}
+
+/// Hashes and verifies secrets. At most `max_concurrent` argon2 computations run at once, on
+/// worker threads of their own (at `nice`), so the executor keeps serving cached traffic meanwhile;
+/// at most `max_waiting` more wait for a turn, and the rest are refused at once as UNAVAILABLE, so
+/// that a flood of made-up secrets cannot build an ever longer queue.
 #[derive(Clone)]
 pub struct SecretHasher {
     argon2: Argon2<'static>,
+    workers: Arc<Argon2Workers>,
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
@@ -55,14 +70,16 @@ impl std::fmt::Debug for SecretHasher {
 }
 
 impl SecretHasher {
-    pub fn new(params: HashParams, max_concurrent: usize, max_waiting: usize) -> Result<Self, CoreError> {
+    pub fn new(params: HashParams, limits: HashLimits) -> Result<Self, CoreError> {
         let params = Params::new(params.memory_kib, params.iterations, params.lanes, None)
             .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
+        let threads = limits.max_concurrent.max(1);
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            workers: Arc::new(Argon2Workers::start(threads, limits.nice)?),
+            permits: Arc::new(Semaphore::new(threads)),
             waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting,
+            max_waiting: limits.max_waiting,
             instruments: HashingInstruments::default(),
         })
     }
@@ -119,7 +136,8 @@ impl SecretHasher {
         }
         let _permit = self.permits.acquire().await.map_err(|_| CoreError::Internal("hasher closed".into()))?;
         drop(waiting);
-        tokio::task::spawn_blocking(work).await.map_err(|e| CoreError::Internal(format!("argon2 task failed: {e}")))?
+        // The permit bounds what is handed to the workers to their number: none waits there.
+        self.workers.run(work).await?
     }
 }
 
@@ -127,9 +145,14 @@ impl SecretHasher {
 mod tests {
     use super::*;
 
+    fn limits(max_concurrent: usize, max_waiting: usize) -> HashLimits {
+        HashLimits { max_concurrent, max_waiting, nice: 10 }
+    }
+
     #[tokio::test]
     async fn hashes_verify_and_wrong_secrets_do_not() {
-        let hasher = SecretHasher::new(HashParams { memory_kib: 1024, iterations: 1, lanes: 1 }, 2, 8).expect("params");
+        let hasher =
+            SecretHasher::new(HashParams { memory_kib: 1024, iterations: 1, lanes: 1 }, limits(2, 8)).expect("params");
         let phc = hasher.hash("correct horse".into()).await.expect("hash");
         assert!(phc.starts_with("$argon2id$"));
         assert!(!phc.contains("correct horse"));
@@ -141,7 +164,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_instead_of_waiting() {
         let params = HashParams { memory_kib: 64 * 1024, iterations: 3, lanes: 1 };
-        let hasher = SecretHasher::new(params, 1, 2).expect("params");
+        let hasher = SecretHasher::new(params, limits(1, 2)).expect("params");
         let phc = hasher.hash("s".into()).await.expect("hash");
         let attempts: Vec<_> = (0..12)
             .map(|_| {

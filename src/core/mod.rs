@@ -2,6 +2,7 @@
 //! Nothing here knows tonic, axum or SeaORM.
 
 pub mod admin;
+pub mod argon2_workers;
 pub mod audit;
 pub mod client_credential;
 pub mod clock;
