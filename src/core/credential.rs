@@ -50,7 +50,9 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
 
 /// Whether `key_id` has the shape of a key id (`k_` and 12 lowercase letters or digits).
 pub fn is_valid_key_id(key_id: &str) -> bool {
-    key_id.len() == ID_LEN + 2 && key_id.starts_with("k_") && key_id[2..].bytes().all(|b| ID_ALPHABET.contains(&b))
+    key_id.len() == ID_LEN + 2
+        && key_id.starts_with("k_")
+        && key_id[2..].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
 /// `len` characters of `alphabet`, drawn from the OS's randomness.
@@ -95,7 +97,8 @@ pub fn parse(presented: &str) -> Option<ParsedKey<'_>> {
         return None;
     }
     let (head, tail) = presented.rsplit_once('_')?;
-    if tail.len() != SECRET_LEN + CHECKSUM_LEN || !tail.bytes().all(|b| BASE62.contains(&b)) {
+    // BASE62 is exactly the ASCII letters and digits: a class test, not a search per byte.
+    if tail.len() != SECRET_LEN + CHECKSUM_LEN || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     let id_start = head.len().checked_sub(ID_LEN + 2)?;

@@ -3,6 +3,7 @@
 //! its argon2 timings), so nothing is threaded through them; [`Metrics`] registers them all,
 //! records requests at the edges, and renders the text for `/metrics`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub struct ReasonLabels {
 pub struct RequestLabels {
     pub transport: &'static str,
     pub rpc: String,
-    pub code: String,
+    pub code: Cow<'static, str>,
 }
 
 /// The latency of one RPC or route.
@@ -144,8 +145,8 @@ impl Metrics {
     }
 
     /// Records one request at an edge.
-    pub fn request(&self, transport: &'static str, rpc: &str, code: &str, took: Duration) {
-        let labels = RequestLabels { transport, rpc: rpc.to_owned(), code: code.to_owned() };
+    pub fn request(&self, transport: &'static str, rpc: &str, code: Cow<'static, str>, took: Duration) {
+        let labels = RequestLabels { transport, rpc: rpc.to_owned(), code };
         self.requests.get_or_create(&labels).inc();
         let route = RouteLabels { transport, rpc: labels.rpc };
         self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());

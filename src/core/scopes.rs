@@ -77,7 +77,8 @@ impl ScopeRegistry {
 
     /// Whether `scope` is `*`, a registered scope, or a parent of one (`investigations`).
     pub fn is_known(&self, scope: &str) -> bool {
-        scope == "*" || self.known.iter().any(|k| grants(scope, k))
+        // Most scopes are named exactly; only a wildcard needs the walk over every known scope.
+        scope == "*" || self.known.contains(scope) || self.known.iter().any(|k| grants(scope, k))
     }
 
     /// Checks a list of scopes from field `field`: each well formed and known, no duplicates, at

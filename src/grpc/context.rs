@@ -51,7 +51,10 @@ pub fn request_span<T>(request: &Request<T>) -> RequestSpan {
 /// Wraps a message in a response that echoes the request id in metadata.
 pub fn respond<T>(message: T, request_id: &str) -> Response<T> {
     let mut response = Response::new(message);
-    if let Ok(value) = MetadataValue::try_from(request_id) {
+    if let Ok(mut value) = MetadataValue::try_from(request_id) {
+        // Never indexed by HPACK: every id is new, so adding it to the connection's header table
+        // costs a table update per response and evicts the entries that do repeat.
+        value.set_sensitive(true);
         response.metadata_mut().insert(REQUEST_ID_HEADER, value);
     }
     response

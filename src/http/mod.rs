@@ -62,7 +62,7 @@ async fn metered(State(metrics): State<Arc<Metrics>>, request: Request, next: Ne
     let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.request("http", &route, response.status().as_str(), started.elapsed());
+    metrics.request("http", &route, response.status().as_str().to_owned().into(), started.elapsed());
     response
 }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use envoy::authorization_server::{Authorization, AuthorizationServer};
+use keygate::config::{LogConfig, LogFormat};
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
 use pb::auth_service_server::{AuthService, AuthServiceServer};
@@ -77,6 +78,10 @@ impl Authorization for Noop {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The subscriber keygate runs with under the benchmark (JSON at info): without one, tracing
+    // hands every span of tonic and h2 to the `log` crate instead, which costs the baseline more
+    // than keygate pays.
+    keygate::telemetry::init(&LogConfig { format: LogFormat::Json, level: "info".into() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     tonic::transport::Server::builder()
