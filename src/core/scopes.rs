@@ -90,7 +90,8 @@ impl ScopeRegistry {
             return problems;
         }
         let mut unknown = Vec::new();
-        let mut seen = BTreeSet::new();
+        // Duplicates by a scan of the earlier entries: at most MAX_SCOPES of them, and no set to
+        // allocate on every request.
         for (i, scope) in scopes.iter().enumerate() {
             if !is_well_formed(scope) {
                 // Not echoed: it may be anything, even a key pasted into the wrong field.
@@ -98,7 +99,7 @@ impl ScopeRegistry {
                     .push(FieldViolation::new(format!("{field}[{i}]"), "is not a scope (expected resource:action)"));
             } else if !self.is_known(scope) {
                 unknown.push(scope.as_str());
-            } else if !seen.insert(scope.as_str()) {
+            } else if scopes[..i].contains(scope) {
                 problems.push(FieldViolation::new(format!("{field}[{i}]"), format!("{scope} is listed twice")));
             }
         }

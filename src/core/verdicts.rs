@@ -123,7 +123,8 @@ impl Expiry<[u8; 32], Verified> for Lifetimes {
 
 /// Verified keys by digest.
 pub struct VerdictCache {
-    cache: Cache<[u8; 32], Verified>,
+    /// Keyed by SHA-256 digests, already uniform: a fast seeded hasher instead of SipHash.
+    cache: Cache<[u8; 32], Verified, foldhash::fast::RandomState>,
     /// Bumped by every invalidation, so that a verification which overlapped one is redone
     /// instead of caching what it read before the change.
     generation: AtomicU64,
@@ -159,20 +160,36 @@ impl VerdictCache {
             .max_capacity(settings.max_entries)
             .expire_after(Lifetimes(settings))
             .support_invalidation_closures()
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Self { cache, generation: AtomicU64::new(0), instruments: CacheInstruments::default() }
     }
 
     /// The cached verdict for `digest`, or the result of `verify`, run once however many callers
     /// miss at the same time. Errors (the database down, a token rejected now that may verify
     /// after a key refresh) are shared by the callers that waited for them and never cached.
-    pub async fn get_or_try_verify<E, F, Fut>(&self, digest: [u8; 32], mut verify: F) -> Result<Verified, E>
+    pub async fn get_or_try_verify<E, F, Fut>(&self, digest: [u8; 32], verify: F) -> Result<Verified, E>
     where
         E: Clone + Send + Sync + 'static,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Verified, E>>,
     {
         self.instruments.lookups.inc();
+        // A hit (the hot path) awaits the look-up alone. The verification's future is far larger
+        // (database and argon2 calls); boxed, it is built only on a miss, rather than being part
+        // of every caller's state and copied with it on each request.
+        if let Some(verified) = self.cache.get(&digest).await {
+            return Ok(verified);
+        }
+        Box::pin(self.verify_once(digest, verify)).await
+    }
+
+    /// The miss path of [`Self::get_or_try_verify`].
+    async fn verify_once<E, F, Fut>(&self, digest: [u8; 32], mut verify: F) -> Result<Verified, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Verified, E>>,
+    {
         let (generation, misses) = (&self.generation, &self.instruments.misses);
         let init = async move {
             misses.inc();

@@ -24,7 +24,13 @@ pub fn request_id_from(given: Option<&str>) -> String {
     given
         .map(str::trim)
         .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A new random (v4) UUID, in its hyphenated form, without going through `fmt`.
+fn new_request_id() -> String {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    Uuid::new_v4().hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// The admin's own credential from metadata: `x-api-key` or `authorization`.

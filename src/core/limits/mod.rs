@@ -332,7 +332,6 @@ impl Limiter {
         now: DateTime<Utc>,
     ) -> Result<LimitVerdict, CoreError> {
         let limits = self.limits(principal);
-        let window = QuotaWindow::containing(now);
         if let Some(max_quota) = limits.max_quota
             && request.cost > max_quota
         {
@@ -346,6 +345,7 @@ impl Limiter {
             // Nothing to count: no counter is touched, and nothing is allocated.
             return Ok(LimitVerdict::Admitted { state: LimitState::default(), slot });
         }
+        let window = QuotaWindow::containing(now);
         let subject = subject(principal);
         let mut charge = Charge {
             subject: &subject,
