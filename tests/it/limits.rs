@@ -1,16 +1,91 @@
 //! Rate limits, monthly quotas and concurrency slots through the real server, with its manual
-//! clock: `Authorize`, `GetQuota`, `AcquireSlot` and `ReleaseSlot` over gRPC, on SQLite and
-//! PostgreSQL, with the in-memory counters.
+//! clock: `Authorize`, `GetQuota`, `AcquireSlot` and `ReleaseSlot` over gRPC. Every body runs on
+//! SQLite and on PostgreSQL with the in-memory counters, and on PostgreSQL with the counters in
+//! Redis (`TEST_REDIS_URL`, failing closed, so that a Redis that does not answer fails the test
+//! rather than being replaced by local counting).
 
 use chrono::{Duration, TimeZone, Utc};
 use keygate::proto::keygate_v1 as pb;
 use pb::DecisionReason;
 use tonic::Code;
 
-use crate::backend_tests;
-use crate::support::{Backend, TestServer, as_admin, bearer, expect_code, violated_fields};
+use crate::support::{Backend, TestServer, as_admin, bearer, expect_code, redis_url, violated_fields};
 
-backend_tests!(
+/// Where a test's server keeps its counters.
+#[derive(Clone, Copy)]
+enum Counters {
+    Memory,
+    Redis,
+}
+
+/// A test's database and counters.
+#[derive(Clone, Copy)]
+struct Setup {
+    backend: Backend,
+    counters: Counters,
+}
+
+impl Setup {
+    /// The counters' settings with `extra`.
+    fn settings<'a>(&self, redis: &'a str, extra: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
+        let mut settings = extra.to_vec();
+        if let Counters::Redis = self.counters {
+            settings.extend([
+                ("limits.backend", "redis"),
+                ("limits.redis_url", redis),
+                ("limits.redis_failure", "closed"),
+            ]);
+        }
+        settings
+    }
+
+    async fn start(self) -> TestServer {
+        self.start_with(&[]).await
+    }
+
+    async fn start_with(self, extra: &[(&'static str, &str)]) -> TestServer {
+        let redis = redis_url();
+        TestServer::start_with(self.backend, &self.settings(&redis, extra)).await
+    }
+
+    async fn restart(self, server: TestServer) -> TestServer {
+        let redis = redis_url();
+        server.restart(&self.settings(&redis, &[])).await
+    }
+}
+
+/// Runs each body with in-memory counters on SQLite and PostgreSQL, and with Redis counters on
+/// PostgreSQL (the production pair).
+macro_rules! limit_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup { backend: super::Backend::Sqlite, counters: super::Counters::Memory }).await;
+                }
+            )*
+        }
+        mod memory_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup { backend: super::Backend::Postgres, counters: super::Counters::Memory }).await;
+                }
+            )*
+        }
+        mod redis_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup { backend: super::Backend::Postgres, counters: super::Counters::Redis }).await;
+                }
+            )*
+        }
+    };
+}
+
+limit_tests!(
     rate_limits_bursts_refuse_with_retry_after_and_refill,
     quotas_count_cost_refuse_and_refresh_each_month,
     quota_usage_survives_a_restart,
@@ -66,8 +141,8 @@ fn decision(response: &pb::AuthorizeResponse) -> &pb::Decision {
     response.decision.as_ref().expect("decision")
 }
 
-async fn rate_limits_bursts_refuse_with_retry_after_and_refill(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn rate_limits_bursts_refuse_with_retry_after_and_refill(setup: Setup) {
+    let server = setup.start().await;
     let key = key_with(
         &server,
         pb::Limits { rate_limit_per_minute: Some(60), rate_limit_burst: Some(3), ..Default::default() },
@@ -103,8 +178,8 @@ async fn rate_limits_bursts_refuse_with_retry_after_and_refill(backend: Backend)
     server.stop().await;
 }
 
-async fn quotas_count_cost_refuse_and_refresh_each_month(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn quotas_count_cost_refuse_and_refresh_each_month(setup: Setup) {
+    let server = setup.start().await;
     let key = key_with(&server, pb::Limits { max_quota: Some(10), ..Default::default() }).await;
     let april = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).single().expect("time");
 
@@ -154,23 +229,23 @@ async fn quotas_count_cost_refuse_and_refresh_each_month(backend: Backend) {
     server.stop().await;
 }
 
-async fn quota_usage_survives_a_restart(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn quota_usage_survives_a_restart(setup: Setup) {
+    let server = setup.start().await;
     let key = key_with(&server, pb::Limits { max_quota: Some(100), ..Default::default() }).await;
     for _ in 0..7 {
         assert!(decision(&authorize_costing(&server, &key, Some(3)).await).allowed);
     }
     // A clean stop writes the tally; the restarted process starts from it.
-    let server = server.restart(&[]).await;
+    let server = setup.restart(server).await;
     assert_eq!(quota_of(&server, &key).await.quota, 79);
     assert_eq!(authorize_costing(&server, &key, Some(9)).await.quota.map(|q| q.quota), Some(70));
-    let server = server.restart(&[]).await;
+    let server = setup.restart(server).await;
     assert_eq!(quota_of(&server, &key).await.quota, 70);
     server.stop().await;
 }
 
-async fn slots_are_limited_released_and_leased(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn slots_are_limited_released_and_leased(setup: Setup) {
+    let server = setup.start().await;
     let key = key_with(&server, pb::Limits { max_concurrency: Some(2), ..Default::default() }).await;
     let first = acquire(&server, &key, Some(60)).await;
     assert!(first.decision.as_ref().expect("decision").allowed, "{first:?}");
@@ -218,8 +293,8 @@ async fn slots_are_limited_released_and_leased(backend: Backend) {
     server.stop().await;
 }
 
-async fn limits_are_charged_all_or_nothing(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn limits_are_charged_all_or_nothing(setup: Setup) {
+    let server = setup.start().await;
     let limits = pb::Limits {
         rate_limit_per_minute: Some(60),
         rate_limit_burst: Some(2),
@@ -243,8 +318,8 @@ async fn limits_are_charged_all_or_nothing(backend: Backend) {
     server.stop().await;
 }
 
-async fn limit_changes_take_effect_at_once(backend: Backend) {
-    let server = TestServer::start(backend).await;
+async fn limit_changes_take_effect_at_once(setup: Setup) {
+    let server = setup.start().await;
     let (key, key_id) = server.create_key(&server.admin_key, "changing", &["investigations:read"]).await;
     for _ in 0..5 {
         assert!(decision(&authorize_costing(&server, &key, None).await).allowed);
@@ -279,9 +354,9 @@ async fn limit_changes_take_effect_at_once(backend: Backend) {
     server.stop().await;
 }
 
-async fn client_tokens_take_their_clients_limits(backend: Backend) {
+async fn client_tokens_take_their_clients_limits(setup: Setup) {
     // Users and clients get the configured defaults: clients 2 a minute here.
-    let server = TestServer::start_with(backend, &[("limits.clients.rate_per_minute", "2")]).await;
+    let server = setup.start_with(&[("limits.clients.rate_per_minute", "2")]).await;
     let mut tokens = Vec::new();
     for (name, limits) in
         [("defaulted", None), ("own-limit", Some(pb::Limits { rate_limit_per_minute: Some(1), ..Default::default() }))]

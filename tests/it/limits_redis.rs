@@ -18,17 +18,13 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::support::process::{Served, keygate};
 use crate::support::proxy::CuttableProxy;
-use crate::support::{Backend, TestDb, as_admin, bearer};
+use crate::support::{Backend, TestDb, as_admin, bearer, redis_url};
 
 /// The key's limit in the load test: 600 a minute (10 a second), burst 10.
 const PER_MINUTE: u32 = 600;
 const BURST: u32 = 10;
 /// How long the replicas are driven, at three times the rate in all.
 const DRIVE: Duration = Duration::from_secs(4);
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// The Redis server's address, which must answer (as PostgreSQL must for its tests).
 fn redis_addr() -> SocketAddr {

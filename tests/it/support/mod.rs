@@ -48,6 +48,11 @@ macro_rules! backend_tests {
     };
 }
 
+/// The Redis the tests share: `TEST_REDIS_URL`, by default the local one.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
 /// The fixed start of every test clock.
 pub fn start_time() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).single().expect("valid time")
