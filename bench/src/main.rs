@@ -328,12 +328,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let admin_key = bootstrap(dir.path());
 
-    let mut noop = Command::new(sibling("noop-authorizer")).stdout(Stdio::piped()).spawn().expect("noop starts");
-    let mut noop_out = BufReader::new(noop.stdout.take().expect("noop stdout"));
-    let mut noop_addr = String::new();
-    noop_out.read_line(&mut noop_addr).expect("noop address");
-    let noop = Proc(noop);
-    let noop_addr = noop_addr.trim().to_owned();
+    let (noop, noop_addr) = start_noop(&[]);
+    let (shaped, shaped_addr) = start_noop(&["--shaped"]);
     let (mut keygate, mut addr, http_addr) = start_keygate(dir.path());
 
     let mut admin =
@@ -366,6 +362,7 @@ async fn main() {
     print_header(&args);
 
     let noop_clients = connect(&noop_addr, args.connections).await;
+    let shaped_clients = connect(&shaped_addr, args.connections).await;
     let clients = connect(&addr, args.connections).await;
     let valid_request: MakeRequest = {
         let v = valid.clone();
@@ -374,22 +371,33 @@ async fn main() {
 
     // Warm both servers, then measure in alternating rounds.
     closed_loop(&noop_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
+    closed_loop(&shaped_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
     closed_loop(&clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), Some(true)).await;
-    let (noop_pid, keygate_pid) = (noop.0.id(), keygate.0.id());
-    let (mut ratios, mut rounds) = (Vec::new(), Vec::new());
+    let (noop_pid, shaped_pid, keygate_pid) = (noop.0.id(), shaped.0.id(), keygate.0.id());
+    let (mut ratios, mut shaped_ratios, mut rounds) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds.max(1) {
         let (base, base_cpu) = closed_loop_cpu(noop_pid, &noop_clients, &args, valid_request.clone(), None).await;
         row(&format!("no-op authorizer, closed loop (round {round})"), &base, None);
+        let (same, same_cpu) = closed_loop_cpu(shaped_pid, &shaped_clients, &args, valid_request.clone(), None).await;
+        row(&format!("no-op with keygate's answer shape (round {round})"), &same, None);
         let (cached, cached_cpu) =
             closed_loop_cpu(keygate_pid, &clients, &args, valid_request.clone(), Some(true)).await;
         let ratio = cached.rps() / base.rps().max(1e-9);
         row(&format!("keygate valid key (cache hit) (round {round})"), &cached, Some((ratio, "of no-op req/s")));
-        println!("  (server CPU per request: no-op {base_cpu:.1} µs, keygate {cached_cpu:.1} µs)");
+        println!(
+            "  (server CPU per request: no-op {base_cpu:.1} µs, shaped no-op {same_cpu:.1} µs, keygate {cached_cpu:.1} µs)"
+        );
         ratios.push(ratio);
+        shaped_ratios.push(cached.rps() / same.rps().max(1e-9));
         rounds.push((base, cached));
     }
     let headline = median(ratios.clone());
     println!("keygate valid key (cache hit): median of {} rounds {headline:.3} of no-op req/s", ratios.len());
+    println!(
+        "  (and {:.3} of a no-op answering with the same shape: a principal and the request id)",
+        median(shaped_ratios)
+    );
+    drop(shaped);
     // The later cases compare with the median round.
     let middle = ratios.iter().position(|r| *r == headline).unwrap_or(0);
     let (base, cached) = rounds.swap_remove(middle);
@@ -482,6 +490,16 @@ async fn main() {
     stop(keygate);
     drop(noop);
     limiter_cases(&args).await;
+}
+
+/// Starts the no-op authorizer with `args`; its process and address.
+fn start_noop(args: &[&str]) -> (Proc, String) {
+    let mut noop =
+        Command::new(sibling("noop-authorizer")).args(args).stdout(Stdio::piped()).spawn().expect("noop starts");
+    let mut out = BufReader::new(noop.stdout.take().expect("noop stdout"));
+    let mut addr = String::new();
+    out.read_line(&mut addr).expect("noop address");
+    (Proc(noop), addr.trim().to_owned())
 }
 
 /// A new keygate database in `dir`; the platform admin's key.

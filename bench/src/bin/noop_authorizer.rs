@@ -11,7 +11,24 @@ use pb::auth_service_server::{AuthService, AuthServiceServer};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
-struct Noop;
+/// Answers with a constant allow; `shaped` makes it the size and shape of keygate's answer to
+/// the benchmark's key (a principal, the request id in the message and in metadata), to tell the
+/// cost of what keygate says from the cost of deciding it.
+struct Noop {
+    shaped: bool,
+}
+
+/// A constant principal as long as the benchmark key's.
+fn constant_principal() -> pb::Principal {
+    pb::Principal {
+        r#type: pb::principal::Type::ApiKey.into(),
+        key_id: "k_000000000000".into(),
+        organization: "platform".into(),
+        scopes: vec!["graph:read".into()],
+        name: "bench".into(),
+        expires_at: Some(prost_types::Timestamp { seconds: 1_900_000_000, nanos: 0 }),
+    }
+}
 
 #[tonic::async_trait]
 impl AuthService for Noop {
@@ -32,7 +49,21 @@ impl AuthService for Noop {
             http_status: 200,
             ..Default::default()
         };
-        Ok(Response::new(pb::AuthorizeResponse { decision: Some(decision), ..Default::default() }))
+        if !self.shaped {
+            return Ok(Response::new(pb::AuthorizeResponse { decision: Some(decision), ..Default::default() }));
+        }
+        let request_id = "00000000-0000-4000-8000-000000000000";
+        let message = pb::AuthorizeResponse {
+            decision: Some(decision),
+            principal: Some(constant_principal()),
+            request_id: request_id.into(),
+            ..Default::default()
+        };
+        let mut response = Response::new(message);
+        let mut value = tonic::metadata::MetadataValue::from_static(request_id);
+        value.set_sensitive(true);
+        response.metadata_mut().insert("x-request-id", value);
+        Ok(response)
     }
 
     async fn issue_token(
@@ -84,9 +115,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     keygate::telemetry::init(&LogConfig { format: LogFormat::Json, level: "info".into() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
+    let shaped = std::env::args().any(|arg| arg == "--shaped");
     tonic::transport::Server::builder()
-        .add_service(AuthServiceServer::new(Noop))
-        .add_service(AuthorizationServer::new(Noop))
+        .add_service(AuthServiceServer::new(Noop { shaped }))
+        .add_service(AuthorizationServer::new(Noop { shaped }))
         // As keygate: no Nagle delay.
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
