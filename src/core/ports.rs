@@ -17,6 +17,9 @@ pub struct KeyChanges {
     pub scopes: Option<Vec<String>>,
     /// Each limit that is `Some` replaces the key's.
     pub limits: LimitOverrides,
+    /// Limits to return to the configured default, by wire name (see
+    /// [`super::limits::LimitField`]); checked before they reach a store.
+    pub reset_limits: Vec<String>,
 }
 
 /// A new secret for a key, and what becomes of the old one.

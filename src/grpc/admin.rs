@@ -94,6 +94,7 @@ impl AdminService for AdminApi {
             description: r.description,
             scopes: r.scopes.map(|s| s.values),
             limits: convert::limits(r.limits),
+            reset_limits: r.reset_limits,
         };
         let result = self.admin.update_key(&ctx, &r.key_id, changes).await;
         reply(result, &id, convert::api_key)

@@ -18,6 +18,7 @@ use super::entities::{api_key, organization};
 use super::quota_usage::{limit_columns, limits_from_columns};
 use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
+use crate::core::limits::LimitField;
 use crate::core::metrics::PoolStats;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
 use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
@@ -428,6 +429,21 @@ impl Store for SqlStore {
         }
         if let Some(value) = max_concurrency {
             update = update.col_expr(api_key::Column::MaxConcurrency, Expr::value(value));
+        }
+        // A limit reset is a NULL column: the configured default applies again.
+        for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
+            update = match field {
+                LimitField::RatePerMinute => {
+                    update.col_expr(api_key::Column::RateLimitPerMinute, Expr::value(Option::<i32>::None))
+                }
+                LimitField::RateBurst => {
+                    update.col_expr(api_key::Column::RateLimitBurst, Expr::value(Option::<i32>::None))
+                }
+                LimitField::MaxQuota => update.col_expr(api_key::Column::MaxQuota, Expr::value(Option::<i64>::None)),
+                LimitField::MaxConcurrency => {
+                    update.col_expr(api_key::Column::MaxConcurrency, Expr::value(Option::<i32>::None))
+                }
+            };
         }
         update.filter(api_key::Column::KeyId.eq(key_id)).exec(&txn).await.map_err(map_err)?;
         audit::insert(&txn, audit).await.map_err(map_err)?;

@@ -237,11 +237,11 @@ async fn update_and_disable(backend: Backend) {
     let mut admin = server.admin().await;
 
     let update = pb::UpdateApiKeyRequest {
-        limits: None,
         key_id: key_id.clone(),
         name: Some("after".into()),
         description: Some("now with graph".into()),
         scopes: Some(pb::ScopeList { values: vec!["search:read".into(), "graph:read".into()] }),
+        ..Default::default()
     };
     let updated = admin.update_api_key(as_admin(update, &server.admin_key)).await.expect("update").into_inner();
     assert_eq!(updated.name, "after");

@@ -335,6 +335,31 @@ async fn limit_changes_take_effect_at_once(setup: Setup) {
     assert!(decision(&authorize_costing(&server, &key, None).await).allowed);
     assert_eq!(decision(&authorize_costing(&server, &key, None).await).reason(), DecisionReason::RateLimited);
 
+    // Reset to the configured default (keys: no rate limit): shown unset, and admitted again.
+    let reset = pb::UpdateApiKeyRequest {
+        key_id: key_id.clone(),
+        limits: Some(pb::Limits { max_quota: Some(1000), ..Default::default() }),
+        reset_limits: vec!["rate_limit_per_minute".into(), "rate_limit_burst".into()],
+        ..Default::default()
+    };
+    let updated = server.admin().await.update_api_key(as_admin(reset, &server.admin_key)).await.expect("reset");
+    let limits = updated.into_inner().limits.expect("limits shown");
+    assert_eq!((limits.rate_limit_per_minute, limits.rate_limit_burst, limits.max_quota), (None, None, Some(1000)));
+    for _ in 0..5 {
+        assert!(decision(&authorize_costing(&server, &key, None).await).allowed, "the rate limit is gone");
+    }
+    // An unknown name, a repeat, and a limit both set and reset: each named.
+    let bad = pb::UpdateApiKeyRequest {
+        key_id: key_id.clone(),
+        limits: Some(pb::Limits { max_quota: Some(5), ..Default::default() }),
+        reset_limits: vec!["max_quota".into(), "speed".into(), "max_concurrency".into(), "max_concurrency".into()],
+        ..Default::default()
+    };
+    let status =
+        expect_code(server.admin().await.update_api_key(as_admin(bad, &server.admin_key)).await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), vec!["reset_limits[0]", "reset_limits[1]", "reset_limits[3]"]);
+    assert_eq!(quota_of(&server, &key).await.max_quota, 1000, "a refused update changes nothing");
+
     // Out of range: INVALID_ARGUMENT naming every field.
     let request = pb::CreateApiKeyRequest {
         name: "too much".into(),

@@ -17,7 +17,7 @@ use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
-use super::limits::LimitOverrides;
+use super::limits::{LimitOverrides, check_resets};
 use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal};
 use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants};
@@ -214,9 +214,11 @@ impl Admin {
         self.audited(&entry, async {
             let mut violations = Violations::default();
             if changes == KeyChanges::default() {
-                violations.add("key_id", "nothing to update: set name, description, scopes or a limit");
+                violations
+                    .add("key_id", "nothing to update: set name, description, scopes, a limit or a limit to reset");
             }
             changes.limits.check(&mut violations);
+            check_resets("reset_limits", &changes.reset_limits, &changes.limits, &mut violations);
             if let Some(name) = &changes.name {
                 violations.required_text("name", name, MAX_NAME);
             }

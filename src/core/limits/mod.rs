@@ -73,6 +73,63 @@ impl LimitOverrides {
     }
 }
 
+/// One of a credential's own limits, by its wire name (a field of the `Limits` message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitField {
+    RatePerMinute,
+    RateBurst,
+    MaxQuota,
+    MaxConcurrency,
+}
+
+impl LimitField {
+    const ALL: [LimitField; 4] = [Self::RatePerMinute, Self::RateBurst, Self::MaxQuota, Self::MaxConcurrency];
+
+    /// The field's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RatePerMinute => "rate_limit_per_minute",
+            Self::RateBurst => "rate_limit_burst",
+            Self::MaxQuota => "max_quota",
+            Self::MaxConcurrency => "max_concurrency",
+        }
+    }
+
+    /// The field named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// Whether `overrides` sets this limit.
+    pub fn is_set_in(self, overrides: &LimitOverrides) -> bool {
+        match self {
+            Self::RatePerMinute => overrides.rate_per_minute.is_some(),
+            Self::RateBurst => overrides.rate_burst.is_some(),
+            Self::MaxQuota => overrides.max_quota.is_some(),
+            Self::MaxConcurrency => overrides.max_concurrency.is_some(),
+        }
+    }
+}
+
+/// Checks the names of limits to reset (field `field`): each a known limit, listed once, and not
+/// also set in `overrides`.
+pub fn check_resets(field: &str, names: &[String], overrides: &LimitOverrides, violations: &mut Violations) {
+    for (i, name) in names.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        match LimitField::from_name(name) {
+            None => {
+                let known: Vec<&str> = LimitField::ALL.iter().map(|f| f.name()).collect();
+                violations.add(at, format!("is not a limit (one of {})", known.join(", ")));
+            }
+            Some(_) if names[..i].contains(name) => violations.add(at, format!("{name} is listed twice")),
+            Some(limit) if limit.is_set_in(overrides) => {
+                violations.add(at, format!("{name} is also set in limits: set it or reset it"));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// The configured limits of one kind of principal; 0 means no limit of that sort (for the burst:
 /// a whole minute's allowance).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
