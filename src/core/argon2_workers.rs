@@ -15,7 +15,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of worker threads, joined when dropped (after the work already handed to them).
 pub struct Argon2Workers {
-    jobs: Mutex<Option<Sender<Job>>>,
+    /// `None` only while dropping: closing the channel is what ends the workers.
+    jobs: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -33,7 +34,7 @@ impl Argon2Workers {
                     .map_err(|e| CoreError::Internal(format!("argon2 worker thread: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { jobs: Mutex::new(Some(sender)), threads })
+        Ok(Self { jobs: Some(sender), threads })
     }
 
     /// Runs `job` on a worker and waits for its result without blocking the executor.
@@ -46,11 +47,7 @@ impl Argon2Workers {
         let job: Job = Box::new(move || {
             let _ = done.send(job());
         });
-        let sent = match &*self.jobs.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(jobs) => jobs.send(job).is_ok(),
-            None => false,
-        };
-        if !sent {
+        if self.jobs.as_ref().is_none_or(|jobs| jobs.send(job).is_err()) {
             return Err(CoreError::Internal("argon2 workers stopped".into()));
         }
         result.await.map_err(|_| CoreError::Internal("argon2 computation failed".into()))
@@ -60,7 +57,7 @@ impl Argon2Workers {
 impl Drop for Argon2Workers {
     fn drop(&mut self) {
         // Closing the channel ends each worker once it is idle.
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.jobs.take();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
