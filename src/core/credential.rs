@@ -61,14 +61,15 @@ pub(crate) fn random_chars(alphabet: &[u8], len: usize) -> String {
     (0..len).map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())])).collect()
 }
 
-fn checksum(text: &str) -> String {
+/// The base62 CRC-32 of `text`, as bytes: compared on every presented key, so never a `String`.
+fn checksum(text: &str) -> [u8; CHECKSUM_LEN] {
     let mut value = u64::from(crc32fast::hash(text.as_bytes()));
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    out.iter().map(|b| char::from(*b)).collect()
+    out
 }
 
 /// Generates a new key with a new id.
@@ -86,8 +87,9 @@ pub fn generate_for(prefix: &str, key_id: &str) -> GeneratedKey {
 /// tools that seed stores; `secret` must be 32 base62 characters to parse back.
 pub fn assemble(prefix: &str, key_id: &str, secret: &str) -> GeneratedKey {
     let key_prefix = format!("{prefix}{key_id}");
-    let body = format!("{key_prefix}_{secret}");
-    let full = format!("{body}{}", checksum(&body));
+    let mut full = format!("{key_prefix}_{secret}");
+    let sum = checksum(&full);
+    full.extend(sum.map(char::from));
     GeneratedKey { key_id: key_id.to_owned(), key_prefix, secret: secret.to_owned(), full }
 }
 
@@ -96,9 +98,15 @@ pub fn parse(presented: &str) -> Option<ParsedKey<'_>> {
     if presented.len() > MAX_KEY_LEN || !presented.is_ascii() {
         return None;
     }
-    let (head, tail) = presented.rsplit_once('_')?;
+    // The tail (secret and checksum) has a fixed length and no `_`: the separator's place is
+    // known, so it is checked there rather than searched for.
+    let separator = presented.len().checked_sub(SECRET_LEN + CHECKSUM_LEN + 1)?;
+    if presented.as_bytes()[separator] != b'_' {
+        return None;
+    }
+    let (head, tail) = (&presented[..separator], &presented[separator + 1..]);
     // BASE62 is exactly the ASCII letters and digits: a class test, not a search per byte.
-    if tail.len() != SECRET_LEN + CHECKSUM_LEN || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     let id_start = head.len().checked_sub(ID_LEN + 2)?;
@@ -109,7 +117,7 @@ pub fn parse(presented: &str) -> Option<ParsedKey<'_>> {
     }
     let (secret, sum) = tail.split_at(SECRET_LEN);
     let checked = &presented[..presented.len() - CHECKSUM_LEN];
-    if checksum(checked) != sum {
+    if checksum(checked) != sum.as_bytes() {
         return None;
     }
     Some(ParsedKey { key_prefix: head, key_id, secret })

@@ -14,7 +14,7 @@ use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::last_used::LastUsedRecorder;
 use super::limits::{AdmitRequest, LimitVerdict, Limiter, QuotaState};
-use super::metrics::ReasonLabels;
+use super::metrics::{DecisionCounters, ReasonLabels};
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
 use super::ports::{ClientStore, Store};
 use super::scopes::{ScopeRegistry, any_grants};
@@ -65,7 +65,7 @@ pub struct Engine {
     last_used: Arc<LastUsedRecorder>,
     verdicts: Arc<VerdictCache>,
     limiter: Arc<Limiter>,
-    decisions: Family<ReasonLabels, Counter>,
+    decisions: DecisionCounters,
 }
 
 /// Why a token verification did not produce a verdict: shared by every caller that waited for
@@ -89,18 +89,22 @@ impl Engine {
             last_used,
             verdicts,
             limiter,
-            decisions: Family::default(),
+            decisions: DecisionCounters::default(),
         }
     }
 
     /// Decisions by reason, for registration.
     pub fn decision_counter(&self) -> Family<ReasonLabels, Counter> {
-        self.decisions.clone()
+        self.decisions.family()
     }
 
     /// Resolves a credential (an API key or a bearer JWT) to a principal.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Authentication, CoreError> {
-        let now = self.clock.now();
+        self.authenticate_at(credentials, self.clock.now()).await
+    }
+
+    /// [`Self::authenticate`] at `now`, read once by a caller that needs it again.
+    async fn authenticate_at(&self, credentials: &Credentials, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
         match presented_credential(credentials) {
             Ok(Presented::Key(key)) => self.verify_key(key, now).await,
             Ok(Presented::Token(token)) => self.verify_token(token, now).await,
@@ -144,7 +148,7 @@ impl Engine {
     /// validated against the registry when the policy was loaded.
     pub async fn authorize_checked(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
         let decision = self.decide(input).await?;
-        self.decisions.get_or_create(&ReasonLabels { reason: decision.reason.as_str() }).inc();
+        self.decisions.inc(decision.reason);
         Ok(decision)
     }
 
@@ -172,7 +176,8 @@ impl Engine {
     }
 
     async fn decide(&self, input: &AuthorizeInput<'_>) -> Result<Decision, CoreError> {
-        let principal = match self.authenticate(input.credentials).await? {
+        let now = self.clock.now();
+        let principal = match self.authenticate_at(input.credentials, now).await? {
             Ok(principal) => principal,
             Err(failure) => return Ok(deny(failure.reason, failure.message, None)),
         };
@@ -197,7 +202,7 @@ impl Engine {
             return Ok(deny(Reason::InsufficientScope, message, Some(principal)));
         }
         let request = AdmitRequest { cost: input.cost, lease: input.lease };
-        let verdict = self.limiter.admit(&principal, request, self.clock.now()).await?;
+        let verdict = self.limiter.admit(&principal, request, now).await?;
         Ok(limit_decision(verdict, principal))
     }
 
@@ -381,17 +386,22 @@ fn presented_credential(credentials: &Credentials) -> Result<Presented<'_>, Auth
     if authorization.is_empty() {
         return Err(AuthFailure::new(Reason::MissingApiKey, "no API key was included in the request"));
     }
-    if authorization.eq_ignore_ascii_case("bearer") {
+    if authorization.eq_ignore_ascii_case(BEARER) {
         return Err(AuthFailure::new(Reason::MissingApiKey, "the Bearer credential is empty"));
     }
-    match authorization.split_once(' ') {
-        Some((scheme, bearer)) if scheme.eq_ignore_ascii_case("bearer") => {
+    // `Bearer` and one space, read in place (no search for the space: any other scheme fails).
+    let scheme = authorization.get(..BEARER.len()).filter(|scheme| scheme.eq_ignore_ascii_case(BEARER));
+    match (scheme, authorization.get(BEARER.len()..).and_then(|rest| rest.strip_prefix(' '))) {
+        (Some(_), Some(bearer)) => {
             let bearer = bearer.trim();
             Ok(if looks_like_jwt(bearer) { Presented::Token(bearer) } else { Presented::Key(bearer) })
         }
         _ => Err(AuthFailure::new(Reason::InvalidApiKey, "the Authorization header must use the Bearer scheme")),
     }
 }
+
+/// The one `Authorization` scheme keygate accepts, matched without regard to case.
+const BEARER: &str = "bearer";
 
 #[cfg(test)]
 mod tests {
@@ -419,5 +429,9 @@ mod tests {
         assert_eq!(pick("", ""), Err(Reason::MissingApiKey));
         assert_eq!(pick("Bearer ", ""), Err(Reason::MissingApiKey));
         assert_eq!(pick("Basic abc", ""), Err(Reason::InvalidApiKey));
+        assert_eq!(pick("Bearerabc", ""), Err(Reason::InvalidApiKey));
+        assert_eq!(pick("Bearer\tabc", ""), Err(Reason::InvalidApiKey));
+        assert_eq!(pick("Beaérer abc", ""), Err(Reason::InvalidApiKey));
+        assert_eq!(pick("BEARER  abc", ""), Ok("key abc".to_owned()));
     }
 }

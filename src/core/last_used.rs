@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use super::error::StoreError;
 use super::ports::{ClientStore, Store};
 
-type Pending = Mutex<HashMap<String, DateTime<Utc>>>;
+/// Keyed by ids keygate issued, noted on every request: a fast seeded hasher, not SipHash.
+type Pending = Mutex<HashMap<String, DateTime<Utc>, foldhash::fast::RandomState>>;
 
 /// Pending last-use times, newest per key and per client.
 #[derive(Debug, Default)]

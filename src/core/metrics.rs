@@ -4,7 +4,8 @@
 //! records requests at the edges, and renders the text for `/metrics`.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::model::Reason;
 
 /// Latency buckets from 50 µs to about 1.6 s.
 pub fn latency_histogram() -> Histogram {
@@ -24,6 +27,56 @@ pub fn latency_histogram() -> Histogram {
 pub struct ReasonLabels {
     pub reason: &'static str,
 }
+
+/// Decisions by reason: each reason's counter is looked up in the family on its first decision
+/// only, not hashed on every request.
+#[derive(Debug, Default)]
+pub struct DecisionCounters {
+    family: Family<ReasonLabels, Counter>,
+    by_reason: [OnceLock<Counter>; Reason::ALL.len()],
+}
+
+impl DecisionCounters {
+    /// Counts one decision.
+    pub fn inc(&self, reason: Reason) {
+        let resolve = || self.family.get_or_create(&ReasonLabels { reason: reason.as_str() }).clone();
+        match self.by_reason.get(reason as usize) {
+            Some(slot) => slot.get_or_init(resolve).inc(),
+            None => resolve().inc(),
+        };
+    }
+
+    /// The family, for registration.
+    pub fn family(&self) -> Family<ReasonLabels, Counter> {
+        self.family.clone()
+    }
+}
+
+/// The edge a request came in through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Grpc,
+    Http,
+}
+
+impl Edge {
+    fn label(self) -> &'static str {
+        match self {
+            Edge::Grpc => "grpc",
+            Edge::Http => "http",
+        }
+    }
+}
+
+/// One RPC's or route's instruments, looked up in their families once: its latency, and its
+/// request counter for each status seen so far (a handful, so a list).
+struct RouteInstruments {
+    seconds: Histogram,
+    requests: RwLock<Vec<(Cow<'static, str>, Counter)>>,
+}
+
+/// Each edge's routes by RPC path or route, keyed by a fast hasher (the keys are few and ours).
+type RouteTable = RwLock<HashMap<Box<str>, RouteInstruments, foldhash::fast::RandomState>>;
 
 /// One request at an edge: transport (`grpc`, `http`), the RPC or route, and its status.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +147,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// The instruments of `requests` and `request_seconds` per edge (by [`Edge`]) and route.
+    routes: [RouteTable; 2],
     pool_size: Gauge,
     pool_idle: Gauge,
     pool: PoolProbe,
@@ -141,15 +196,41 @@ impl Metrics {
         );
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
-        Self { registry, requests, request_seconds, pool_size, pool_idle, pool }
+        let routes = Default::default();
+        Self { registry, requests, request_seconds, routes, pool_size, pool_idle, pool }
     }
 
     /// Records one request at an edge.
-    pub fn request(&self, transport: &'static str, rpc: &str, code: Cow<'static, str>, took: Duration) {
-        let labels = RequestLabels { transport, rpc: rpc.to_owned(), code };
-        self.requests.get_or_create(&labels).inc();
-        let route = RouteLabels { transport, rpc: labels.rpc };
-        self.request_seconds.get_or_create(&route).observe(took.as_secs_f64());
+    pub fn request(&self, edge: Edge, rpc: &str, code: Cow<'static, str>, took: Duration) {
+        let table = &self.routes[edge as usize];
+        // Under the read lock once the route has been seen (every request but its first).
+        if let Some(route) = table.read().unwrap_or_else(PoisonError::into_inner).get(rpc) {
+            return self.record(route, edge, rpc, code, took);
+        }
+        let mut routes = table.write().unwrap_or_else(PoisonError::into_inner);
+        let route = routes.entry(rpc.into()).or_insert_with(|| {
+            let labels = RouteLabels { transport: edge.label(), rpc: rpc.to_owned() };
+            RouteInstruments { seconds: self.request_seconds.get_or_create(&labels).clone(), requests: RwLock::default() }
+        });
+        self.record(route, edge, rpc, code, took);
+    }
+
+    fn record(&self, route: &RouteInstruments, edge: Edge, rpc: &str, code: Cow<'static, str>, took: Duration) {
+        route.seconds.observe(took.as_secs_f64());
+        let seen = route.requests.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, counter)) = seen.iter().find(|(seen, _)| *seen == code) {
+            counter.inc();
+            return;
+        }
+        drop(seen);
+        let mut seen = route.requests.write().unwrap_or_else(PoisonError::into_inner);
+        let labels = RequestLabels { transport: edge.label(), rpc: rpc.to_owned(), code };
+        let counter = self.requests.get_or_create(&labels).clone();
+        counter.inc();
+        // Another request may have added the same status meanwhile: its counter is this one.
+        if !seen.iter().any(|(seen, _)| *seen == labels.code) {
+            seen.push((labels.code, counter));
+        }
     }
 
     /// The OpenMetrics text of every instrument.

@@ -192,6 +192,26 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, each at the index of its discriminant.
+    pub const ALL: [Reason; 16] = [
+        Reason::Allowed,
+        Reason::MissingApiKey,
+        Reason::InvalidApiKey,
+        Reason::ExpiredApiKey,
+        Reason::InsufficientScope,
+        Reason::OrganizationMismatch,
+        Reason::InvalidToken,
+        Reason::ExpiredToken,
+        Reason::RevokedToken,
+        Reason::UntrustedIssuer,
+        Reason::InvalidAudience,
+        Reason::RouteNotAllowed,
+        Reason::RateLimited,
+        Reason::QuotaExceeded,
+        Reason::ConcurrencyLimit,
+        Reason::InsufficientMaxQuota,
+    ];
+
     /// The HTTP status a gateway should answer with.
     pub fn http_status(self) -> u16 {
         match self {
@@ -331,4 +351,37 @@ impl Decision {
 pub struct Page {
     pub offset: u64,
     pub limit: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed_at_its_discriminant() {
+        for (index, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, index, "{reason:?}");
+        }
+        // A new reason is a new last variant: this match stops compiling until ALL lists it.
+        let last = |reason: Reason| match reason {
+            Reason::Allowed
+            | Reason::MissingApiKey
+            | Reason::InvalidApiKey
+            | Reason::ExpiredApiKey
+            | Reason::InsufficientScope
+            | Reason::OrganizationMismatch
+            | Reason::InvalidToken
+            | Reason::ExpiredToken
+            | Reason::RevokedToken
+            | Reason::UntrustedIssuer
+            | Reason::InvalidAudience
+            | Reason::RouteNotAllowed
+            | Reason::RateLimited
+            | Reason::QuotaExceeded
+            | Reason::ConcurrencyLimit => false,
+            Reason::InsufficientMaxQuota => true,
+        };
+        assert_eq!(Reason::ALL.iter().filter(|reason| last(**reason)).count(), 1);
+        assert!(last(Reason::ALL[Reason::ALL.len() - 1]));
+    }
 }

@@ -47,14 +47,21 @@ pub fn is_well_formed(scope: &str) -> bool {
     if scope == "*" {
         return true;
     }
-    !scope.is_empty()
-        && scope.len() <= MAX_SCOPE_LEN
-        && scope.split(':').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
-        })
+    if scope.is_empty() || scope.len() > MAX_SCOPE_LEN {
+        return false;
+    }
+    // One pass over the bytes (every request's scopes come through here): a `:` may not start
+    // or end the scope, nor follow another.
+    let mut segment_empty = true;
+    for b in scope.bytes() {
+        match b {
+            b':' if segment_empty => return false,
+            b':' => segment_empty = true,
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => segment_empty = false,
+            _ => return false,
+        }
+    }
+    !segment_empty
 }
 
 /// The set of scopes keygate knows.
@@ -127,6 +134,17 @@ mod tests {
         assert!(!grants("investigations:read", "investigations"));
         assert!(!grants("invest", "investigations:read"));
         assert!(!grants("investigations:read", "*"));
+    }
+
+    #[test]
+    fn scope_syntax() {
+        for scope in ["*", "a", "investigations:read", "admin:keys:write", "a-b_c.d:9"] {
+            assert!(is_well_formed(scope), "{scope:?}");
+        }
+        let too_long = "a".repeat(MAX_SCOPE_LEN + 1);
+        for scope in ["", ":", "a:", ":a", "a::b", "A:b", "a b", "a:*", "**", "é", too_long.as_str()] {
+            assert!(!is_well_formed(scope), "{scope:?}");
+        }
     }
 
     #[test]

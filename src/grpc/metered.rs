@@ -11,7 +11,7 @@ use std::time::Instant;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{Edge, Metrics};
 
 /// The services whose methods are labelled by name; any other path is `other`, so that
 /// made-up paths cannot grow the label set.
@@ -82,7 +82,7 @@ where
         let result = std::task::ready!(this.answer.poll(cx));
         if let Some((metrics, uri, started)) = this.record.take() {
             let code = result.as_ref().map_or(Code::Unknown, response_code);
-            metrics.request("grpc", rpc_label(uri.path()), code_label(code).into(), started.elapsed());
+            metrics.request(Edge::Grpc, rpc_label(uri.path()), code_label(code).into(), started.elapsed());
         }
         Poll::Ready(result)
     }

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::core::metrics::Metrics;
+use crate::core::metrics::{Edge, Metrics};
 use crate::core::oauth::OAuth;
 use crate::telemetry;
 use crate::tls::TlsListener;
@@ -62,7 +62,7 @@ async fn metered(State(metrics): State<Arc<Metrics>>, request: Request, next: Ne
     let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.request("http", &route, response.status().as_str().to_owned().into(), started.elapsed());
+    metrics.request(Edge::Http, &route, response.status().as_str().to_owned().into(), started.elapsed());
     response
 }
 
