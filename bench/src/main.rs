@@ -151,8 +151,14 @@ async fn closed_loop_cpu(
     make: MakeRequest,
     expect_allowed: Option<bool>,
 ) -> (Stats, f64) {
+    let duration = Duration::from_secs(args.seconds);
+    with_cpu(pid, closed_loop(clients, args.concurrency, duration, make, expect_allowed)).await
+}
+
+/// Runs `load`, with the CPU time the server process `pid` spent per answered request.
+async fn with_cpu(pid: u32, load: impl Future<Output = Stats>) -> (Stats, f64) {
     let before = cpu_seconds(pid);
-    let stats = closed_loop(clients, args.concurrency, Duration::from_secs(args.seconds), make, expect_allowed).await;
+    let stats = load.await;
     let micros = (cpu_seconds(pid) - before) * 1e6 / stats.ok.max(1) as f64;
     (stats, micros)
 }
@@ -181,6 +187,72 @@ fn request_for(key: String) -> pb::AuthorizeRequest {
         organization: String::new(),
         cost: None,
     }
+}
+
+/// Cached valid traffic just before, then during, an open-loop flood of `flood` at `rate` on
+/// connections of its own: (before, during, the flood's answers). Back to back, so that the
+/// machine's drift between cases does not pass for the flood's cost.
+async fn under_flood(
+    addr: &str,
+    clients: &[pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>],
+    args: &Args,
+    valid: &MakeRequest,
+    flood: MakeRequest,
+    rate: f64,
+) -> (Stats, Stats, Stats) {
+    let duration = Duration::from_secs(args.seconds);
+    let calm = closed_loop(clients, args.concurrency, duration, valid.clone(), Some(true)).await;
+    let (during, flood) = flooded(addr, clients, args, valid, flood, Some(false), rate).await;
+    (calm, during, flood)
+}
+
+/// Cached valid traffic during an open-loop flood of `flood` at `rate`, whose answers should be
+/// `expect_allowed`: (valid traffic, the flood's answers).
+async fn flooded(
+    addr: &str,
+    clients: &[pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>],
+    args: &Args,
+    valid: &MakeRequest,
+    flood: MakeRequest,
+    expect_allowed: Option<bool>,
+    rate: f64,
+) -> (Stats, Stats) {
+    let duration = Duration::from_secs(args.seconds);
+    let flood_clients = connect(addr, args.connections).await;
+    let flooding = tokio::spawn(async move { open_loop(&flood_clients, rate, duration, flood, expect_allowed).await });
+    let during = closed_loop(clients, args.concurrency, duration, valid.clone(), Some(true)).await;
+    (during, flooding.await.expect("flood"))
+}
+
+/// The n-th key of the junk flood: in turn garbage, a well-formed key whose checksum is wrong,
+/// and a well-formed key with an id no key has (a new one each time, so each is looked up).
+/// None may cost argon2 work. Built from `n` rather than drawn from the OS, which would cost the
+/// client a system call per character.
+fn junk_key(n: u64) -> String {
+    let key = credential::assemble("sk_live_", &format!("k_junk{n:08}"), &format!("{n:032}")).full;
+    match n % 3 {
+        0 => format!("not-a-key-{n}"),
+        1 => {
+            let (body, last) = key.split_at(key.len() - 1);
+            format!("{body}{}", if last == "x" { "y" } else { "x" })
+        }
+        _ => key,
+    }
+}
+
+/// `keygate_argon2_verifications_total` from keygate's /metrics.
+async fn argon2_verifications(http_addr: &str) -> u64 {
+    let text = reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("keygate_argon2_verifications_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("keygate_argon2_verifications_total in /metrics")
 }
 
 fn row(name: &str, stats: &Stats, ratio: Option<(f64, &str)>) {
@@ -376,7 +448,7 @@ async fn main() {
     closed_loop(&shaped_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
     closed_loop(&clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), Some(true)).await;
     let (noop_pid, shaped_pid, keygate_pid) = (noop.0.id(), shaped.0.id(), keygate.0.id());
-    let (mut ratios, mut shaped_ratios, mut rounds) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratios, mut shaped_ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds.max(1) {
         let (base, base_cpu) = closed_loop_cpu(noop_pid, &noop_clients, &args, valid_request.clone(), None).await;
         row(&format!("no-op authorizer, closed loop (round {round})"), &base, None);
@@ -391,7 +463,7 @@ async fn main() {
         );
         ratios.push(ratio);
         shaped_ratios.push(cached.rps() / same.rps().max(1e-9));
-        rounds.push((base, cached));
+        bases.push(base);
     }
     let middle = median_index(&ratios);
     println!("keygate valid key (cache hit): median of {} rounds {:.3} of no-op req/s", ratios.len(), ratios[middle]);
@@ -400,8 +472,8 @@ async fn main() {
         shaped_ratios[median_index(&shaped_ratios)]
     );
     drop(shaped);
-    // The later cases compare with the median round.
-    let (base, cached) = rounds.swap_remove(middle);
+    // The later cases compare with the median round's no-op (the floods with traffic of their own).
+    let base = bases.swap_remove(middle);
     if args.cases == Cases::Hot {
         stop(keygate);
         return;
@@ -432,26 +504,65 @@ async fn main() {
     );
 
     let half = base.rps() / 2.0;
-    let noop_open = open_loop(&noop_clients, half, duration, valid_request.clone(), None).await;
+    let (noop_open, noop_open_cpu) =
+        with_cpu(noop_pid, open_loop(&noop_clients, half, duration, valid_request.clone(), None)).await;
     row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
-    let open = open_loop(&clients, half, duration, valid_request.clone(), Some(true)).await;
+    let (open, open_cpu) =
+        with_cpu(keygate_pid, open_loop(&clients, half, duration, valid_request.clone(), Some(true))).await;
     let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
     row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
+    // At one offered rate both servers answer the same requests at the same pace, so their CPU
+    // per request is compared without the closed loop's batching, which favours a slower server.
+    println!(
+        "  (server CPU per request at this rate: no-op {noop_open_cpu:.1} µs, keygate {open_cpu:.1} µs, {:.3}x)",
+        open_cpu / noop_open_cpu.max(1e-9)
+    );
 
     let flood_rate = (argon.rps() * 2.0).max(1.0);
-    let flood_clients = connect(&addr, args.connections).await;
-    let flood = tokio::spawn({
-        let wrong = wrong.clone();
-        async move { open_loop(&flood_clients, flood_rate, duration, wrong, Some(false)).await }
-    });
-    let during = closed_loop(&clients, args.concurrency, duration, valid_request.clone(), Some(true)).await;
-    let flood = flood.await.expect("flood");
+    let (calm, during, flood) = under_flood(&addr, &clients, &args, &valid_request, wrong.clone(), flood_rate).await;
     row(
         &format!("keygate valid key during {flood_rate:.0}/s bad-key flood"),
         &during,
-        Some((during.rps() / cached.rps(), "of no-flood req/s")),
+        Some((during.rps() / calm.rps(), "of no-flood req/s")),
     );
     row("  the flood itself (answered)", &flood, None);
+    row("  no flood, just before", &calm, None);
+
+    // Keys that must never reach argon2 (malformed, a bad checksum, an id no key has): at the
+    // same rate, then at ten times it; argon2's own counter, read from /metrics, says whether
+    // any did. The argon2 queue left by the flood above drains first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let junk: MakeRequest = Arc::new(|n| request_for(junk_key(n)));
+    let mut calm_rps = 0.0;
+    for junk_rate in [flood_rate, flood_rate * 10.0] {
+        let verified_before = argon2_verifications(&http_addr).await;
+        let (calm, during, junk_flood) =
+            under_flood(&addr, &clients, &args, &valid_request, junk.clone(), junk_rate).await;
+        let verified = argon2_verifications(&http_addr).await - verified_before;
+        row(
+            &format!("keygate valid key during {junk_rate:.0}/s malformed/unknown-key flood"),
+            &during,
+            Some((during.rps() / calm.rps(), "of no-flood req/s")),
+        );
+        row("  the flood itself (answered)", &junk_flood, None);
+        row("  no flood, just before", &calm, None);
+        println!(
+            "  (argon2 verifications meanwhile: {verified}, for {} malformed or unknown keys denied)",
+            junk_flood.ok
+        );
+        calm_rps = calm.rps();
+    }
+    // The control for the faster flood: as many requests at the same pace, all for the cached
+    // valid key, which shows what a second stream of calls costs as such; the rest of what the
+    // junk flood costs is its keys' (an unknown id is one database read each).
+    let control_rate = flood_rate * 10.0;
+    let (control, _) =
+        flooded(&addr, &clients, &args, &valid_request, valid_request.clone(), Some(true), control_rate).await;
+    row(
+        &format!("keygate valid key during {control_rate:.0}/s valid-key flood (control)"),
+        &control,
+        Some((control.rps() / calm_rps.max(1e-9), "of the no-flood req/s above")),
+    );
 
     let mut seeded = 0;
     for size in &args.store_sizes {

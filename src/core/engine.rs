@@ -104,7 +104,11 @@ impl Engine {
     }
 
     /// [`Self::authenticate`] at `now`, read once by a caller that needs it again.
-    async fn authenticate_at(&self, credentials: &Credentials, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
+    async fn authenticate_at(
+        &self,
+        credentials: &Credentials,
+        now: DateTime<Utc>,
+    ) -> Result<Authentication, CoreError> {
         match presented_credential(credentials) {
             Ok(Presented::Key(key)) => self.verify_key(key, now).await,
             Ok(Presented::Token(token)) => self.verify_token(token, now).await,

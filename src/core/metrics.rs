@@ -210,7 +210,10 @@ impl Metrics {
         let mut routes = table.write().unwrap_or_else(PoisonError::into_inner);
         let route = routes.entry(rpc.into()).or_insert_with(|| {
             let labels = RouteLabels { transport: edge.label(), rpc: rpc.to_owned() };
-            RouteInstruments { seconds: self.request_seconds.get_or_create(&labels).clone(), requests: RwLock::default() }
+            RouteInstruments {
+                seconds: self.request_seconds.get_or_create(&labels).clone(),
+                requests: RwLock::default(),
+            }
         });
         self.record(route, edge, rpc, code, took);
     }
