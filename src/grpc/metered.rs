@@ -82,7 +82,7 @@ where
         let result = std::task::ready!(this.answer.poll(cx));
         if let Some((metrics, uri, started)) = this.record.take() {
             let code = result.as_ref().map_or(Code::Unknown, response_code);
-            metrics.request(Edge::Grpc, rpc_label(uri.path()), code_label(code).into(), started.elapsed());
+            metrics.request(Edge::Grpc, answered_label(uri.path(), code), code_label(code).into(), started.elapsed());
         }
         Poll::Ready(result)
     }
@@ -91,6 +91,12 @@ where
 /// The path of a call to one of keygate's known services, else `other`.
 pub(crate) fn rpc_label(path: &str) -> &str {
     if KNOWN_SERVICES.iter().any(|prefix| path.starts_with(prefix)) { path } else { "other" }
+}
+
+/// The label of an answered call: [`rpc_label`], except that a method no service has (answered
+/// UNIMPLEMENTED) is `other` too, so that made-up method names cannot grow the label set either.
+fn answered_label(path: &str, code: Code) -> &str {
+    if code == Code::Unimplemented { "other" } else { rpc_label(path) }
 }
 
 /// A status code's name, as its `Debug` form spells it, without formatting one per call.
@@ -130,6 +136,15 @@ pub(crate) fn response_code<R>(response: &http::Response<R>) -> Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_known_methods_are_labelled() {
+        let authorize = "/keygate.v1.AuthService/Authorize";
+        assert_eq!(answered_label(authorize, Code::Ok), authorize);
+        assert_eq!(answered_label(authorize, Code::InvalidArgument), authorize);
+        assert_eq!(answered_label("/keygate.v1.AuthService/Made-up-1", Code::Unimplemented), "other");
+        assert_eq!(answered_label("/some.Service/Method", Code::Ok), "other");
+    }
 
     #[test]
     fn code_labels_are_the_debug_names() {
