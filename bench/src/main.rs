@@ -45,6 +45,11 @@ struct Args {
     /// Which cases to run.
     #[arg(long, value_enum, default_value_t = Cases::All)]
     cases: Cases,
+    /// Busy work, in µs, that both no-op servers do before each answer (0: none). On some
+    /// machines a no-op that answers at once is slower in a closed loop than one that works a
+    /// little (more small writes and wake-ups per answer); this measures that effect.
+    #[arg(long, default_value_t = 0)]
+    noop_spin_us: u64,
     /// The Redis for the limiter cases (skipped when it does not answer).
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
@@ -402,8 +407,9 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let admin_key = bootstrap(dir.path());
 
-    let (noop, noop_addr) = start_noop(&[]);
-    let (shaped, shaped_addr) = start_noop(&["--shaped"]);
+    let spin = format!("--spin-us={}", args.noop_spin_us);
+    let (noop, noop_addr) = start_noop(&[&spin]);
+    let (shaped, shaped_addr) = start_noop(&["--shaped", &spin]);
     let (mut keygate, mut addr, http_addr) = start_keygate(dir.path());
 
     let mut admin =

@@ -8,6 +8,8 @@ use keygate::config::{LogConfig, LogFormat};
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
 use pb::auth_service_server::{AuthService, AuthServiceServer};
+use std::time::{Duration, Instant};
+
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -16,6 +18,23 @@ use tonic::{Request, Response, Status};
 /// cost of what keygate says from the cost of deciding it.
 struct Noop {
     shaped: bool,
+    /// Busy work before each answer (`--spin-us=N`; none by default). A server that answers at
+    /// once can lose more to small writes and wake-ups in a closed loop than a few microseconds of
+    /// work cost; this shows how much.
+    spin: Duration,
+}
+
+impl Noop {
+    fn work(&self) {
+        // Without a spin, nothing at all: not even a clock read.
+        if self.spin.is_zero() {
+            return;
+        }
+        let until = Instant::now() + self.spin;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// A constant principal as long as the benchmark key's.
@@ -43,6 +62,7 @@ impl AuthService for Noop {
         &self,
         _request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        self.work();
         let decision = pb::Decision {
             allowed: true,
             reason: pb::DecisionReason::Allowed.into(),
@@ -98,6 +118,7 @@ impl AuthService for Noop {
 #[tonic::async_trait]
 impl Authorization for Noop {
     async fn check(&self, _request: Request<envoy::CheckRequest>) -> Result<Response<envoy::CheckResponse>, Status> {
+        self.work();
         let ok = envoy::check_response::HttpResponse::OkResponse(envoy::OkHttpResponse::default());
         Ok(Response::new(envoy::CheckResponse {
             status: Some(envoy::RpcStatus::default()),
@@ -116,9 +137,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     let shaped = std::env::args().any(|arg| arg == "--shaped");
+    let spin_us = std::env::args().find_map(|arg| arg.strip_prefix("--spin-us=").and_then(|n| n.parse().ok()));
+    let spin = Duration::from_micros(spin_us.unwrap_or(0));
     tonic::transport::Server::builder()
-        .add_service(AuthServiceServer::new(Noop { shaped }))
-        .add_service(AuthorizationServer::new(Noop { shaped }))
+        .add_service(AuthServiceServer::new(Noop { shaped, spin }))
+        .add_service(AuthorizationServer::new(Noop { shaped, spin }))
         // As keygate: no Nagle delay.
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
