@@ -195,38 +195,26 @@ fn request_for(key: String) -> pb::AuthorizeRequest {
 }
 
 /// Cached valid traffic just before, then during, an open-loop flood of `flood` at `rate` on
-/// connections of its own: (before, during, the flood's answers). Back to back, so that the
-/// machine's drift between cases does not pass for the flood's cost.
+/// connections of its own, whose answers should be `expect_allowed`; prints the traffic during
+/// the flood as `name` (with its ratio to the traffic before), the flood, and the traffic before,
+/// and returns the flood's figures. Back to back, so that the machine's drift between cases does
+/// not pass for the flood's cost.
 async fn under_flood(
-    addr: &str,
-    clients: &[pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>],
-    args: &Args,
+    name: &str,
+    (addr, clients, args): (&str, &[pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>], &Args),
     valid: &MakeRequest,
-    flood: MakeRequest,
-    rate: f64,
-) -> (Stats, Stats, Stats) {
+    (flood, expect_allowed, rate): (MakeRequest, Option<bool>, f64),
+) -> Stats {
     let duration = Duration::from_secs(args.seconds);
     let calm = closed_loop(clients, args.concurrency, duration, valid.clone(), Some(true)).await;
-    let (during, flood) = flooded(addr, clients, args, valid, flood, Some(false), rate).await;
-    (calm, during, flood)
-}
-
-/// Cached valid traffic during an open-loop flood of `flood` at `rate`, whose answers should be
-/// `expect_allowed`: (valid traffic, the flood's answers).
-async fn flooded(
-    addr: &str,
-    clients: &[pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>],
-    args: &Args,
-    valid: &MakeRequest,
-    flood: MakeRequest,
-    expect_allowed: Option<bool>,
-    rate: f64,
-) -> (Stats, Stats) {
-    let duration = Duration::from_secs(args.seconds);
     let flood_clients = connect(addr, args.connections).await;
     let flooding = tokio::spawn(async move { open_loop(&flood_clients, rate, duration, flood, expect_allowed).await });
     let during = closed_loop(clients, args.concurrency, duration, valid.clone(), Some(true)).await;
-    (during, flooding.await.expect("flood"))
+    let flood = flooding.await.expect("flood");
+    row(name, &during, Some((during.rps() / calm.rps(), "of no-flood req/s")));
+    row("  the flood itself (answered)", &flood, None);
+    row("  no flood, just before", &calm, None);
+    flood
 }
 
 /// The n-th key of the junk flood: in turn garbage, a well-formed key whose checksum is wrong,
@@ -449,7 +437,7 @@ async fn main() {
         Arc::new(move |_| request_for(v.clone()))
     };
 
-    // Warm both servers, then measure in alternating rounds.
+    // Warm the three servers, then measure in alternating rounds.
     closed_loop(&noop_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
     closed_loop(&shaped_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
     closed_loop(&clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), Some(true)).await;
@@ -525,50 +513,31 @@ async fn main() {
     );
 
     let flood_rate = (argon.rps() * 2.0).max(1.0);
-    let (calm, during, flood) = under_flood(&addr, &clients, &args, &valid_request, wrong.clone(), flood_rate).await;
-    row(
-        &format!("keygate valid key during {flood_rate:.0}/s bad-key flood"),
-        &during,
-        Some((during.rps() / calm.rps(), "of no-flood req/s")),
-    );
-    row("  the flood itself (answered)", &flood, None);
-    row("  no flood, just before", &calm, None);
+    let target = (addr.as_str(), clients.as_slice(), &args);
+    let name = format!("keygate valid key during {flood_rate:.0}/s bad-key flood");
+    under_flood(&name, target, &valid_request, (wrong.clone(), Some(false), flood_rate)).await;
 
     // Keys that must never reach argon2 (malformed, a bad checksum, an id no key has): at the
     // same rate, then at ten times it; argon2's own counter, read from /metrics, says whether
     // any did. The argon2 queue left by the flood above drains first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let junk: MakeRequest = Arc::new(|n| request_for(junk_key(n)));
-    let mut calm_rps = 0.0;
     for junk_rate in [flood_rate, flood_rate * 10.0] {
         let verified_before = argon2_verifications(&http_addr).await;
-        let (calm, during, junk_flood) =
-            under_flood(&addr, &clients, &args, &valid_request, junk.clone(), junk_rate).await;
+        let name = format!("keygate valid key during {junk_rate:.0}/s malformed/unknown-key flood");
+        let junk_flood = under_flood(&name, target, &valid_request, (junk.clone(), Some(false), junk_rate)).await;
         let verified = argon2_verifications(&http_addr).await - verified_before;
-        row(
-            &format!("keygate valid key during {junk_rate:.0}/s malformed/unknown-key flood"),
-            &during,
-            Some((during.rps() / calm.rps(), "of no-flood req/s")),
-        );
-        row("  the flood itself (answered)", &junk_flood, None);
-        row("  no flood, just before", &calm, None);
         println!(
             "  (argon2 verifications meanwhile: {verified}, for {} malformed or unknown keys denied)",
             junk_flood.ok
         );
-        calm_rps = calm.rps();
     }
     // The control for the faster flood: as many requests at the same pace, all for the cached
     // valid key, which shows what a second stream of calls costs as such; the rest of what the
     // junk flood costs is its keys' (an unknown id is one database read each).
     let control_rate = flood_rate * 10.0;
-    let (control, _) =
-        flooded(&addr, &clients, &args, &valid_request, valid_request.clone(), Some(true), control_rate).await;
-    row(
-        &format!("keygate valid key during {control_rate:.0}/s valid-key flood (control)"),
-        &control,
-        Some((control.rps() / calm_rps.max(1e-9), "of the no-flood req/s above")),
-    );
+    let name = format!("keygate valid key during {control_rate:.0}/s valid-key flood (control)");
+    under_flood(&name, target, &valid_request, (valid_request.clone(), Some(true), control_rate)).await;
 
     let mut seeded = 0;
     for size in &args.store_sizes {

@@ -3,13 +3,13 @@
 //! that keygate's cost can be stated as a ratio.
 #![forbid(unsafe_code)]
 
+use std::time::{Duration, Instant};
+
 use envoy::authorization_server::{Authorization, AuthorizationServer};
 use keygate::config::{LogConfig, LogFormat};
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
 use pb::auth_service_server::{AuthService, AuthServiceServer};
-use std::time::{Duration, Instant};
-
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
