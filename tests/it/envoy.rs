@@ -299,7 +299,7 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
 }
 
 /// A `CheckRequest` for `GET path` with `headers`.
-fn check_request(path: &str, headers: &[(&str, &str)]) -> envoy::CheckRequest {
+pub(crate) fn check_request(path: &str, headers: &[(&str, &str)]) -> envoy::CheckRequest {
     let http = envoy::attribute_context::HttpRequest {
         method: "GET".to_owned(),
         path: path.to_owned(),

@@ -3,6 +3,7 @@
 pub mod db;
 pub mod envoy;
 pub mod http;
+pub mod kubelet;
 pub mod process;
 pub mod proxy;
 
