@@ -126,8 +126,12 @@ fn the_image_runs_as_docker_runs_it_and_its_healthcheck_tells_the_truth() {
     // The -e addresses were obeyed: the health check found the server there, and so does HTTP.
     let reply = crate::support::http::request(http.parse().expect("addr"), "GET", "/.well-known/jwks.json", &[]);
     assert_eq!(reply.status, 200);
-    // The embedded default wrote its database in WORKDIR, as the image's user.
-    assert!(container.workdir(&image).join("keygate.db").exists(), "keygate.db in WORKDIR");
+    // The embedded default wrote its database in WORKDIR, as the image's user, readable by that
+    // user alone (it holds hashes, signing keys and the audit log), and so are SQLite's own files.
+    for name in ["keygate.db", "keygate.db-wal", "keygate.db-shm"] {
+        let metadata = std::fs::metadata(container.workdir(&image).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{name} is its owner's alone");
+    }
 
     let ready = container.healthcheck(&image, &["--service", "keygate.v1.AuthService"]);
     assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
