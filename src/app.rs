@@ -220,8 +220,16 @@ async fn counters(config: &Config) -> Result<(Arc<dyn Counters>, LimitsInstrumen
             Ok((Arc::new(MemoryCounters::default()), instruments))
         }
         LimitsBackend::Redis => {
+            let ca_pem = match &config.limits.redis_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| AppError::Startup(format!("limits.redis_ca_file: {}: {e}", path.display())))?,
+                ),
+                None => None,
+            };
             let settings = RedisSettings {
                 url: config.limits.redis_url.clone(),
+                ca_pem,
                 timeout: Duration::from_millis(config.limits.redis_timeout_ms),
                 on_outage: match config.limits.redis_failure {
                     RedisFailureMode::Open => OnOutage::LocalLimits,

@@ -95,7 +95,10 @@ pub enum RedisFailureMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsConfig {
     pub backend: LimitsBackend,
+    /// `redis://` or `rediss://` (TLS); it may hold a password, so no error prints it.
     pub redis_url: String,
+    /// PEM CA certificates for `rediss://`, instead of the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     pub redis_failure: RedisFailureMode,
     /// How long one Redis call (or connection attempt) may take before Redis counts as down.
     pub redis_timeout_ms: u64,
@@ -401,6 +404,7 @@ impl Default for Config {
             limits: LimitsConfig {
                 backend: LimitsBackend::Memory,
                 redis_url: "redis://127.0.0.1:6379".to_owned(),
+                redis_ca_file: None,
                 redis_failure: RedisFailureMode::Open,
                 redis_timeout_ms: 500,
                 flush_interval_ms: 1000,
@@ -661,6 +665,10 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("limits.redis_url", |c, v| {
         c.limits.redis_url = v.string()?;
+        Ok(())
+    }),
+    ("limits.redis_ca_file", |c, v| {
+        c.limits.redis_ca_file = optional_path(v)?;
         Ok(())
     }),
     ("limits.redis_failure", |c, v| {
@@ -1060,8 +1068,16 @@ impl Config {
         if self.limits.default_lease_secs > self.limits.max_lease_secs {
             problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
         }
-        if self.limits.backend == LimitsBackend::Redis && !self.limits.redis_url.starts_with("redis://") {
-            problems.push(format!("limits.redis_url: {:?} must be a redis:// URL", self.limits.redis_url));
+        let redis_scheme = self.limits.redis_url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if self.limits.backend == LimitsBackend::Redis && !matches!(redis_scheme, "redis" | "rediss") {
+            // The URL itself may hold a password: only its scheme is named.
+            problems.push(format!(
+                "limits.redis_url must be a redis:// or rediss:// (TLS) URL, got {}",
+                if redis_scheme.is_empty() { "no scheme".to_owned() } else { format!("scheme {redis_scheme:?}") }
+            ));
+        }
+        if self.limits.redis_ca_file.is_some() && redis_scheme != "rediss" {
+            problems.push("limits.redis_ca_file needs a rediss:// limits.redis_url".to_owned());
         }
         if self.keys.default_expires_in_days > self.keys.max_expires_in_days {
             problems.push("keys.default_expires_in_days must not exceed keys.max_expires_in_days".to_owned());
@@ -1315,6 +1331,25 @@ mod tests {
         ];
         let errors = Config::load(&sources("", &unknown)).expect_err("not service links");
         assert_eq!(errors.0.len(), unknown.len(), "{errors}");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_without_printing_them() {
+        let tls = sources(
+            "[limits]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@redis:6380\"\nredis_ca_file = \"ca.pem\"\n",
+            &[],
+        );
+        assert_eq!(Config::load(&tls).expect("valid").limits.redis_ca_file, Some(PathBuf::from("ca.pem")));
+        let bad = sources(
+            "[limits]\nbackend = \"redis\"\nredis_url = \"http://:s3cret@redis:6379\"\nredis_ca_file = \"ca.pem\"\n",
+            &[],
+        );
+        let text = Config::load(&bad).expect_err("invalid").to_string();
+        assert!(
+            text.contains("limits.redis_url") && text.contains("\"http\"") && text.contains("redis_ca_file"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "the password is never printed: {text}");
     }
 
     #[test]

@@ -129,7 +129,8 @@ fn the_image_runs_as_docker_runs_it_and_its_healthcheck_tells_the_truth() {
     // The embedded default wrote its database in WORKDIR, as the image's user, readable by that
     // user alone (it holds hashes, signing keys and the audit log), and so are SQLite's own files.
     for name in ["keygate.db", "keygate.db-wal", "keygate.db-shm"] {
-        let metadata = std::fs::metadata(container.workdir(&image).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let metadata =
+            std::fs::metadata(container.workdir(&image).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(metadata.permissions().mode() & 0o777, 0o600, "{name} is its owner's alone");
     }
 

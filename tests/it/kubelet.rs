@@ -170,9 +170,10 @@ async fn install_and_run(install: Install) {
 
     // SIGTERM: readiness fails at once, new connections are answered through the drain delay,
     // then the process exits 0 within the grace period.
-    let Running { mut child, container, .. } = running;
+    let mut running = running;
+    let container = &running.container;
     let signalled = Instant::now();
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(container.probe("readinessProbe").await.is_err(), "readiness fails once SIGTERM arrived");
     let mut answered = 0;
@@ -183,15 +184,13 @@ async fn install_and_run(install: Install) {
     }
     assert!(answered > 0, "the drain delay answered no new connection");
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = running.child.try_wait().expect("wait") {
             break status;
         }
         assert!(signalled.elapsed() < grace, "still running after terminationGracePeriodSeconds ({grace:?})");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let output = child.wait_with_output().expect("output");
-    assert!(status.success(), "exit {status}: {}", String::from_utf8_lossy(&output.stderr));
-    let _ = container;
+    assert!(status.success(), "exit {status}:\n{}", running.logs());
     db.drop_database().await;
 }
 

@@ -457,6 +457,14 @@ impl Container {
     }
 }
 
+impl Drop for Running {
+    /// A failed test leaves no container behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The kubelet's gRPC probe: `grpc.health.v1.Health/Check` on the pod's IP, plain HTTP/2.
 async fn grpc_probe(port: u16, service: String, timeout: Duration) -> Result<(), String> {
     let attempt = async {
