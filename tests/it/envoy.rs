@@ -19,7 +19,7 @@ use crate::support::process::{Served, keygate};
 use crate::support::proxy::CuttableProxy;
 use crate::support::{Backend, TestDb, TestServer, expect_code};
 
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [[routes]]
 name = "health"
 path = "/healthz"
@@ -82,7 +82,7 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn admin_call(addr: &str, admin: &str, method: &str, body: Value) -> Value {
+pub(crate) fn admin_call(addr: &str, admin: &str, method: &str, body: Value) -> Value {
     call(addr, admin, &format!("keygate.v1.AdminService/{method}"), &body.to_string())
 }
 
@@ -287,7 +287,8 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
         .expect("write policy");
     let out = keygate(
         dir.path(),
-        &["serve", "--grpc-addr", "127.0.0.1:0"],
+        // Free ports for both listeners: a fixed default may be taken on a shared machine.
+        &["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
         &[("KEYGATE_ENVOY_POLICY_FILE", policy.to_str().expect("utf-8"))],
     );
     assert!(!out.status.success());

@@ -23,6 +23,7 @@ mod outage;
 mod propagation;
 mod quota_crash;
 mod readme;
+mod rolling;
 mod secrets;
 mod shutdown;
 mod store;
