@@ -287,7 +287,8 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
         .expect("write policy");
     let out = keygate(
         dir.path(),
-        &["serve", "--grpc-addr", "127.0.0.1:0"],
+        // Both listeners on free ports: the default HTTP port may be taken on a shared machine.
+        &["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
         &[("KEYGATE_ENVOY_POLICY_FILE", policy.to_str().expect("utf-8"))],
     );
     assert!(!out.status.success());
