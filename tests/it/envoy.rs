@@ -56,7 +56,7 @@ scopes = ["graph:read"]
 
 /// The error body's code, after checking the body's shape and content type.
 #[track_caller]
-fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
+pub(crate) fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
     assert_eq!(reply.status, status, "{reply:?}");
     assert_eq!(reply.header("content-type"), Some("application/json"), "{reply:?}");
     let body = reply.json();
@@ -66,7 +66,7 @@ fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
 }
 
 /// The request headers the upstream received.
-fn upstream_saw(reply: &Reply) -> HashMap<String, String> {
+pub(crate) fn upstream_saw(reply: &Reply) -> HashMap<String, String> {
     assert_eq!(reply.status, 200, "{reply:?}");
     let body = reply.json();
     let headers = body["headers"].as_object().unwrap_or_else(|| panic!("echoed headers: {body}"));
@@ -86,7 +86,7 @@ pub(crate) fn admin_call(addr: &str, admin: &str, method: &str, body: Value) -> 
     call(addr, admin, &format!("keygate.v1.AdminService/{method}"), &body.to_string())
 }
 
-fn create_key(addr: &str, admin: &str, name: &str, scopes: &[&str]) -> (String, String) {
+pub(crate) fn create_key(addr: &str, admin: &str, name: &str, scopes: &[&str]) -> (String, String) {
     let created = admin_call(addr, admin, "CreateApiKey", serde_json::json!({"name": name, "scopes": scopes}));
     (created["apiKey"].as_str().expect("apiKey").to_owned(), created["key"]["keyId"].as_str().expect("id").to_owned())
 }

@@ -9,6 +9,7 @@ mod cache;
 mod e2e_grpcurl;
 mod e2e_oauth;
 mod envoy;
+mod envoy_bypass;
 mod helm;
 mod image;
 mod issuers;
