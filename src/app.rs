@@ -7,10 +7,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tonic_health::server::HealthReporter;
 
 use crate::config::{Config, LimitsBackend, RedisFailureMode};
 use crate::core::admin::{Admin, AdminParts, AdminSettings};
@@ -31,7 +31,7 @@ use crate::core::signing::{self, KeySource, Keyring, KeyringSettings, SigningKey
 use crate::core::tokens::{TokenSettings, TokenVerifier};
 use crate::core::verdicts::{VerdictCache, VerdictSettings};
 use crate::grpc::envoy::EnvoyAuthz;
-use crate::grpc::{self, GrpcError};
+use crate::grpc::{self, GrpcError, HealthState, Readiness};
 use crate::jwks::{FileSource, UrlSource};
 use crate::limits_redis::{OnOutage, RedisCounters, RedisSettings};
 use crate::policy_file::{self, PolicyFileError};
@@ -296,8 +296,11 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
 pub struct Listeners {
     /// AuthService, AdminService, health, reflection.
     pub grpc: TcpListener,
-    /// The OAuth2 token endpoint, JWKS, metadata and introspection.
+    /// The OAuth2 token endpoint, JWKS, metadata and introspection (and `/metrics` unless it
+    /// has its own listener).
     pub http: TcpListener,
+    /// `/metrics` alone, when `metrics_addr` is set.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Runs keygate on `listeners` until `shutdown` completes: health turns NOT_SERVING, the servers
@@ -309,7 +312,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    grpc::set_serving(&reporter, false).await;
+    let health_state = Arc::new(HealthState::new(reporter));
     let store = open_store(&config, config.database.run_migrations).await?;
     tracing::info!(backend = store.backend_name(), "database ready");
     let state = build_state(&config, store, clock.clone()).await?;
@@ -343,11 +346,14 @@ pub async fn serve(
     }
     // The counters may be down from the start (Redis with `limits.redis_failure = "closed"`).
     let counters_ok = state.limiter.ping().await.is_ok();
+    state.metrics.database_up().set(1);
+    let readiness = Readiness { alive: true, decide: counters_ok, admin: true };
     tasks.spawn(probe_health(
         state.store.clone(),
         state.limiter.clone(),
-        counters_ok,
-        reporter.clone(),
+        readiness,
+        health_state.clone(),
+        state.metrics.database_up().clone(),
         Duration::from_secs(config.database.health_interval_secs),
         stop_rx.clone(),
     ));
@@ -382,7 +388,7 @@ pub async fn serve(
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
         }
     }
-    grpc::set_serving(&reporter, counters_ok).await;
+    health_state.set(readiness).await;
 
     // SIGTERM: NOT_SERVING at once, the listeners closed after the drain delay, then in-flight
     // requests get the grace period.
@@ -392,7 +398,7 @@ pub async fn serve(
     let announce = async move {
         shutdown.await;
         tracing::info!(drain_delay_secs = drain_delay.as_secs(), grace_secs = grace.as_secs(), "shutting down");
-        grpc::set_serving(&reporter, false).await;
+        health_state.drain().await;
         tokio::time::sleep(drain_delay).await;
         tracing::info!("listeners closed; finishing in-flight requests");
         let _ = draining_tx.send(true);
@@ -419,16 +425,23 @@ pub async fn serve(
         listeners.http,
         state.oauth.clone(),
         state.metrics.clone(),
+        listeners.metrics.is_none(),
         transport(&tls),
-        wait_for(draining),
+        wait_for(draining.clone()),
     );
-    let servers = async { tokio::join!(grpc_served, http_served) };
-    let (grpc_served, http_served) = tokio::select! {
+    let metrics_served = async {
+        match listeners.metrics {
+            Some(listener) => crate::http::serve_metrics(listener, state.metrics.clone(), wait_for(draining)).await,
+            None => Ok(()),
+        }
+    };
+    let servers = async { tokio::join!(grpc_served, http_served, metrics_served) };
+    let (grpc_served, http_served, metrics_served) = tokio::select! {
         served = servers => served,
         () = announce => {
             // Dropping the servers cuts the connections still open.
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; cutting connections still open");
-            (Ok(()), Ok(()))
+            (Ok(()), Ok(()), Ok(()))
         }
     };
 
@@ -446,6 +459,7 @@ pub async fn serve(
     }
     grpc_served?;
     http_served.map_err(AppError::Http)?;
+    metrics_served.map_err(AppError::Http)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -456,13 +470,15 @@ async fn wait_for(mut flag: watch::Receiver<bool>) {
 }
 
 /// Pings the database every `every` and the rate-limit counters every
-/// [`COUNTERS_PROBE_INTERVAL`] (how Redis counters find Redis again), and reports health: serving
-/// while both can decide. Runs until told to stop.
+/// [`COUNTERS_PROBE_INTERVAL`] (how Redis counters find Redis again), and reports what this
+/// replica can do: decide while the counters can (a database outage leaves cached credentials
+/// decidable), administer while the database answers. Runs until told to stop.
 async fn probe_health(
     store: Arc<SqlStore>,
     limiter: Arc<Limiter>,
-    mut counters_ok: bool,
-    reporter: HealthReporter,
+    mut readiness: Readiness,
+    health: Arc<HealthState>,
+    database_up: Gauge,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -472,28 +488,26 @@ async fn probe_health(
     // A slow ping delays the next one instead of bunching the missed ones up.
     database_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     counters_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut database_ok = true;
-    let mut serving = counters_ok;
     loop {
+        let before = readiness;
         tokio::select! {
             _ = stop.changed() => return,
             _ = database_tick.tick() => {
-                let now_ok = store.ping().await.is_ok();
-                if now_ok != database_ok {
-                    if now_ok {
+                readiness.admin = store.ping().await.is_ok();
+                database_up.set(i64::from(readiness.admin));
+                if readiness.admin != before.admin {
+                    if readiness.admin {
                         tracing::info!("database reachable again");
                     } else {
-                        tracing::warn!("database unreachable");
+                        tracing::warn!("database unreachable; deciding cached credentials only, admin calls unavailable");
                     }
-                    database_ok = now_ok;
                 }
             }
             // The counters log their own outages, once each.
-            _ = counters_tick.tick() => counters_ok = limiter.ping().await.is_ok(),
+            _ = counters_tick.tick() => readiness.decide = limiter.ping().await.is_ok(),
         }
-        if (database_ok && counters_ok) != serving {
-            serving = database_ok && counters_ok;
-            grpc::set_serving(&reporter, serving).await;
+        if readiness != before {
+            health.set(readiness).await;
         }
     }
 }

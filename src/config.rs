@@ -51,6 +51,9 @@ pub enum LogFormat {
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served on its own; `None` serves it on `http_addr` beside the public
+    /// OAuth endpoints.
+    pub metrics_addr: Option<SocketAddr>,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub keys: KeysConfig,
@@ -65,6 +68,9 @@ pub struct Config {
     pub traces: TracesConfig,
     pub shutdown: ShutdownConfig,
     pub tls: TlsConfig,
+    /// Environment variables skipped as Kubernetes service links, for one debug line once
+    /// logging is up.
+    pub ignored_env: Vec<String>,
 }
 
 /// Where rate-limit, quota and concurrency counters live.
@@ -353,6 +359,7 @@ impl Default for Config {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             database: DatabaseConfig {
                 url: DEFAULT_DATABASE_URL.to_owned(),
                 max_connections: 10,
@@ -440,6 +447,7 @@ impl Default for Config {
             },
             shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
             tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
+            ignored_env: Vec::new(),
         }
     }
 }
@@ -556,6 +564,11 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("http_addr", |c, v| {
         c.http_addr = v.addr()?;
+        Ok(())
+    }),
+    ("metrics_addr", |c, v| {
+        let text = v.string()?;
+        c.metrics_addr = if text.trim().is_empty() { None } else { Some(Raw::Text(text.trim()).addr()?) };
         Ok(())
     }),
     ("database.url", |c, v| {
@@ -874,6 +887,18 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
 ];
 
+/// The dotted path of every fixed setting, in the order of the settings table. The maps are not
+/// listed: plans (`organizations.plans.NAME.max_active_keys`) and issuers (`oauth.issuers.NAME.`
+/// + [`issuer_fields`]).
+pub fn setting_paths() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|(path, _)| *path)
+}
+
+/// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
+pub fn issuer_fields() -> &'static [&'static str] {
+    ISSUER_FIELDS
+}
+
 /// The standard OpenTelemetry variables keygate reads, and the setting each sets. They are
 /// applied in this order (a signal's own endpoint over the general one), after the file and
 /// before `KEYGATE_` variables. Other `OTEL_` variables are left alone.
@@ -1012,6 +1037,10 @@ impl Config {
                     (None, Some((issuer, field))) => {
                         self.apply(&format!("{ISSUERS_PATH}{issuer}.{field}"), &Raw::Text(value))
                     }
+                    (None, None) if is_service_link(name) => {
+                        self.ignored_env.push(name.clone());
+                        Ok(())
+                    }
                     (None, None) => Err("unknown setting".to_owned()),
                 },
             };
@@ -1144,6 +1173,25 @@ fn is_header_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 100 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// Whether `name` is one of the variables Kubernetes gives every pod for a Service called
+/// `keygate` (docker-link style): `KEYGATE_SERVICE_HOST`, `KEYGATE_SERVICE_PORT`,
+/// `KEYGATE_SERVICE_PORT_<NAME>`, `KEYGATE_PORT`, and `KEYGATE_PORT_<n>_<TCP|UDP|SCTP>` with its
+/// `_PROTO`, `_PORT` and `_ADDR` forms. Anyone's release may name a Service so, so these are
+/// skipped rather than refused; no setting has such a name.
+fn is_service_link(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else { return false };
+    if rest == "SERVICE_HOST" || rest == "SERVICE_PORT" || rest == "PORT" {
+        return true;
+    }
+    if let Some(port_name) = rest.strip_prefix("SERVICE_PORT_") {
+        return !port_name.is_empty() && port_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    }
+    let Some(port) = rest.strip_prefix("PORT_") else { return false };
+    let Some((number, protocol)) = port.split_once('_') else { return false };
+    let protocol = ["_PROTO", "_PORT", "_ADDR"].iter().find_map(|tail| protocol.strip_suffix(tail)).unwrap_or(protocol);
+    !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && matches!(protocol, "TCP" | "UDP" | "SCTP")
+}
+
 /// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_MAX_ACTIVE_KEYS` -> the plan's name, lowercased.
 fn plan_from_env(name: &str) -> Option<String> {
     let plan = name.strip_prefix("KEYGATE_ORGANIZATIONS_PLANS_")?.strip_suffix("_MAX_ACTIVE_KEYS")?;
@@ -1236,6 +1284,46 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(errors.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_skipped_and_other_unknowns_refused() {
+        let links = [
+            ("KEYGATE_SERVICE_HOST", "10.96.0.10"),
+            ("KEYGATE_SERVICE_PORT", "50051"),
+            ("KEYGATE_SERVICE_PORT_GRPC", "50051"),
+            ("KEYGATE_SERVICE_PORT_HTTP_METRICS", "9090"),
+            ("KEYGATE_PORT", "tcp://10.96.0.10:50051"),
+            ("KEYGATE_PORT_50051_TCP", "tcp://10.96.0.10:50051"),
+            ("KEYGATE_PORT_50051_TCP_PROTO", "tcp"),
+            ("KEYGATE_PORT_50051_TCP_PORT", "50051"),
+            ("KEYGATE_PORT_50051_TCP_ADDR", "10.96.0.10"),
+            ("KEYGATE_PORT_53_UDP_ADDR", "10.96.0.10"),
+            ("KEYGATE_PORT_9_SCTP", "sctp://10.96.0.10:9"),
+        ];
+        let config = Config::load(&sources("", &links)).expect("service links are not settings");
+        assert_eq!(config.ignored_env.len(), links.len());
+        let unknown = [
+            ("KEYGATE_PORTS", "1"),
+            ("KEYGATE_PORT_X_TCP", "tcp://x"),
+            ("KEYGATE_PORT_50051_HTTP", "1"),
+            ("KEYGATE_PORT_50051_TCP_HOST", "1"),
+            ("KEYGATE_SERVICE_HOSTS", "1"),
+            ("KEYGATE_SERVICE_PORT_", "1"),
+            ("KEYGATE_REDIS_PORT", "6379"),
+            ("KEYGATE_METRICS_SERVICE_HOST", "10.0.0.1"),
+        ];
+        let errors = Config::load(&sources("", &unknown)).expect_err("not service links");
+        assert_eq!(errors.0.len(), unknown.len(), "{errors}");
+    }
+
+    #[test]
+    fn metrics_addr_is_optional() {
+        assert_eq!(Config::load(&Sources::default()).expect("valid").metrics_addr, None);
+        let set = sources("metrics_addr = \"0.0.0.0:9090\"\n", &[]);
+        assert_eq!(Config::load(&set).expect("valid").metrics_addr, Some("0.0.0.0:9090".parse().expect("addr")));
+        let bad = sources("", &[("KEYGATE_METRICS_ADDR", "localhost:9090")]);
+        assert!(Config::load(&bad).expect_err("invalid").to_string().contains("KEYGATE_METRICS_ADDR"));
     }
 
     #[test]

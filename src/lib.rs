@@ -4,7 +4,7 @@
 //! Layout: [`core`] is the pure decision logic and admin use cases over ports; [`store`] implements
 //! the ports with SeaORM; [`limits_redis`] keeps rate-limit counters in Redis; [`jwks`] fetches
 //! outside issuers' keys; [`grpc`] and [`http`] are the wire, over plain TCP or [`tls`]; [`app`]
-//! wires them; [`config`] loads settings; [`telemetry`] logs and traces.
+//! wires them; [`healthcheck`] asks a running server how it is; [`config`] loads settings; [`telemetry`] logs and traces.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -12,6 +12,7 @@ pub mod app;
 pub mod config;
 pub mod core;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
 pub mod jwks;
 pub mod limits_redis;

@@ -145,7 +145,7 @@ impl RedisCounters {
             .set_response_timeout(Some(settings.timeout));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|err| CounterError::Unavailable(format!("redis: {err}")))?;
-        let instruments = LimitsInstruments::default();
+        let instruments = LimitsInstruments { redis: true, ..LimitsInstruments::default() };
         instruments.backend_up.set(1);
         Ok(Self {
             connection,

@@ -1,4 +1,4 @@
-//! The `keygate` command: `serve`, `migrate`, `bootstrap` and `rotate-signing-key`. Parses,
+//! The `keygate` command: `serve`, `migrate`, `bootstrap`, `rotate-signing-key` and `healthcheck`. Parses,
 //! loads config, runs.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -31,6 +31,25 @@ enum Command {
         /// HTTP listen address for token, JWKS and metrics endpoints [env: KEYGATE_HTTP_ADDR] [default: 127.0.0.1:8080]
         #[arg(long, value_name = "HOST:PORT")]
         http_addr: Option<String>,
+        /// Serve /metrics here alone instead of on the HTTP address [env: KEYGATE_METRICS_ADDR]
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+    },
+    /// Ask the local server's gRPC health service; exit 0 when SERVING, 1 otherwise. For exec
+    /// probes and Docker's HEALTHCHECK; reads the same config as serve (address, TLS).
+    Healthcheck {
+        #[command(flatten)]
+        common: Common,
+        /// The service to ask about, e.g. keygate.v1.AuthService (readiness); none asks about the
+        /// server as a whole (liveness).
+        #[arg(long, value_name = "NAME", default_value = "")]
+        service: String,
+        /// The server's gRPC address [default: the configured grpc_addr, 0.0.0.0 as 127.0.0.1]
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<std::net::SocketAddr>,
+        /// How long connecting and answering may take.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        timeout_ms: u64,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -93,29 +112,50 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve { common, grpc_addr, http_addr } => {
+        Command::Serve { common, grpc_addr, http_addr, metrics_addr } => {
             let mut flags = flag("grpc_addr", grpc_addr);
             flags.extend(flag("http_addr", http_addr));
+            flags.extend(flag("metrics_addr", metrics_addr));
             let config = common.load(flags).map_err(|e| e.to_string())?;
             let telemetry =
                 keygate::telemetry::init_with_traces(&config.log, &config.traces).map_err(|e| e.to_string())?;
+            log_ignored(&config);
             let grpc = bind(config.grpc_addr).await?;
             let http = bind(config.http_addr).await?;
+            let metrics = match config.metrics_addr {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            };
             let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
             let http_addr = http.local_addr().map_err(|e| e.to_string())?;
             // The issuer follows the bound port when it is derived from http_addr (port 0 in tests).
             let mut config = config;
             config.http_addr = http_addr;
             tracing::info!(%grpc_addr, %http_addr, version = env!("CARGO_PKG_VERSION"), "keygate listening");
-            let listeners = app::Listeners { grpc, http };
+            let listeners = app::Listeners { grpc, http, metrics };
             let served = app::serve(config, Arc::new(SystemClock), listeners, shutdown_signal()).await;
             // Spans of the last requests are still batched: send them before exiting.
             telemetry.shutdown().await;
             served.map_err(|e| e.to_string())
         }
+        Command::Healthcheck { common, service, addr, timeout_ms } => {
+            let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
+            let timeout = std::time::Duration::from_millis(timeout_ms);
+            let status = keygate::healthcheck::check(&config, addr, &service, timeout).await?;
+            println!("{}", status.as_str_name());
+            match status {
+                tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
+                _ => Err(format!(
+                    "{} is {}",
+                    if service.is_empty() { "the server" } else { &service },
+                    status.as_str_name()
+                )),
+            }
+        }
         Command::RotateSigningKey { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
             keygate::telemetry::init(&config.log);
+            log_ignored(&config);
             let kid = app::rotate_signing_key(&config, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: new signing key in use; the previous one stays published until its tokens expire");
             println!("{kid}");
@@ -124,6 +164,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Migrate { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
             keygate::telemetry::init(&config.log);
+            log_ignored(&config);
             app::open_store(&config, true).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: database migrated");
             Ok(())
@@ -131,11 +172,19 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Bootstrap { common, org, force } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
             keygate::telemetry::init(&config.log);
+            log_ignored(&config);
             let key = app::bootstrap(&config, Arc::new(SystemClock), &org, force).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: created the platform admin key for organization {org:?}; it is shown once, below");
             println!("{key}");
             Ok(())
         }
+    }
+}
+
+/// One debug line for the Kubernetes service-link variables the loader skipped.
+fn log_ignored(config: &Config) {
+    if !config.ignored_env.is_empty() {
+        tracing::debug!(variables = ?config.ignored_env, "ignored kubernetes service-link variables");
     }
 }
 

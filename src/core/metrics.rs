@@ -130,6 +130,8 @@ pub struct LimitsInstruments {
     pub backend_up: Gauge,
     /// Admissions decided by this replica's own counters while the shared backend was down.
     pub fallback_decisions: Counter,
+    /// Whether the backend is Redis: then `backend_up` is also reported as `keygate_redis_up`.
+    pub redis: bool,
 }
 
 /// The database pool as seen at scrape time.
@@ -152,6 +154,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_idle: Gauge,
     pool: PoolProbe,
+    database_up: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -188,16 +191,34 @@ impl Metrics {
         registry.register("argon2_verifications", "argon2id verifications run", hashing.verifications);
         registry.register("argon2_refused", "Verifications refused because the queue was full", hashing.refused);
         registry.register("argon2_duration_seconds", "argon2id verification time", hashing.seconds);
-        registry.register("limits_backend_up", "Whether the rate-limit counters' backend answers", limits.backend_up);
+        registry.register(
+            "limits_backend_up",
+            "Whether the rate-limit counters' backend answers",
+            limits.backend_up.clone(),
+        );
         registry.register(
             "limits_fallback_decisions",
             "Admissions decided with local limits because Redis was unreachable",
             limits.fallback_decisions,
         );
+        if limits.redis {
+            registry.register("redis_up", "Whether Redis, home of the shared counters, answers", limits.backend_up);
+        }
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "Whether the database answers this replica's health probe",
+            database_up.clone(),
+        );
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
         let routes = Default::default();
-        Self { registry, requests, request_seconds, routes, pool_size, pool_idle, pool }
+        Self { registry, requests, request_seconds, routes, pool_size, pool_idle, pool, database_up }
+    }
+
+    /// 1 while the database answers the health probe, 0 while it does not.
+    pub fn database_up(&self) -> &Gauge {
+        &self.database_up
     }
 
     /// Records one request at an edge.

@@ -25,8 +25,11 @@ use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
 use crate::tls::{CurrentConfig, TlsIncoming};
 
-/// The fully qualified names of keygate's own services, as health reports them.
-pub const SERVICE_NAMES: &[&str] = &["keygate.v1.AuthService", "keygate.v1.AdminService", envoy::SERVICE_NAME];
+/// The services that decide, as health reports them: readiness probes and Envoy's health checks
+/// name one of these.
+pub const DECISION_SERVICES: &[&str] = &["keygate.v1.AuthService", envoy::SERVICE_NAME];
+/// The admin service, as health reports it.
+pub const ADMIN_SERVICE: &str = "keygate.v1.AdminService";
 
 /// Errors assembling or running the gRPC server.
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +97,61 @@ pub async fn serve(
     Ok(())
 }
 
-/// Marks keygate's services (and the server as a whole) serving or not.
-pub async fn set_serving(reporter: &HealthReporter, serving: bool) {
-    let status = if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
-    reporter.set_service_status("", status).await;
-    for name in SERVICE_NAMES {
-        reporter.set_service_status(*name, status).await;
+/// What this replica can do, as grpc.health.v1 reports it per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether the process serves at all: the server-wide status (`""`), which liveness probes
+    /// read. It never depends on the database or Redis, so an outage restarts nothing.
+    pub alive: bool,
+    /// Whether decisions can be made: `keygate.v1.AuthService` and Envoy's Authorization. A
+    /// database outage leaves them serving (cached credentials are decided, uncached ones answer
+    /// UNAVAILABLE); draining and refusing counters (Redis down, failing closed) do not.
+    pub decide: bool,
+    /// Whether the admin use cases can run: `keygate.v1.AdminService`, which needs the database.
+    pub admin: bool,
+}
+
+impl Readiness {
+    /// Before start-up has finished, and while draining: alive, nothing else.
+    pub const DRAINING: Self = Self { alive: true, decide: false, admin: false };
+}
+
+/// The health reporter, and whether this replica is draining: once it is, nothing reports it
+/// ready again (a probe finishing late cannot undo a SIGTERM).
+pub struct HealthState {
+    reporter: HealthReporter,
+    draining: tokio::sync::Mutex<bool>,
+}
+
+impl HealthState {
+    pub fn new(reporter: HealthReporter) -> Self {
+        Self { reporter, draining: tokio::sync::Mutex::new(false) }
     }
+
+    /// Reports `readiness`, unless draining has begun.
+    pub async fn set(&self, readiness: Readiness) {
+        let draining = self.draining.lock().await;
+        if !*draining {
+            report(&self.reporter, readiness).await;
+        }
+    }
+
+    /// Reports [`Readiness::DRAINING`] from now on.
+    pub async fn drain(&self) {
+        let mut draining = self.draining.lock().await;
+        *draining = true;
+        report(&self.reporter, Readiness::DRAINING).await;
+    }
+}
+
+/// Reports `readiness` for the server as a whole and each of keygate's services.
+pub async fn report(reporter: &HealthReporter, readiness: Readiness) {
+    let status = |serving: bool| {
+        if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing }
+    };
+    reporter.set_service_status("", status(readiness.alive)).await;
+    for name in DECISION_SERVICES {
+        reporter.set_service_status(*name, status(readiness.decide)).await;
+    }
+    reporter.set_service_status(ADMIN_SERVICE, status(readiness.admin)).await;
 }

@@ -36,19 +36,21 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// Prometheus metrics in the OpenMetrics text format.
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The routes, over the OAuth use cases and the metrics, every request counted and timed.
-pub fn router(oauth: Arc<OAuth>, metrics: Arc<Metrics>) -> Router {
+/// The public routes, over the OAuth use cases, and `/metrics` too unless it has a listener of its
+/// own (`with_metrics`); every request counted and timed.
+pub fn router(oauth: Arc<OAuth>, metrics: Arc<Metrics>, with_metrics: bool) -> Router {
     let oauth_routes = Router::new()
         .route(TOKEN_PATH, post(oauth::token))
         .route(INTROSPECTION_PATH, post(oauth::introspect))
         .route(JWKS_PATH, get(discovery::jwks))
         .route(METADATA_PATH, get(discovery::metadata))
         .with_state(oauth);
-    Router::new()
-        .route(METRICS_PATH, get(render_metrics))
-        .with_state(metrics.clone())
-        .merge(oauth_routes)
-        .layer(middleware::from_fn_with_state(metrics, metered))
+    let routes = if with_metrics { metrics_router(metrics.clone()).merge(oauth_routes) } else { oauth_routes };
+    routes.layer(middleware::from_fn_with_state(metrics, metered))
+}
+
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(METRICS_PATH, get(render_metrics)).with_state(metrics)
 }
 
 /// `GET /metrics`.
@@ -75,16 +77,28 @@ async fn traced(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the routes on `listener` (over TLS when `transport` says so) until `shutdown`
-/// completes, then lets in-flight requests finish.
+/// Serves `/metrics` alone on `listener` (`metrics_addr`), in plain HTTP: a private port for
+/// the scraper, kept apart from the public token endpoint; until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let routes = metrics_router(metrics.clone()).layer(middleware::from_fn_with_state(metrics, metered));
+    axum::serve(listener, routes).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves the public routes on `listener` (over TLS when `transport` says so; `/metrics` too
+/// when `with_metrics`) until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     oauth: Arc<OAuth>,
     metrics: Arc<Metrics>,
+    with_metrics: bool,
     transport: crate::grpc::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut routes = router(oauth, metrics);
+    let mut routes = router(oauth, metrics, with_metrics);
     if transport.traced {
         routes = routes.layer(middleware::from_fn(self::traced));
     }

@@ -440,8 +440,7 @@ fn image_agrees_with_the_chart() {
         assert!(exposed.split_whitespace().any(|p| p == port.to_string()), "EXPOSE {exposed} lacks {port}");
     }
     assert_eq!(instruction("ENTRYPOINT"), r#"["keygate"]"#);
-    let cmd = instruction("CMD");
-    assert!(cmd.starts_with(r#"["serve""#) && cmd.contains("0.0.0.0:50051") && cmd.contains("0.0.0.0:8080"), "{cmd}");
+    assert_eq!(instruction("CMD"), r#"["serve"]"#, "addresses come from ENV, so `docker run -e` can change them");
 
     let ignored = std::fs::read_to_string(root().join(".dockerignore")).expect(".dockerignore");
     for path in ["target", ".tools", ".git"] {

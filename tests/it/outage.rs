@@ -29,6 +29,7 @@ async fn database_outage_is_unavailable_not_a_denial() {
     let (cold, _) = server.create_key(&server.admin_key, "cold", &["graph:read"]).await;
     assert!(server.authorize(&cached, &["graph:read"]).await.decision.expect("decision").allowed);
 
+    let proxy_addr = proxy.addr;
     proxy.cut().await;
     // A cached credential is decided without the database ...
     assert!(server.authorize(&cached, &["graph:read"]).await.decision.expect("decision").allowed);
@@ -45,20 +46,50 @@ async fn database_outage_is_unavailable_not_a_denial() {
     let list = as_admin(pb::ListApiKeysRequest::default(), &server.admin_key);
     expect_code(server.admin().await.list_api_keys(list).await, Code::Unavailable);
 
-    // Health follows within a few probe intervals (1 s in tests).
+    // Health follows within a few probe intervals (1 s in tests): the admin service stops
+    // serving; the decision services and the server as a whole (liveness) go on, since cached
+    // credentials are still decided. Readiness probes name the decision service, so a database
+    // blip takes no replica out of the load balancer.
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
-    let mut status = ServingStatus::Serving;
+    let mut check = async |service: &str| {
+        let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
+        health.check(request).await.expect("health answers").into_inner().status()
+    };
+    let mut admin = ServingStatus::Serving;
     for _ in 0..100 {
-        let request = tonic_health::pb::HealthCheckRequest { service: "keygate.v1.AuthService".into() };
-        status = health.check(request).await.expect("health answers").into_inner().status();
-        if status == ServingStatus::NotServing {
+        admin = check("keygate.v1.AdminService").await;
+        if admin == ServingStatus::NotServing {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(status, ServingStatus::NotServing);
+    assert_eq!(admin, ServingStatus::NotServing);
+    for service in ["", "keygate.v1.AuthService", "envoy.service.auth.v3.Authorization"] {
+        assert_eq!(check(service).await, ServingStatus::Serving, "{service:?} during the outage");
+    }
+    let metrics = scrape(&server).await;
+    assert!(metrics.lines().any(|line| line == "keygate_database_up 0"), "{metrics}");
+    assert!(server.authorize(&cached, &["graph:read"]).await.decision.expect("decision").allowed);
+
+    // Back: the admin service serves again, by itself.
+    let _restored = CuttableProxy::start_at(proxy_addr, target).await;
+    let mut admin = ServingStatus::NotServing;
+    for _ in 0..100 {
+        admin = check("keygate.v1.AdminService").await;
+        if admin == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(admin, ServingStatus::Serving);
+    let metrics = scrape(&server).await;
+    assert!(metrics.lines().any(|line| line == "keygate_database_up 1"), "{metrics}");
     server.shutdown_only().await;
     server.db.drop_database().await;
+}
+
+async fn scrape(server: &TestServer) -> String {
+    reqwest::get(server.url("/metrics")).await.expect("scrape").text().await.expect("metrics text")
 }
 
 #[test]

@@ -70,7 +70,7 @@ impl TlsServer {
         config.http_addr = http_addr;
         let admin_key = app::bootstrap(&config, clock.clone(), "platform", false).await.expect("bootstrap");
         let (tx, rx) = oneshot::channel::<()>();
-        let listeners = app::Listeners { grpc, http };
+        let listeners = app::Listeners { grpc, http, metrics: None };
         let task = tokio::spawn(app::serve(config, clock, listeners, async {
             let _ = rx.await;
         }));

@@ -119,7 +119,7 @@ impl TestServer {
         let http_addr = http.local_addr().expect("local addr");
         config.http_addr = http_addr;
         let (tx, rx) = oneshot::channel::<()>();
-        let listeners = app::Listeners { grpc, http };
+        let listeners = app::Listeners { grpc, http, metrics: None };
         let task = tokio::spawn(app::serve(config.clone(), clock.clone(), listeners, async {
             let _ = rx.await;
         }));
