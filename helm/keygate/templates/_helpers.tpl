@@ -89,11 +89,8 @@ app.kubernetes.io/component: server
      instead of using toToml. */}}
 {{- define "keygate.config" -}}
 {{- $config := deepCopy (default dict .Values.config) -}}
-{{- $_ := set $config "grpc_addr" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) -}}
-{{- $_ = set $config "http_addr" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
-{{- $_ = set $config "metrics_addr" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) -}}
 {{- $database := default dict (get $config "database") -}}
-{{- $_ = set $database "run_migrations" (not .Values.migrations.enabled) -}}
+{{- $_ := set $database "run_migrations" (not .Values.migrations.enabled) -}}
 {{- $_ = set $config "database" $database -}}
 {{- if include "keygate.redisSecretName" . -}}
 {{- $limits := default dict (get $config "limits") -}}
@@ -223,6 +220,18 @@ keygate.toml: |
 {{- define "keygate.env" -}}
 - name: KEYGATE_CONFIG
   value: /etc/keygate/config/keygate.toml
+{{- if .server }}
+{{- /* The listen addresses, in the environment rather than the file: the image sets
+       KEYGATE_GRPC_ADDR and KEYGATE_HTTP_ADDR in its ENV, which would win over the file. */}}
+- name: KEYGATE_GRPC_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.grpc) | quote }}
+- name: KEYGATE_HTTP_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.http) | quote }}
+{{- /* /metrics on a port of its own, so that the public HTTP port (Ingress, HTTPRoute) never
+       serves it. */}}
+- name: KEYGATE_METRICS_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.metrics) | quote }}
+{{- end }}
 - name: KEYGATE_DATABASE_URL
   valueFrom:
     secretKeyRef:
