@@ -96,11 +96,11 @@ async fn install_and_run(install: Install) {
         host_port(&db.url).replace("localhost", "127.0.0.1").parse().expect("TEST_POSTGRES_URL names an IP:port");
     let proxy = CuttableProxy::start(target).await;
     let proxied = db.url.replacen(host_port(&db.url), &proxy.addr.to_string(), 1);
-    let (grpc_port, http_port) = (free_port(), free_port());
+    let (grpc_port, http_port, metrics_port) = (free_port(), free_port(), free_port());
     let mut values = json!({
         "database": {"url": proxied},
         "redis": {"url": redis_url()},
-        "ports": {"grpc": grpc_port, "http": http_port},
+        "ports": {"grpc": grpc_port, "http": http_port, "metrics": metrics_port},
     });
     merge(&mut values, install.values);
     let rendered = crate::helm::render(&values);
