@@ -31,6 +31,10 @@ use crate::config::TlsConfig;
 
 /// How long a client gets to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most handshakes in progress on one listener. Beyond it, connections wait in the kernel's
+/// accept queue: clients that open connections and never finish a handshake cannot make keygate
+/// hold unbounded memory and timers, only delay new connections by up to [`HANDSHAKE_TIMEOUT`].
+const MAX_HANDSHAKES: usize = 1024;
 /// The pause after a failed accept (e.g. out of file descriptors) before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -213,12 +217,18 @@ pub struct TlsIncoming {
     listener: TcpListener,
     config: CurrentConfig,
     handshakes: FuturesUnordered<Handshake>,
+    max_handshakes: usize,
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl TlsIncoming {
     pub fn new(listener: TcpListener, config: CurrentConfig) -> Self {
-        Self { listener, config, handshakes: FuturesUnordered::new(), backoff: None }
+        Self::with_limit(listener, config, MAX_HANDSHAKES)
+    }
+
+    /// At most `max_handshakes` handshakes at once.
+    fn with_limit(listener: TcpListener, config: CurrentConfig, max_handshakes: usize) -> Self {
+        Self { listener, config, handshakes: FuturesUnordered::new(), max_handshakes, backoff: None }
     }
 
     fn handshake(&self, tcp: TcpStream, remote: SocketAddr) -> Handshake {
@@ -247,30 +257,32 @@ impl Stream for TlsIncoming {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(backoff) = &mut this.backoff
-            && backoff.as_mut().poll(cx).is_ready()
-        {
-            this.backoff = None;
-        }
-        while this.backoff.is_none() {
-            match this.listener.poll_accept(cx) {
-                Poll::Ready(Ok((tcp, remote))) => {
-                    let handshake = this.handshake(tcp, remote);
-                    this.handshakes.push(handshake);
-                }
-                Poll::Ready(Err(err)) => {
-                    tracing::warn!(error = %err, "cannot accept a connection");
-                    let mut backoff = Box::pin(tokio::time::sleep(ACCEPT_BACKOFF));
-                    // Registers the wake-up.
-                    let _ = backoff.as_mut().poll(cx);
-                    this.backoff = Some(backoff);
-                }
-                Poll::Pending => break,
-            }
-        }
         loop {
+            if let Some(backoff) = &mut this.backoff
+                && backoff.as_mut().poll(cx).is_ready()
+            {
+                this.backoff = None;
+            }
+            // With every slot taken nothing is accepted: a finished handshake wakes this again.
+            while this.backoff.is_none() && this.handshakes.len() < this.max_handshakes {
+                match this.listener.poll_accept(cx) {
+                    Poll::Ready(Ok((tcp, remote))) => {
+                        let handshake = this.handshake(tcp, remote);
+                        this.handshakes.push(handshake);
+                    }
+                    Poll::Ready(Err(err)) => {
+                        tracing::warn!(error = %err, "cannot accept a connection");
+                        let mut backoff = Box::pin(tokio::time::sleep(ACCEPT_BACKOFF));
+                        // Registers the wake-up.
+                        let _ = backoff.as_mut().poll(cx);
+                        this.backoff = Some(backoff);
+                    }
+                    Poll::Pending => break,
+                }
+            }
             match this.handshakes.poll_next_unpin(cx) {
                 Poll::Ready(Some(Some(conn))) => return Poll::Ready(Some(Ok(conn))),
+                // A failed handshake freed a slot: accept again.
                 Poll::Ready(Some(None)) => continue,
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
@@ -310,5 +322,80 @@ impl axum::serve::Listener for TlsListener {
             Ok(addr) => Ok(*addr),
             Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rustls::pki_types::ServerName;
+    use tokio::io::AsyncWriteExt;
+
+    /// A server configuration for a fresh self-signed certificate, and that certificate.
+    fn server() -> (Arc<ServerConfig>, CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = cert.der().clone();
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![der.clone()],
+                PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key"),
+            )
+            .expect("config");
+        (Arc::new(config), der)
+    }
+
+    async fn client_handshake(addr: SocketAddr, cert: CertificateDer<'static>) -> io::Result<()> {
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).map_err(io::Error::other)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+        tls.shutdown().await
+    }
+
+    /// Connections that never start their handshake hold every slot: no further connection is
+    /// taken up until they go, then it is.
+    #[tokio::test]
+    async fn idle_handshakes_are_bounded() {
+        let (config, cert) = server();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (_updates, current) = watch::channel(config);
+        let mut incoming = TlsIncoming::with_limit(listener, current, 2);
+        let served = tokio::spawn(async move {
+            let mut accepted = 0;
+            while let Some(conn) = incoming.next().await {
+                drop(conn);
+                accepted += 1;
+                if accepted == 1 {
+                    return accepted;
+                }
+            }
+            accepted
+        });
+        let idle = [TcpStream::connect(addr).await.expect("idle"), TcpStream::connect(addr).await.expect("idle")];
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let client = tokio::spawn(client_handshake(addr, cert));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!client.is_finished(), "a third handshake ran while two were in progress");
+        drop(idle);
+        let finished = tokio::time::timeout(Duration::from_secs(5), client).await;
+        assert!(matches!(finished, Ok(Ok(Ok(())))), "the waiting client got through once a slot freed: {finished:?}");
+        assert_eq!(served.await.expect("served"), 1);
     }
 }

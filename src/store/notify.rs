@@ -2,6 +2,11 @@
 //! LISTEN/NOTIFY): drops the affected verdicts, or reloads the signing keys. After a lost
 //! connection it listens again first and then clears the whole cache and reloads the keys, since
 //! changes announced meanwhile were missed.
+//!
+//! A connection can also die silently (a NAT or firewall forgets it, a peer vanishes): nothing
+//! arrives and nothing fails, and revoked keys would stay usable for the cache TTL. So the
+//! listener notifies itself every [`HEARTBEAT_EVERY`] on its own connection and must hear itself
+//! within [`HEARTBEAT_DEADLINE`]; otherwise it reconnects and clears, as after a lost connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,21 @@ use crate::core::signing::Keyring;
 use crate::core::verdicts::VerdictCache;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often the listener checks that its connection still delivers.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How long its own heartbeat may take to come back before the connection counts as dead: a
+/// silent failure is noticed within `HEARTBEAT_EVERY + HEARTBEAT_DEADLINE`.
+const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(3);
+/// The payload prefix of heartbeats, which no key, client or signing-key change starts with.
+const HEARTBEAT: &str = "@heartbeat";
+
+/// What woke the listener.
+enum Event {
+    Stop,
+    Beat,
+    Late,
+    Received(Result<Option<sea_orm::sqlx::postgres::PgNotification>, sea_orm::sqlx::Error>),
+}
 
 /// Runs until `stop` changes, keeping `verdicts` in step with changes made by any replica.
 /// `listening` is told once the first LISTEN is in place (and the cache cleared), so that the
@@ -44,18 +64,61 @@ pub async fn follow_key_changes(
         if let Some(listening) = listening.take() {
             let _ = listening.send(());
         }
+        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT_EVERY, HEARTBEAT_EVERY);
+        beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The heartbeat awaited, and by when.
+        let mut awaited: Option<(String, tokio::time::Instant)> = None;
         loop {
-            let received = tokio::select! {
-                _ = stop.changed() => return,
-                received = listener.try_recv() => received,
+            let deadline = awaited.as_ref().map(|(_, deadline)| *deadline);
+            let late = async move {
+                match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
             };
-            match received {
-                Ok(Some(notification)) => apply(&verdicts, &keyring, notification.payload()).await,
-                Ok(None) => {
+            let event = tokio::select! {
+                _ = stop.changed() => Event::Stop,
+                _ = beats.tick(), if awaited.is_none() => Event::Beat,
+                () = late => Event::Late,
+                received = listener.try_recv() => Event::Received(received),
+            };
+            match event {
+                Event::Stop => return,
+                Event::Beat => {
+                    let nonce = format!("{HEARTBEAT} {}", uuid::Uuid::new_v4().simple());
+                    let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(KEY_CHANGES_CHANNEL)
+                        .bind(&nonce)
+                        .execute(&mut listener);
+                    match tokio::time::timeout(HEARTBEAT_DEADLINE, sent).await {
+                        Ok(Ok(_)) => awaited = Some((nonce, tokio::time::Instant::now() + HEARTBEAT_DEADLINE)),
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "key-change connection failed its heartbeat; reconnecting");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::warn!("key-change connection does not answer; reconnecting");
+                            break;
+                        }
+                    }
+                }
+                Event::Late => {
+                    tracing::warn!("key-change connection stopped delivering; reconnecting");
+                    break;
+                }
+                Event::Received(Ok(Some(notification))) => {
+                    let payload = notification.payload();
+                    if !payload.starts_with(HEARTBEAT) {
+                        apply(&verdicts, &keyring, payload).await;
+                    } else if awaited.as_ref().is_some_and(|(nonce, _)| nonce == payload) {
+                        awaited = None;
+                    }
+                }
+                Event::Received(Ok(None)) => {
                     tracing::warn!("lost the key-change connection; reconnecting");
                     break;
                 }
-                Err(err) => {
+                Event::Received(Err(err)) => {
                     tracing::warn!(error = %err, "key-change listener failed; reconnecting");
                     break;
                 }

@@ -97,3 +97,82 @@ fn host_port_is_found() {
     assert_eq!(host_port("postgres://postgres@127.0.0.1:5432/x?sslmode=disable"), "127.0.0.1:5432");
     assert_eq!(host_port("postgres://127.0.0.1:5432/x"), "127.0.0.1:5432");
 }
+
+/// The change listener's connection dies silently (no byte moves, nothing closes, as when a NAT
+/// forgets it): the listener's own heartbeat notices within seconds, reconnects and clears the
+/// cache, so a key disabled meanwhile on another replica stops being allowed here long before the
+/// cache TTL (an hour in this test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_change_listener_is_noticed_and_revocations_still_land() {
+    use crate::support::process::{Served, keygate};
+    let db = TestDb::create(Backend::Postgres).await;
+    let target: SocketAddr = host_port(&db.url).replace("localhost", "127.0.0.1").parse().expect("IP:port");
+    let proxy = CuttableProxy::start(target).await;
+    let proxied = db.url.replacen(host_port(&db.url), &proxy.addr.to_string(), 1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = |url: &'static str| {
+        vec![
+            ("KEYGATE_DATABASE_URL", url),
+            ("KEYGATE_CACHE_TTL_SECS", "3600"),
+            ("KEYGATE_DATABASE_TIMEOUT_SECS", "1"),
+            ("KEYGATE_HASHING_MEMORY_KIB", "1024"),
+            ("KEYGATE_HASHING_ITERATIONS", "1"),
+            ("KEYGATE_OAUTH_ISSUER", "http://keygate.test"),
+        ]
+    };
+    let (direct_url, proxied): (&'static str, &'static str) = (db.url.clone().leak(), proxied.leak());
+    let (direct, behind_refs) = (env(direct_url), env(proxied));
+    let bootstrap = keygate(dir.path(), &["bootstrap"], &direct);
+    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
+    let admin_key = String::from_utf8(bootstrap.stdout).expect("utf-8").trim().to_owned();
+    let writer = Served::start(dir.path(), &direct);
+    let reader = Served::start(dir.path(), &behind_refs);
+    for _ in 0..100 {
+        if reader.log_text().contains("listening for key changes") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    async fn connect(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+        tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await
+    }
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(connect(&writer.addr).await.expect("connect"));
+    let mut auth = pb::auth_service_client::AuthServiceClient::new(connect(&reader.addr).await.expect("connect"));
+    let create =
+        pb::CreateApiKeyRequest { name: "watched".into(), scopes: vec!["graph:read".into()], ..Default::default() };
+    let created = admin.create_api_key(as_admin(create, &admin_key)).await.expect("create").into_inner();
+    let request = || pb::AuthorizeRequest {
+        credentials: Some(bearer(&created.api_key)),
+        required_scopes: vec!["graph:read".into()],
+        ..Default::default()
+    };
+    let allowed = auth.authorize(request()).await.expect("decision").into_inner().decision.expect("d").allowed;
+    assert!(allowed, "cached on the reader");
+
+    proxy.freeze_open();
+    let disable = pb::DisableApiKeyRequest { key_id: created.key.expect("view").key_id };
+    admin.disable_api_key(as_admin(disable, &admin_key)).await.expect("disable");
+    let disabled = std::time::Instant::now();
+    let mut still_allowed = true;
+    while disabled.elapsed() < std::time::Duration::from_secs(20) {
+        // A failure to decide (the pool's own frozen connections) is not an allow.
+        still_allowed = match auth.authorize(request()).await {
+            Ok(response) => response.into_inner().decision.expect("decision").allowed,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                false
+            }
+        };
+        if !still_allowed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let took = disabled.elapsed();
+    assert!(!still_allowed, "the disabled key was still allowed {took:?} after the change:\n{}", reader.log_text());
+    assert!(reader.log_text().contains("stopped delivering") || reader.log_text().contains("does not answer"));
+    println!("a silently dead listener: the revocation landed after {took:?}");
+    drop((writer, reader));
+    proxy.cut().await;
+    db.drop_database().await;
+}

@@ -11,6 +11,8 @@ use tokio::task::JoinSet;
 pub struct CuttableProxy {
     pub addr: SocketAddr,
     cut: watch::Sender<bool>,
+    /// Bumped by [`CuttableProxy::freeze_open`]: connections opened before stop forwarding.
+    frozen: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -24,6 +26,7 @@ impl CuttableProxy {
         let listener = TcpListener::bind(listen).await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let (cut, mut cut_rx) = watch::channel(false);
+        let (frozen, frozen_rx) = watch::channel(0u64);
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -31,9 +34,16 @@ impl CuttableProxy {
                     _ = cut_rx.changed() => break,
                     accepted = listener.accept() => {
                         let Ok((mut inbound, _)) = accepted else { continue };
+                        let mut frozen = frozen_rx.clone();
+                        let generation = *frozen.borrow_and_update();
                         connections.spawn(async move {
-                            if let Ok(mut outbound) = TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                () = async { drop(frozen.wait_for(|now| *now > generation).await) } => {
+                                    // Silently dead: both sockets stay open, nothing moves.
+                                    std::future::pending::<()>().await;
+                                }
                             }
                         });
                     }
@@ -42,7 +52,13 @@ impl CuttableProxy {
             // Dropping the listener refuses new connections; aborting closes the open ones.
             connections.abort_all();
         });
-        Self { addr, cut, task }
+        Self { addr, cut, frozen, task }
+    }
+
+    /// Makes every connection open now silently dead, as a NAT that forgot them would: no byte
+    /// moves and nothing is closed. New connections are forwarded as before.
+    pub fn freeze_open(&self) {
+        self.frozen.send_modify(|generation| *generation += 1);
     }
 
     /// Closes every forwarded connection and stops accepting new ones.
