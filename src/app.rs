@@ -18,7 +18,7 @@ use crate::core::clock::Clock;
 use crate::core::engine::{Engine, EngineParts};
 use crate::core::error::{CoreError, StoreError};
 use crate::core::hashing::{HashLimits, SecretHasher};
-use crate::core::issuers::{IssuerSettings, JwksSource, TrustedIssuer};
+use crate::core::issuers::{IssuerSettings, JwksSource, OrganizationBinding, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::limits::memory::MemoryCounters;
 use crate::core::limits::{Counters, LeaseSettings, Limiter};
@@ -220,8 +220,16 @@ async fn counters(config: &Config) -> Result<(Arc<dyn Counters>, LimitsInstrumen
             Ok((Arc::new(MemoryCounters::default()), instruments))
         }
         LimitsBackend::Redis => {
+            let ca_pem = match &config.limits.redis_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| AppError::Startup(format!("limits.redis_ca_file: {}: {e}", path.display())))?,
+                ),
+                None => None,
+            };
             let settings = RedisSettings {
                 url: config.limits.redis_url.clone(),
+                ca_pem,
                 timeout: Duration::from_millis(config.limits.redis_timeout_ms),
                 on_outage: match config.limits.redis_failure {
                     RedisFailureMode::Open => OnOutage::LocalLimits,
@@ -282,10 +290,16 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
             user_claim: issuer.user_claim.clone(),
             scope_claim: issuer.scope_claim.clone(),
             organization_claim: issuer.organization_claim.clone(),
-            organization: issuer.organization.clone(),
+            organization: if issuer.organization.is_empty() {
+                OrganizationBinding::AllowList(issuer.organizations.clone())
+            } else {
+                OrganizationBinding::Fixed(issuer.organization.clone())
+            },
+            platform: issuer.platform,
             refresh: seconds(issuer.refresh_secs),
             min_refetch: seconds(issuer.min_refetch_secs),
             allow_admin_scopes: issuer.allow_admin_scopes,
+            typ: issuer.typ.clone(),
         };
         issuers.push(Arc::new(TrustedIssuer::new(settings, source, clock.clone())));
     }

@@ -40,10 +40,13 @@ const ISSUER_FIELDS: &[&str] = &[
     "scope_claim",
     "organization_claim",
     "organization",
+    "organizations",
+    "platform",
     "algorithms",
     "refresh_secs",
     "min_refetch_secs",
     "allow_admin_scopes",
+    "typ",
 ];
 
 /// How log lines are written.
@@ -102,7 +105,10 @@ pub enum RedisFailureMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsConfig {
     pub backend: LimitsBackend,
+    /// `redis://` or `rediss://` (TLS); it may hold a password, so no error prints it.
     pub redis_url: String,
+    /// PEM CA certificates for `rediss://`, instead of the system's roots.
+    pub redis_ca_file: Option<PathBuf>,
     pub redis_failure: RedisFailureMode,
     /// How long one Redis call (or connection attempt) may take before Redis counts as down.
     pub redis_timeout_ms: u64,
@@ -207,14 +213,25 @@ pub struct IssuerConfig {
     pub user_claim: String,
     /// `scope` (space-separated), `scp`, or a roles claim (an array).
     pub scope_claim: String,
+    /// The claim naming the organization: required with `organizations`; with `organization`, a
+    /// token naming another one in it is refused.
     pub organization_claim: String,
-    /// A fixed organization for every user of this issuer; overrides `organization_claim`.
+    /// A fixed organization for every user of this issuer. Exactly one of `organization` and
+    /// `organizations` binds an issuer.
     pub organization: String,
+    /// The organizations this issuer's tokens may name in `organization_claim` (an allow-list).
+    pub organizations: Vec<String>,
+    /// The operator's mark that this issuer's users may act for the platform organization (and be
+    /// platform admins); needs a fixed `organization`. Off by default.
+    pub platform: bool,
     pub algorithms: Vec<Algorithm>,
     pub refresh_secs: u64,
     pub min_refetch_secs: u64,
     /// Whether the provider's tokens may carry keygate's admin scopes and `*`.
     pub allow_admin_scopes: bool,
+    /// The `typ` header a token must carry (e.g. `at+jwt`, RFC 9068), so that ID tokens cannot
+    /// pass as access tokens; empty accepts any.
+    pub typ: String,
 }
 
 impl Default for IssuerConfig {
@@ -228,10 +245,13 @@ impl Default for IssuerConfig {
             scope_claim: "scope".to_owned(),
             organization_claim: "org".to_owned(),
             organization: String::new(),
+            organizations: Vec::new(),
+            platform: false,
             algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
             refresh_secs: 300,
             min_refetch_secs: 10,
             allow_admin_scopes: false,
+            typ: String::new(),
         }
     }
 }
@@ -364,6 +384,7 @@ impl Default for Config {
             limits: LimitsConfig {
                 backend: LimitsBackend::Memory,
                 redis_url: "redis://127.0.0.1:6379".to_owned(),
+                redis_ca_file: None,
                 redis_failure: RedisFailureMode::Open,
                 redis_timeout_ms: 500,
                 flush_interval_ms: 1000,
@@ -632,6 +653,10 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("limits.redis_url", |c, v| {
         c.limits.redis_url = v.string()?;
+        Ok(())
+    }),
+    ("limits.redis_ca_file", |c, v| {
+        c.limits.redis_ca_file = optional_path(v)?;
         Ok(())
     }),
     ("limits.redis_failure", |c, v| {
@@ -947,10 +972,13 @@ fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Re
         "scope_claim" => issuer.scope_claim = v.string()?,
         "organization_claim" => issuer.organization_claim = v.string()?,
         "organization" => issuer.organization = v.string()?,
+        "organizations" => issuer.organizations = v.list()?,
+        "platform" => issuer.platform = v.boolean()?,
         "algorithms" => issuer.algorithms = v.algorithms()?,
         "refresh_secs" => issuer.refresh_secs = v.ranged(10, 86_400)?,
         "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(1, 3600)?,
         "allow_admin_scopes" => issuer.allow_admin_scopes = v.boolean()?,
+        "typ" => issuer.typ = v.string()?,
         _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
     }
     Ok(())
@@ -1064,8 +1092,16 @@ impl Config {
         if self.limits.default_lease_secs > self.limits.max_lease_secs {
             problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
         }
-        if self.limits.backend == LimitsBackend::Redis && !self.limits.redis_url.starts_with("redis://") {
-            problems.push(format!("limits.redis_url: {:?} must be a redis:// URL", self.limits.redis_url));
+        let redis_scheme = self.limits.redis_url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if self.limits.backend == LimitsBackend::Redis && !matches!(redis_scheme, "redis" | "rediss") {
+            // The URL itself may hold a password: only its scheme is named.
+            problems.push(format!(
+                "limits.redis_url must be a redis:// or rediss:// (TLS) URL, got {}",
+                if redis_scheme.is_empty() { "no scheme".to_owned() } else { format!("scheme {redis_scheme:?}") }
+            ));
+        }
+        if self.limits.redis_ca_file.is_some() && redis_scheme != "rediss" {
+            problems.push("limits.redis_ca_file needs a rediss:// limits.redis_url".to_owned());
         }
         if self.keys.default_expires_in_days > self.keys.max_expires_in_days {
             problems.push("keys.default_expires_in_days must not exceed keys.max_expires_in_days".to_owned());
@@ -1146,10 +1182,44 @@ impl Config {
             if issuer.algorithms.is_empty() {
                 problems.push(format!("{at}.algorithms must name at least one algorithm"));
             }
-            if issuer.organization.is_empty() && issuer.organization_claim.is_empty() {
-                problems.push(format!("{at}: set organization or organization_claim"));
+            check_issuer_binding(&at, issuer, problems);
+        }
+    }
+}
+
+/// Which organizations an issuer may speak for: one fixed organization or an allow-list, never
+/// whatever its tokens say; the platform's only when the operator says so.
+fn check_issuer_binding(at: &str, issuer: &IssuerConfig, problems: &mut Vec<String>) {
+    let slug = crate::core::validate::is_valid_slug;
+    match (issuer.organization.is_empty(), issuer.organizations.is_empty()) {
+        (true, true) => problems.push(format!(
+            "{at}: set organization (every user of the issuer in one organization) or organizations \
+             (the ones its tokens may name in {:?}); an issuer's tokens never choose their organization freely{}",
+            issuer.organization_claim,
+            if issuer.allow_admin_scopes { ", least of all with allow_admin_scopes" } else { "" },
+        )),
+        (false, false) => problems.push(format!("{at}: set organization or organizations, not both")),
+        (false, true) if !slug(&issuer.organization) => {
+            problems.push(format!("{at}.organization: {:?} is not an organization slug", issuer.organization));
+        }
+        (false, true) => {}
+        (true, false) => {
+            for (i, org) in issuer.organizations.iter().enumerate() {
+                if !slug(org) {
+                    problems.push(format!("{at}.organizations[{i}]: {org:?} is not an organization slug"));
+                }
+            }
+            if issuer.organization_claim.is_empty() {
+                problems.push(format!("{at}.organization_claim must name the claim organizations are read from"));
             }
         }
+    }
+    if issuer.platform && issuer.organization.is_empty() {
+        problems
+            .push(format!("{at}.platform needs a fixed organization (the platform organization), not an allow-list"));
+    }
+    if issuer.typ.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.push(format!("{at}.typ: expected a media type such as at+jwt"));
     }
 }
 
@@ -1312,6 +1382,25 @@ mod tests {
     }
 
     #[test]
+    fn redis_urls_are_checked_without_printing_them() {
+        let tls = sources(
+            "[limits]\nbackend = \"redis\"\nredis_url = \"rediss://:pw@redis:6380\"\nredis_ca_file = \"ca.pem\"\n",
+            &[],
+        );
+        assert_eq!(Config::load(&tls).expect("valid").limits.redis_ca_file, Some(PathBuf::from("ca.pem")));
+        let bad = sources(
+            "[limits]\nbackend = \"redis\"\nredis_url = \"http://:s3cret@redis:6379\"\nredis_ca_file = \"ca.pem\"\n",
+            &[],
+        );
+        let text = Config::load(&bad).expect_err("invalid").to_string();
+        assert!(
+            text.contains("limits.redis_url") && text.contains("\"http\"") && text.contains("redis_ca_file"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "the password is never printed: {text}");
+    }
+
+    #[test]
     fn metrics_addr_is_optional() {
         assert_eq!(Config::load(&Sources::default()).expect("valid").metrics_addr, None);
         let set = sources("metrics_addr = \"0.0.0.0:9090\"\n", &[]);
@@ -1343,9 +1432,50 @@ mod tests {
     fn issuer_problems_are_reported() {
         let s = sources("[oauth.issuers.bad]\nbogus = 1\nalgorithms = [\"HS256\"]\n", &[]);
         let text = Config::load(&s).expect_err("invalid").to_string();
-        for needle in ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences"] {
+        for needle in
+            ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences", "set organization"]
+        {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn every_issuer_is_bound_to_its_organizations() {
+        let issuer = |extra: &str| {
+            let text = format!(
+                "[oauth.issuers.corp]\nissuer = \"https://idp.example\"\naudiences = [\"api\"]\n\
+                 jwks_url = \"https://idp.example/jwks\"\n{extra}"
+            );
+            Config::load(&sources(&text, &[])).map_err(|errors| errors.to_string())
+        };
+        let unbound = issuer("allow_admin_scopes = true\n").expect_err("unbound");
+        assert!(unbound.contains("set organization") && unbound.contains("allow_admin_scopes"), "{unbound}");
+        for (extra, problem) in [
+            ("organization = \"acme\"\norganizations = [\"acme\"]\n", "not both"),
+            ("organization = \"Acme Inc\"\n", "organization: \"Acme Inc\" is not an organization slug"),
+            ("organizations = [\"acme\", \"no way\"]\n", "organizations[1]: \"no way\" is not an organization slug"),
+            ("organizations = [\"acme\"]\norganization_claim = \"\"\n", "organization_claim must name"),
+            ("organizations = [\"acme\", \"platform\"]\nplatform = true\n", "platform needs a fixed organization"),
+            ("organization = \"acme\"\ntyp = \"at jwt\"\n", "typ: expected a media type"),
+        ] {
+            let errors = issuer(extra).expect_err(extra);
+            assert!(errors.contains(problem), "{problem:?} missing from:\n{errors}");
+        }
+        let listed = issuer("organizations = [\"acme\", \"globex\"]\nallow_admin_scopes = true\ntyp = \"at+jwt\"\n");
+        let listed = listed.expect("an allow-list binds");
+        let corp = &listed.oauth.issuers["corp"];
+        assert_eq!(
+            (corp.organizations.as_slice(), corp.typ.as_str()),
+            (["acme".to_owned(), "globex".to_owned()].as_slice(), "at+jwt")
+        );
+        let platform = issuer("organization = \"platform\"\nplatform = true\n").expect("a platform issuer");
+        assert!(platform.oauth.issuers["corp"].platform);
+        let from_env = Config::load(&sources(
+            "[oauth.issuers.corp]\nissuer = \"https://idp.example\"\naudiences = [\"api\"]\njwks_url = \"https://idp.example/jwks\"\n",
+            &[("KEYGATE_OAUTH_ISSUERS_CORP_ORGANIZATIONS", "acme, globex"), ("KEYGATE_OAUTH_ISSUERS_CORP_TYP", "at+jwt")],
+        ))
+        .expect("valid");
+        assert_eq!(from_env.oauth.issuers["corp"].organizations, ["acme", "globex"]);
     }
 
     #[test]

@@ -102,8 +102,10 @@ pub enum OnOutage {
 /// Where Redis is and how patient to be with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// A `redis://` URL; it may hold a password, so it is never logged.
+    /// A `redis://` or `rediss://` URL; it may hold a password, so it is never logged.
     pub url: String,
+    /// PEM CA certificates that sign a `rediss://` server's certificate (else the system's).
+    pub ca_pem: Option<Vec<u8>>,
     /// The longest one call or connection attempt may take before Redis counts as down.
     pub timeout: Duration,
     pub on_outage: OnOutage,
@@ -134,9 +136,15 @@ impl RedisCounters {
     /// Counters on the Redis at `settings.url`. Connects on first use, so that a replica starts
     /// (and falls back, or reports itself unhealthy) while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, CounterError> {
-        let client = redis::Client::open(settings.url.as_str())
-            // The error alone: the URL may hold a password.
-            .map_err(|err| CounterError::Unavailable(format!("limits.redis_url is not usable ({:?})", err.kind())))?;
+        let client = match &settings.ca_pem {
+            None => redis::Client::open(settings.url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                settings.url.as_str(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+        }
+        // The error alone: the URL may hold a password.
+        .map_err(|err| CounterError::Unavailable(format!("limits.redis_url is not usable ({:?})", err.kind())))?;
         // One connection attempt per call, no retries with backoff inside the client: a down Redis
         // must fail fast, and the periodic ping is what tries again.
         let config = ConnectionManagerConfig::new()
@@ -373,7 +381,8 @@ mod tests {
     }
 
     fn counters_at(url: &str, on_outage: OnOutage) -> RedisCounters {
-        let settings = RedisSettings { url: url.to_owned(), timeout: Duration::from_millis(500), on_outage };
+        let settings =
+            RedisSettings { url: url.to_owned(), ca_pem: None, timeout: Duration::from_millis(500), on_outage };
         RedisCounters::new(&settings).expect("redis counters")
     }
 

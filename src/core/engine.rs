@@ -18,7 +18,7 @@ use super::metrics::{DecisionCounters, ReasonLabels};
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
 use super::ports::{ClientStore, Store};
 use super::scopes::{ScopeRegistry, any_grants};
-use super::tokens::{TokenVerifier, judge_times, looks_like_jwt};
+use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
 
@@ -253,9 +253,28 @@ impl Engine {
             }
             token.principal.limits = client.limits;
         }
+        if let Some(outside) = token.outside {
+            self.check_outside_organization(&token.principal.organization, outside).await?;
+        }
         let remaining = token.principal.expires_at + self.tokens.settings().leeway - now;
         let cache_for = remaining.to_std().unwrap_or_default();
         Ok(Verified::Token(Arc::new(CachedToken { token, cache_for })))
+    }
+
+    /// An outside token's organization must exist, and be the platform's only for an issuer the
+    /// operator marked so: the admin use cases take platform-admin rights from the organization,
+    /// and a user acting for the platform organization could also create keys that are platform
+    /// admins. One database read, on the token's first check (the verdict is cached).
+    async fn check_outside_organization(&self, slug: &str, outside: OutsideIssuer) -> Result<(), TokenError> {
+        let rejected =
+            |message: &str| Err(TokenError::Rejected(AuthFailure::new(Reason::UntrustedOrganization, message)));
+        match self.store.organization(slug).await.map_err(|err| TokenError::Core(err.into()))? {
+            None => rejected("the bearer token's organization does not exist"),
+            Some(org) if org.platform && !outside.platform => {
+                rejected("the bearer token's issuer is not trusted for the platform organization")
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     async fn verify_key(&self, presented: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {

@@ -4,7 +4,7 @@
 use super::engine::{AuthorizeInput, Engine};
 use super::error::CoreError;
 use super::model::{Credentials, Decision, Reason};
-use super::policy::{Access, Policy};
+use super::policy::{Access, Policy, abnormal_path};
 
 /// What happens to a request that no route matches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +44,13 @@ pub async fn decide(
     unmatched: UnmatchedAction,
     request: &HttpRequest,
 ) -> Result<GatewayDecision, CoreError> {
+    // Before any route, and whatever `unmatched` says: the upstream may read such a path
+    // differently from the matcher, so no route (and no "no route") can be trusted with it.
+    if let Some(problem) = abnormal_path(&request.path) {
+        let message = format!("the request path is not in normal form: {problem}");
+        let decision = Decision::new(false, Reason::InvalidPath, message, None);
+        return Ok(GatewayDecision { decision, route: None, cost: 0 });
+    }
     let Some(route) = policy.find(&request.method, &request.host, &request.path) else {
         let decision = match unmatched {
             UnmatchedAction::Allow => allow_anonymous(),

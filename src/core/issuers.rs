@@ -42,10 +42,15 @@ pub struct IssuerSettings {
     pub user_claim: String,
     /// The claim holding scopes: a space-separated string (`scope`) or an array (`scp`, roles).
     pub scope_claim: String,
-    /// The claim holding the organization, used when `organization` is empty.
+    /// The claim naming the organization: required with an allow-list; with a fixed
+    /// organization a token naming another one in it is refused.
     pub organization_claim: String,
-    /// Every user of this issuer belongs to this organization, when set.
-    pub organization: String,
+    /// Which organizations the issuer's users belong to.
+    pub organization: OrganizationBinding,
+    /// The operator marked this issuer as the platform's: its users may act for the platform
+    /// organization. Without it a token naming the platform organization is refused, so that an
+    /// outside provider never makes platform admins (nor keys that are).
+    pub platform: bool,
     /// How long a fetched JWKS is used before it is fetched again.
     pub refresh: Duration,
     /// The least time between two fetches caused by unknown key ids (or a provider that is down).
@@ -53,7 +58,21 @@ pub struct IssuerSettings {
     /// Whether this provider may grant keygate's admin scopes (and `*`); off by default, so that
     /// an outside provider cannot mint keygate administrators.
     pub allow_admin_scopes: bool,
+    /// The `typ` header a token must carry (e.g. `at+jwt`); empty accepts any.
+    pub typ: String,
 }
+
+/// The organizations an issuer may speak for. A token never chooses one freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrganizationBinding {
+    /// Every user belongs to this one.
+    Fixed(String),
+    /// The token names its organization, which must be one of these.
+    AllowList(Vec<String>),
+}
+
+/// The longest user id or scope copied from an outside token into a principal (and headers).
+const MAX_CLAIM_LEN: usize = 256;
 
 type Verifiers = HashMap<(String, Algorithm), Arc<dyn JwsVerifier>>;
 
@@ -90,6 +109,28 @@ impl TrustedIssuer {
 
     pub fn accepts(&self, algorithm: Algorithm) -> bool {
         self.settings.algorithms.contains(&algorithm)
+    }
+
+    /// Whether a token of this `typ` header is one this issuer's access tokens carry. The
+    /// `application/` prefix may be left out (RFC 7515 §4.1.9), and case does not matter.
+    pub fn accepts_type(&self, typ: Option<&str>) -> bool {
+        let wanted = self.settings.typ.as_str();
+        if wanted.is_empty() {
+            return true;
+        }
+        let bare = |typ: &str| {
+            let prefix = "application/";
+            match typ.get(..prefix.len()) {
+                Some(head) if head.eq_ignore_ascii_case(prefix) => typ[prefix.len()..].to_owned(),
+                _ => typ.to_owned(),
+            }
+        };
+        typ.is_some_and(|typ| bare(typ).eq_ignore_ascii_case(&bare(wanted)))
+    }
+
+    /// Whether the operator marked this issuer as the platform's.
+    pub fn is_platform(&self) -> bool {
+        self.settings.platform
     }
 
     fn cached(&self) -> Option<Arc<Verifiers>> {
@@ -149,22 +190,33 @@ impl TrustedIssuer {
         }
     }
 
-    /// The USER principal the verified `payload` describes.
+    /// The USER principal the verified `payload` describes. Whether its organization exists (and
+    /// is the platform's) is for the caller to check against the store.
     pub fn principal(&self, payload: &JwtPayload, now: DateTime<Utc>) -> Result<Principal, AuthFailure> {
         let claims = payload.claims_set();
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let lacks = |what: &str| AuthFailure::new(Reason::InvalidToken, format!("the bearer token lacks the {what}"));
         let id = text(&self.settings.user_claim).filter(|id| !id.is_empty()).ok_or_else(|| lacks("user id"))?;
-        let organization = if self.settings.organization.is_empty() {
-            text(&self.settings.organization_claim).filter(|o| !o.is_empty()).ok_or_else(|| lacks("organization"))?
-        } else {
-            self.settings.organization.clone()
-        };
+        // The user id and scopes go into upstream headers (`x-keygate-principal-id`, the
+        // space-separated `x-keygate-scopes`): a space would add a scope, a control byte a header.
+        if !is_header_safe(&id) {
+            return Err(AuthFailure::new(
+                Reason::InvalidToken,
+                "the bearer token's user id has spaces or control characters, or is too long",
+            ));
+        }
+        let organization = self.organization(&text)?;
         let scopes: Vec<String> = match claims.get(&self.settings.scope_claim) {
             Some(Value::String(joined)) => joined.split_whitespace().map(str::to_owned).collect(),
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
             _ => Vec::new(),
         };
+        if !scopes.iter().all(|scope| is_header_safe(scope)) {
+            return Err(AuthFailure::new(
+                Reason::InvalidToken,
+                "the bearer token's scopes have spaces or control characters, or are too long",
+            ));
+        }
         let scopes =
             scopes.into_iter().filter(|scope| self.settings.allow_admin_scopes || !is_admin_scope(scope)).collect();
         Ok(Principal {
@@ -177,6 +229,31 @@ impl TrustedIssuer {
             limits: LimitOverrides::default(),
         })
     }
+
+    /// The organization a token's user belongs to under the issuer's binding.
+    fn organization(&self, text: &dyn Fn(&str) -> Option<String>) -> Result<String, AuthFailure> {
+        let named = text(&self.settings.organization_claim).filter(|o| !o.is_empty());
+        let outside = || {
+            AuthFailure::new(Reason::UntrustedOrganization, "the bearer token names an organization its issuer may not")
+        };
+        match (&self.settings.organization, named) {
+            // The claim is not needed, but one naming another organization is a token meant for
+            // elsewhere (or forged for it): refused, not quietly re-homed.
+            (OrganizationBinding::Fixed(fixed), Some(named)) if named != *fixed => Err(outside()),
+            (OrganizationBinding::Fixed(fixed), _) => Ok(fixed.clone()),
+            (OrganizationBinding::AllowList(allowed), Some(named)) if allowed.contains(&named) => Ok(named),
+            (OrganizationBinding::AllowList(_), Some(_)) => Err(outside()),
+            (OrganizationBinding::AllowList(_), None) => {
+                Err(AuthFailure::new(Reason::InvalidToken, "the bearer token lacks the organization"))
+            }
+        }
+    }
+}
+
+/// Printable, without spaces, and short: what may go into a header value and a space-separated
+/// list unchanged.
+fn is_header_safe(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_CLAIM_LEN && !value.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `*`, `admin` and `admin:…`: the scopes that manage keygate itself.

@@ -189,11 +189,17 @@ pub enum Reason {
     ConcurrencyLimit,
     /// The request costs more than the principal's whole monthly quota.
     InsufficientMaxQuota,
+    /// A token from a trusted issuer naming an organization that issuer may not speak for: outside
+    /// its binding, one that does not exist, or the platform's for an issuer not marked `platform`.
+    UntrustedOrganization,
+    /// A gateway request whose path is not in normal form (dot segments, encoded dots or slashes,
+    /// `;` parameters, ...), which the upstream may read differently from the route matcher.
+    InvalidPath,
 }
 
 impl Reason {
     /// Every reason, each at the index of its discriminant.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Allowed,
         Reason::MissingApiKey,
         Reason::InvalidApiKey,
@@ -210,6 +216,8 @@ impl Reason {
         Reason::QuotaExceeded,
         Reason::ConcurrencyLimit,
         Reason::InsufficientMaxQuota,
+        Reason::UntrustedOrganization,
+        Reason::InvalidPath,
     ];
 
     /// The HTTP status a gateway should answer with.
@@ -223,12 +231,14 @@ impl Reason {
             | Reason::ExpiredToken
             | Reason::RevokedToken
             | Reason::UntrustedIssuer
-            | Reason::InvalidAudience => 401,
+            | Reason::InvalidAudience
+            | Reason::UntrustedOrganization => 401,
             Reason::InsufficientScope
             | Reason::OrganizationMismatch
             | Reason::RouteNotAllowed
             | Reason::InsufficientMaxQuota => 403,
             Reason::RateLimited | Reason::QuotaExceeded | Reason::ConcurrencyLimit => 429,
+            Reason::InvalidPath => 400,
         }
     }
 
@@ -251,6 +261,8 @@ impl Reason {
             Reason::QuotaExceeded => "quota_exceeded",
             Reason::ConcurrencyLimit => "concurrency_limit",
             Reason::InsufficientMaxQuota => "insufficient_max_quota",
+            Reason::UntrustedOrganization => "untrusted_organization",
+            Reason::InvalidPath => "invalid_path",
         }
     }
 
@@ -273,6 +285,8 @@ impl Reason {
             Reason::QuotaExceeded => "QUOTA_EXCEEDED",
             Reason::ConcurrencyLimit => "CONCURRENCY_LIMIT",
             Reason::InsufficientMaxQuota => "INSUFFICIENT_MAX_QUOTA",
+            Reason::UntrustedOrganization => "UNTRUSTED_ORGANIZATION",
+            Reason::InvalidPath => "INVALID_PATH",
         }
     }
 
@@ -286,7 +300,8 @@ impl Reason {
             | Reason::ExpiredToken
             | Reason::RevokedToken
             | Reason::UntrustedIssuer
-            | Reason::InvalidAudience => Some("invalid_token"),
+            | Reason::InvalidAudience
+            | Reason::UntrustedOrganization => Some("invalid_token"),
             Reason::InsufficientScope => Some("insufficient_scope"),
             Reason::Allowed
             | Reason::MissingApiKey
@@ -295,7 +310,8 @@ impl Reason {
             | Reason::RateLimited
             | Reason::QuotaExceeded
             | Reason::ConcurrencyLimit
-            | Reason::InsufficientMaxQuota => None,
+            | Reason::InsufficientMaxQuota
+            | Reason::InvalidPath => None,
         }
     }
 }
@@ -378,8 +394,10 @@ mod tests {
             | Reason::RouteNotAllowed
             | Reason::RateLimited
             | Reason::QuotaExceeded
-            | Reason::ConcurrencyLimit => false,
-            Reason::InsufficientMaxQuota => true,
+            | Reason::ConcurrencyLimit
+            | Reason::InsufficientMaxQuota
+            | Reason::UntrustedOrganization => false,
+            Reason::InvalidPath => true,
         };
         assert_eq!(Reason::ALL.iter().filter(|reason| last(**reason)).count(), 1);
         assert!(last(Reason::ALL[Reason::ALL.len() - 1]));

@@ -116,14 +116,10 @@ impl Policy {
         if problems.is_empty() { Ok(Self { routes }) } else { Err(PolicyErrors(problems)) }
     }
 
-    /// The first route matching the request, if any. `path` may carry a query string.
+    /// The first route matching the request, if any. `path` may carry a query string; it must be
+    /// in normal form (see [`abnormal_path`], which the gateway checks first).
     pub fn find(&self, method: &str, host: &str, path: &str) -> Option<&Route> {
         let path = path.split(['?', '#']).next().unwrap_or_default();
-        // `.` and `..` would let a pattern match a path that the upstream resolves elsewhere;
-        // Envoy normalizes them away, so one still here is never matched.
-        if path.split('/').any(|segment| segment == "." || segment == "..") {
-            return None;
-        }
         self.routes.iter().find(|route| route.matches(method, host, path))
     }
 
@@ -144,6 +140,110 @@ impl Route {
             && self.host.as_deref().is_none_or(|wanted| host_matches(wanted, host))
             && self.path.matches(path)
     }
+}
+
+/// Why a request target (a path, possibly with a query) is not in the normal form the route
+/// matcher reads, or `None` when it is. Such a path is denied before any route is looked at,
+/// whatever `default_action` says: the upstream may resolve it to another path than the one the
+/// matcher saw (`/public/..;/admin` is `/admin` to Tomcat, `/a%2fb` is `/a/b` to some servers,
+/// `\` is `/` to IIS). Envoy's `normalize_path`, `merge_slashes` and
+/// `path_with_escaped_slashes_action` deal with most of these before keygate sees them, so normal
+/// traffic never arrives this way. A trailing slash is normal (it is matched as if absent), and
+/// so is a percent-encoded character that is valid UTF-8 and already in Unicode normal form.
+pub fn abnormal_path(target: &str) -> Option<&'static str> {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if path == "/" {
+        return None;
+    }
+    let Some(body) = path.strip_prefix('/') else {
+        return Some("it does not start with '/'");
+    };
+    let body = body.strip_suffix('/').unwrap_or(body);
+    body.split('/').find_map(abnormal_segment)
+}
+
+/// What is wrong with one path segment, if anything.
+fn abnormal_segment(segment: &str) -> Option<&'static str> {
+    if segment.is_empty() {
+        return Some("it has an empty segment ('//')");
+    }
+    if segment == "." || segment == ".." {
+        return Some("it has a '.' or '..' segment");
+    }
+    let bytes = segment.as_bytes();
+    // Only a segment with escapes is decoded (the common path copies nothing).
+    let mut decoded = Vec::new();
+    let escaped = bytes.contains(&b'%');
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        i += 1;
+        let byte = match byte {
+            b'%' => {
+                let Some(value) = bytes.get(i..i + 2).and_then(hex_pair) else {
+                    return Some("it has a malformed percent-escape");
+                };
+                i += 2;
+                if let Some(problem) = abnormal_escape(value, bytes.get(i..i + 2)) {
+                    return Some(problem);
+                }
+                value
+            }
+            b'\\' => return Some("it has a backslash"),
+            b';' => return Some("it has a ';' (a path parameter)"),
+            b'#' => return Some("it has a '#'"),
+            0x21..=0x7e => byte,
+            _ => return Some("it has a space, a control character or a non-ASCII byte"),
+        };
+        if escaped {
+            decoded.push(byte);
+        }
+    }
+    let text = if escaped {
+        let Ok(text) = std::str::from_utf8(&decoded) else {
+            return Some("it encodes bytes that are not UTF-8 (such as the overlong %c0%ae)");
+        };
+        if !text.is_ascii() && (!unicode_normalization::is_nfkc(text) || text.chars().any(is_slash_lookalike)) {
+            return Some("it encodes characters that stand for others (such as fullwidth letters, dots or slashes)");
+        }
+        text
+    } else {
+        segment
+    };
+    if text.ends_with(['.', ' ']) {
+        return Some("it has a segment ending in '.' or a space, which some servers drop");
+    }
+    None
+}
+
+/// What is wrong with a percent-escape of `value` (followed by `next`), if anything.
+fn abnormal_escape(value: u8, next: Option<&[u8]>) -> Option<&'static str> {
+    match value {
+        b'.' => Some("it encodes a dot (%2e)"),
+        b'/' | b'\\' => Some("it encodes a slash or a backslash (%2f, %5c)"),
+        // RFC 3986 §2.3: these are never encoded by a normalizing client, and Envoy decodes them.
+        b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') => {
+            Some("it encodes a letter, a digit or one of '-', '_', '~', which need no encoding")
+        }
+        0..=0x1f | 0x7f => Some("it encodes a control character"),
+        // `%252e` is `%2e` to an upstream that decodes twice.
+        b'%' if next.and_then(hex_pair).is_some() => Some("it encodes a percent-escape twice (such as %252e)"),
+        _ => None,
+    }
+}
+
+/// The byte two hex digits stand for.
+fn hex_pair(pair: &[u8]) -> Option<u8> {
+    let digit = |b: u8| char::from(b).to_digit(16);
+    match pair {
+        [high, low] => u8::try_from(digit(*high)? * 16 + digit(*low)?).ok(),
+        _ => None,
+    }
+}
+
+/// Slashes and backslashes that Unicode normalization keeps but some platforms' "best fit"
+/// conversions turn into `/` or `\`.
+fn is_slash_lookalike(c: char) -> bool {
+    matches!(c, '\u{2044}' | '\u{2215}' | '\u{2216}' | '\u{29f5}' | '\u{29f8}' | '\u{29f9}')
 }
 
 /// Host names compare case-insensitively (without a copy per request). A `wanted` without a
@@ -174,22 +274,31 @@ impl PathPattern {
         if pattern.contains(['?', '#']) {
             return Err("must not contain a query ('?') or fragment ('#')".to_owned());
         }
-        let mut parts: Vec<&str> = body.split('/').collect();
+        if pattern.contains("//") {
+            return Err("must not contain empty segments ('//')".to_owned());
+        }
+        // A trailing slash names the same resource as the path without it (see `matches`).
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let mut parts: Vec<&str> = if body.is_empty() { Vec::new() } else { body.split('/').collect() };
         let rest = parts.last() == Some(&"**");
         if rest {
             parts.pop();
         }
         let mut segments = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
+        for part in &parts {
             match *part {
                 "*" => segments.push(Segment::Any),
                 "**" => return Err("'**' may only be the last segment".to_owned()),
                 "." | ".." => return Err("must not contain '.' or '..' segments".to_owned()),
-                "" if i + 1 < parts.len() || rest => return Err("must not contain empty segments ('//')".to_owned()),
+                "" => return Err("must not contain empty segments ('//')".to_owned()),
                 literal if literal.contains('*') => {
                     return Err(format!("segment {literal:?}: '*' must be a whole segment"));
                 }
-                literal => segments.push(Segment::Literal(literal.to_owned())),
+                // A request path in normal form never matches it: deny instead of never matching.
+                literal => match abnormal_segment(literal) {
+                    Some(problem) => return Err(format!("segment {literal:?} is not in normal form: {problem}")),
+                    None => segments.push(Segment::Literal(literal.to_owned())),
+                },
             }
         }
         Ok(Self { segments, rest })
@@ -199,15 +308,20 @@ impl PathPattern {
         let Some(body) = path.strip_prefix('/') else {
             return false;
         };
-        let mut parts = body.split('/');
+        // One trailing slash is the same resource to most upstreams: `/a/b/` is matched as `/a/b`,
+        // so that it cannot slip past the route for `/a/b` (to `default_action = "allow"`).
+        let body = body.strip_suffix('/').unwrap_or(body);
+        let mut parts = body.split('/').filter(|_| !body.is_empty());
         for segment in &self.segments {
             match (segment, parts.next()) {
-                (Segment::Literal(literal), Some(part)) if part == literal => {}
+                // Without regard to ASCII case: to a case-insensitive upstream `/ADMIN` is `/admin`,
+                // and to a case-sensitive one it is a path nobody serves.
+                (Segment::Literal(literal), Some(part)) if part.eq_ignore_ascii_case(literal) => {}
                 (Segment::Any, Some(part)) if !part.is_empty() => {}
                 _ => return false,
             }
         }
-        // A `/**` pattern also matches its prefix itself, with or without a trailing slash.
+        // A `/**` pattern also matches its prefix itself.
         self.rest || parts.next().is_none()
     }
 }
@@ -395,7 +509,9 @@ mod tests {
         assert_eq!(found(&p, "GET", "h", "/api/v1/sessions?x=1"), Some("exact"));
         assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42"), Some("one"));
         assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42?q=a/b"), Some("one"));
-        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/"), None, "* needs a non-empty segment");
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/"), Some("exact"), "a trailing slash is ignored");
+        assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42/"), Some("one"));
+        assert_eq!(found(&p, "GET", "h", "/API/V1/Sessions/42"), Some("one"), "literals ignore ASCII case");
         assert_eq!(found(&p, "GET", "h", "/api/v1/sessions/42/notes"), None, "* is one segment");
         assert_eq!(found(&p, "GET", "h", "/api/v2/graph"), Some("middle"));
         assert_eq!(found(&p, "GET", "h", "/static"), Some("prefix"));
@@ -404,8 +520,100 @@ mod tests {
         assert_eq!(found(&p, "GET", "h", "/staticky"), None, "a prefix ends at a segment boundary");
         assert_eq!(found(&p, "GET", "h", "/"), Some("root"));
         assert_eq!(found(&p, "GET", "h", "/nope"), None);
-        assert_eq!(found(&p, "GET", "h", "/static/../api/v1/sessions"), None, "dot segments never match");
-        assert_eq!(found(&p, "GET", "h", "/static/./x"), None);
+    }
+
+    #[test]
+    fn paths_not_in_normal_form_are_named() {
+        for normal in [
+            "/",
+            "/api/v1/sessions",
+            "/api/v1/sessions/",
+            "/api/v1/sessions?next=/../admin;x=%2e%2e",
+            "/API/Mixed-Case_~x",
+            "/a.b/c..d/.well-known",
+            "/caf%C3%A9/%E2%82%AC",
+            "/100%25/a%20b",
+            "/a%3Fb%23c%40d",
+        ] {
+            assert_eq!(abnormal_path(normal), None, "{normal:?}");
+        }
+        for (abnormal, problem) in [
+            ("", "does not start with '/'"),
+            ("*", "does not start with '/'"),
+            ("api", "does not start with '/'"),
+            ("//", "empty segment"),
+            ("//admin", "empty segment"),
+            ("/a//b", "empty segment"),
+            ("/a//", "empty segment"),
+            ("/.", "'.' or '..' segment"),
+            ("/a/./b", "'.' or '..' segment"),
+            ("/a/../b", "'.' or '..' segment"),
+            ("/a/..", "'.' or '..' segment"),
+            ("/a/../", "'.' or '..' segment"),
+            ("/a/..;/b", "';'"),
+            ("/a;jsessionid=1/b", "';'"),
+            ("/a/b;", "';'"),
+            ("/a/%2e%2e/b", "encodes a dot"),
+            ("/a/%2E%2E/b", "encodes a dot"),
+            ("/a/.%2e/b", "encodes a dot"),
+            ("/a/%2e", "encodes a dot"),
+            ("/a%2fb", "slash or a backslash"),
+            ("/a%2Fb", "slash or a backslash"),
+            ("/a%5cb", "slash or a backslash"),
+            ("/a%5Cb", "slash or a backslash"),
+            ("/a\\b", "backslash"),
+            ("/a/b.", "ending in '.'"),
+            ("/admin.", "ending in '.'"),
+            ("/a/...", "ending in '.'"),
+            ("/admin%20", "ending in '.' or a space"),
+            ("/%61dmin", "encodes a letter"),
+            ("/ad%6Din", "encodes a letter"),
+            ("/%7e", "encodes a letter"),
+            ("/a/%c0%ae%c0%ae/b", "not UTF-8"),
+            ("/a/%C0%AF", "not UTF-8"),
+            ("/a/%e0%80%ae", "not UTF-8"),
+            ("/a/%ff", "not UTF-8"),
+            ("/a/%ef%bc%8e%ef%bc%8e/b", "stand for others"),
+            ("/%ef%bd%81dmin", "stand for others"),
+            ("/a%e2%88%95b", "stand for others"),
+            ("/a/%252e%252e/b", "twice"),
+            ("/a/%u002e", "malformed"),
+            ("/a%zz", "malformed"),
+            ("/a%2", "malformed"),
+            ("/a%", "malformed"),
+            ("/a%00b", "control character"),
+            ("/a%0d%0ab", "control character"),
+            ("/a%7f", "control character"),
+            ("/a b", "space, a control character or a non-ASCII byte"),
+            ("/a\tb", "space, a control character or a non-ASCII byte"),
+            ("/a\nb", "space, a control character or a non-ASCII byte"),
+            ("/a\u{1}b", "space, a control character or a non-ASCII byte"),
+            ("/a\u{7f}", "space, a control character or a non-ASCII byte"),
+            ("/caf\u{e9}", "space, a control character or a non-ASCII byte"),
+            ("/\u{ff0e}\u{ff0e}/admin", "space, a control character or a non-ASCII byte"),
+            ("/a#b", "'#'"),
+        ] {
+            let found = abnormal_path(abnormal).unwrap_or_else(|| panic!("{abnormal:?} passed as normal"));
+            assert!(found.contains(problem), "{abnormal:?}: {found:?} does not say {problem:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_are_in_normal_form_too() {
+        for (pattern, problem) in [
+            ("/a//b", "empty segments"),
+            ("//", "empty segments"),
+            ("/a;b", "not in normal form"),
+            ("/%2e%2e/x", "not in normal form"),
+            ("/a./b", "not in normal form"),
+        ] {
+            let errors = Policy::parse(&format!("[[routes]]\npath = {pattern:?}\npublic = true\n"), &registry())
+                .expect_err(pattern);
+            assert!(errors.to_string().contains(problem), "{pattern:?}: {errors}");
+        }
+        let p = policy("[[routes]]\nname = \"slash\"\npath = \"/a/b/\"\npublic = true\n");
+        assert_eq!(found(&p, "GET", "h", "/a/b"), Some("slash"), "a pattern's trailing slash is ignored too");
+        assert_eq!(found(&p, "GET", "h", "/a/b/"), Some("slash"));
     }
 
     #[test]

@@ -109,6 +109,15 @@ pub struct VerifiedToken {
     pub not_before: Option<DateTime<Utc>>,
     /// For keygate's own client tokens: the client, whose revocation must be checked.
     pub client_id: Option<String>,
+    /// For user tokens of outside issuers: what the organization is checked against.
+    pub outside: Option<OutsideIssuer>,
+}
+
+/// What is known of the outside issuer of a user token once its signature checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutsideIssuer {
+    /// The operator marked it as the platform's: its users may act for the platform organization.
+    pub platform: bool,
 }
 
 /// Verifies bearer JWTs: keygate's own, then those of trusted issuers.
@@ -194,12 +203,19 @@ impl TokenVerifier {
         if !issuer.accepts(algorithm) {
             return Ok(Err(invalid("the bearer token's algorithm is not accepted")));
         }
+        if !issuer.accepts_type(unverified.typ.as_deref()) {
+            return Ok(Err(invalid("the bearer token is not an access token of its issuer (typ)")));
+        }
         let Some(verifier) = issuer.verifier(&unverified.kid, algorithm).await? else {
             return Ok(Err(invalid("the bearer token's signing key is unknown")));
         };
         let checked =
             check(token, verifier.as_ref(), &unverified.issuer, issuer.audiences(), self.settings.leeway, now);
-        Ok(checked.and_then(|payload| issuer.principal(&payload, now).map(|principal| verified(principal, &payload))))
+        let outside = OutsideIssuer { platform: issuer.is_platform() };
+        Ok(checked.and_then(|payload| {
+            let principal = issuer.principal(&payload, now)?;
+            Ok(VerifiedToken { outside: Some(outside), ..verified(principal, &payload) })
+        }))
     }
 
     async fn verify_own(
@@ -253,7 +269,7 @@ impl TokenVerifier {
 }
 
 fn verified(principal: Principal, payload: &JwtPayload) -> VerifiedToken {
-    VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None }
+    VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None, outside: None }
 }
 
 /// A NumericDate claim (seconds since the epoch, possibly fractional), read without josekit's

@@ -117,6 +117,8 @@ fn reason(reason: Reason) -> pb::DecisionReason {
         Reason::QuotaExceeded => pb::DecisionReason::QuotaExceeded,
         Reason::ConcurrencyLimit => pb::DecisionReason::ConcurrencyLimit,
         Reason::InsufficientMaxQuota => pb::DecisionReason::InsufficientMaxQuota,
+        Reason::UntrustedOrganization => pb::DecisionReason::UntrustedOrganization,
+        Reason::InvalidPath => pb::DecisionReason::InvalidPath,
     }
 }
 
@@ -283,9 +285,21 @@ pub fn issue_token_response(token: AccessToken) -> pb::IssueTokenResponse {
 
 // --- Envoy ext_authz (`envoy.service.auth.v3`) ---
 
+/// What keygate reads from Envoy's `CheckRequest`.
+#[derive(Debug, Default)]
+pub struct EnvoyRequest {
+    pub http: HttpRequest,
+    /// Envoy's `x-request-id`, when it sent one.
+    pub request_id: Option<String>,
+    /// Headers the client sent whose names differ from keygate's own (`envoy.headers.*`) only in
+    /// case, `_` or `-` (`x-keygate-principal_id`): CGI/WSGI-style upstreams read them as the
+    /// real ones, so they are removed before the request goes on.
+    pub lookalikes: Vec<String>,
+}
+
 /// The HTTP request inside Envoy's `CheckRequest`, with the credentials read from the configured
-/// headers, and the request's `x-request-id`.
-pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> (HttpRequest, Option<String>) {
+/// headers.
+pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> EnvoyRequest {
     let http = check.attributes.and_then(|a| a.request).and_then(|r| r.http).unwrap_or_default();
     let mut headers = http.headers;
     // With `encode_raw_headers`, Envoy sends the headers here instead (as bytes).
@@ -294,16 +308,42 @@ pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> (HttpR
             if header.raw_value.is_empty() { header.value } else { String::from_utf8_lossy(&header.raw_value).into() };
         headers.entry(header.key.to_ascii_lowercase()).or_insert(value);
     }
+    let lookalikes = lookalikes(headers.keys().map(String::as_str), names);
     let mut take = |name: &str| headers.remove(name).unwrap_or_default();
     let credentials = Credentials { authorization: take(&names.authorization), api_key: take(&names.api_key) };
     let request_id = headers.remove(REQUEST_ID_HEADER);
-    let request = HttpRequest { method: http.method, host: http.host, path: http.path, credentials };
-    (request, request_id)
+    let http = HttpRequest { method: http.method, host: http.host, path: http.path, credentials };
+    EnvoyRequest { http, request_id, lookalikes }
+}
+
+/// The names among `sent` that stand for one of keygate's headers without being it.
+fn lookalikes<'a>(sent: impl Iterator<Item = &'a str>, names: &EnvoyHeaders) -> Vec<String> {
+    let own = [
+        &names.authorization,
+        &names.api_key,
+        &names.principal_type,
+        &names.principal_id,
+        &names.organization,
+        &names.scopes,
+    ];
+    let folded = |b: u8| if b == b'_' { b'-' } else { b.to_ascii_lowercase() };
+    let same = |sent: &str, own: &str| {
+        sent.len() == own.len() && sent.bytes().zip(own.bytes()).all(|(s, o)| folded(s) == folded(o))
+    };
+    // Names differing only in case are the same header to Envoy: overwritten or removed as such.
+    sent.filter(|name| own.iter().any(|own| same(name, own) && !name.eq_ignore_ascii_case(own)))
+        .map(|name| name.to_ascii_lowercase())
+        .collect()
 }
 
 /// Envoy's answer: an OK response that tells the upstream who called, or a denied response with
-/// the reference's JSON error body.
-pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &EnvoyConfig) -> envoy::CheckResponse {
+/// the reference's JSON error body. `lookalikes` are removed from an allowed request.
+pub fn check_response(
+    outcome: GatewayDecision,
+    request_id: &str,
+    config: &EnvoyConfig,
+    lookalikes: Vec<String>,
+) -> envoy::CheckResponse {
     let GatewayDecision { decision, route, cost } = outcome;
     let mut metadata = vec![("cost", number(cost)), ("request_id", text(request_id))];
     if let Some(route) = route {
@@ -322,8 +362,11 @@ pub fn check_response(outcome: GatewayDecision, request_id: &str, config: &Envoy
     }
     let dynamic_metadata =
         Some(envoy::Struct { fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect() });
-    let (code, http_response) =
-        if decision.allowed { ok_response(decision, config) } else { denied_response(decision, request_id) };
+    let (code, http_response) = if decision.allowed {
+        ok_response(decision, config, lookalikes)
+    } else {
+        denied_response(decision, request_id)
+    };
     envoy::CheckResponse {
         status: Some(envoy::RpcStatus { code: code as i32, ..Default::default() }),
         http_response: Some(http_response),
@@ -341,10 +384,17 @@ fn rate_limit_headers(state: &LimitState) -> Vec<envoy::HeaderValueOption> {
     ]
 }
 
-fn ok_response(decision: Decision, config: &EnvoyConfig) -> (tonic::Code, envoy::check_response::HttpResponse) {
+fn ok_response(
+    decision: Decision,
+    config: &EnvoyConfig,
+    lookalikes: Vec<String>,
+) -> (tonic::Code, envoy::check_response::HttpResponse) {
     let names = &config.headers;
-    let mut ok =
-        envoy::OkHttpResponse { response_headers_to_add: rate_limit_headers(&decision.limits), ..Default::default() };
+    let mut ok = envoy::OkHttpResponse {
+        response_headers_to_add: rate_limit_headers(&decision.limits),
+        headers_to_remove: lookalikes,
+        ..Default::default()
+    };
     if config.strip_credentials {
         ok.headers_to_remove.extend([names.authorization.clone(), names.api_key.clone()]);
     }
@@ -393,6 +443,7 @@ fn denied_response(decision: Decision, request_id: &str) -> (tonic::Code, envoy:
         body: body.to_string(),
     };
     let code = match status {
+        400 => tonic::Code::InvalidArgument,
         401 => tonic::Code::Unauthenticated,
         429 => tonic::Code::ResourceExhausted,
         _ => tonic::Code::PermissionDenied,

@@ -38,7 +38,8 @@ impl EnvoyAuthz {
 impl Authorization for EnvoyAuthz {
     async fn check(&self, request: Request<envoy::CheckRequest>) -> Result<Response<envoy::CheckResponse>, Status> {
         let traced = request_span(&request);
-        let (http, given_id) = convert::envoy_request(request.into_inner(), &self.config.headers);
+        let convert::EnvoyRequest { http, request_id: given_id, lookalikes } =
+            convert::envoy_request(request.into_inner(), &self.config.headers);
         let request_id = request_id_from(given_id.as_deref());
         traced.record_request_id(&request_id);
         let policy = self.policy.borrow().clone();
@@ -58,7 +59,7 @@ impl Authorization for EnvoyAuthz {
                 let path = http.path.split(['?', '#']).next().unwrap_or_default();
                 tracing::info!(key_id, route, method = %http.method, path, reason = decision.reason.as_str(), "denied");
             }
-            Ok(respond(convert::check_response(outcome, &request_id, &self.config), &request_id))
+            Ok(respond(convert::check_response(outcome, &request_id, &self.config, lookalikes), &request_id))
         }
         .instrument(span)
         .await

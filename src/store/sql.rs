@@ -43,6 +43,9 @@ pub struct SqlStore {
 impl SqlStore {
     /// Connects (creating a SQLite file when needed). Does not migrate.
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        if let Some(path) = sqlite_file(&settings.url) {
+            owner_only(&path)?;
+        }
         let statement_ms = settings.timeout.as_millis();
         let mut options = ConnectOptions::new(settings.url.clone());
         options
@@ -528,5 +531,56 @@ impl Store for SqlStore {
                 .map_err(map_err)?;
         }
         txn.commit().await.map_err(map_err)
+    }
+}
+
+/// The file of a `sqlite:` URL; `None` for PostgreSQL and in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the database file readable by its owner alone before SQLite opens it: it holds hashes,
+/// signing keys and the audit log. SQLite gives its `-wal` and `-shm` files the database file's
+/// permissions, so those follow. A file that exists with wider permissions is narrowed, with a
+/// warning.
+#[cfg(unix)]
+fn owner_only(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |err: std::io::Error| StoreError::Unavailable(format!("{}: {err}", path.display()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(io(err)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(metadata) = std::fs::metadata(&file) else { continue };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %file.display(), "database file was readable by others; narrowing it to its owner");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &std::path::Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(sqlite_file("sqlite://keygate.db?mode=rwc"), Some("keygate.db".into()));
+        assert_eq!(sqlite_file("sqlite:///var/lib/keygate/keygate.db"), Some("/var/lib/keygate/keygate.db".into()));
+        assert_eq!(sqlite_file("sqlite:data.db"), Some("data.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h:5432/db"), None);
     }
 }

@@ -19,7 +19,7 @@ use crate::support::process::{Served, keygate};
 use crate::support::proxy::CuttableProxy;
 use crate::support::{Backend, TestDb, TestServer, expect_code};
 
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [[routes]]
 name = "health"
 path = "/healthz"
@@ -56,7 +56,7 @@ scopes = ["graph:read"]
 
 /// The error body's code, after checking the body's shape and content type.
 #[track_caller]
-fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
+pub(crate) fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
     assert_eq!(reply.status, status, "{reply:?}");
     assert_eq!(reply.header("content-type"), Some("application/json"), "{reply:?}");
     let body = reply.json();
@@ -66,7 +66,7 @@ fn error_code(reply: &Reply, status: u16, request_id: &str) -> String {
 }
 
 /// The request headers the upstream received.
-fn upstream_saw(reply: &Reply) -> HashMap<String, String> {
+pub(crate) fn upstream_saw(reply: &Reply) -> HashMap<String, String> {
     assert_eq!(reply.status, 200, "{reply:?}");
     let body = reply.json();
     let headers = body["headers"].as_object().unwrap_or_else(|| panic!("echoed headers: {body}"));
@@ -82,11 +82,11 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn admin_call(addr: &str, admin: &str, method: &str, body: Value) -> Value {
+pub(crate) fn admin_call(addr: &str, admin: &str, method: &str, body: Value) -> Value {
     call(addr, admin, &format!("keygate.v1.AdminService/{method}"), &body.to_string())
 }
 
-fn create_key(addr: &str, admin: &str, name: &str, scopes: &[&str]) -> (String, String) {
+pub(crate) fn create_key(addr: &str, admin: &str, name: &str, scopes: &[&str]) -> (String, String) {
     let created = admin_call(addr, admin, "CreateApiKey", serde_json::json!({"name": name, "scopes": scopes}));
     (created["apiKey"].as_str().expect("apiKey").to_owned(), created["key"]["keyId"].as_str().expect("id").to_owned())
 }
@@ -287,7 +287,8 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
         .expect("write policy");
     let out = keygate(
         dir.path(),
-        &["serve", "--grpc-addr", "127.0.0.1:0"],
+        // Free ports for both listeners: a fixed default may be taken on a shared machine.
+        &["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
         &[("KEYGATE_ENVOY_POLICY_FILE", policy.to_str().expect("utf-8"))],
     );
     assert!(!out.status.success());
@@ -299,7 +300,7 @@ fn a_bad_policy_stops_start_up_with_every_problem() {
 }
 
 /// A `CheckRequest` for `GET path` with `headers`.
-fn check_request(path: &str, headers: &[(&str, &str)]) -> envoy::CheckRequest {
+pub(crate) fn check_request(path: &str, headers: &[(&str, &str)]) -> envoy::CheckRequest {
     let http = envoy::attribute_context::HttpRequest {
         method: "GET".to_owned(),
         path: path.to_owned(),

@@ -26,8 +26,8 @@ fn root() -> PathBuf {
 }
 
 /// The chart's manifests for one set of values, as Helm rendered them.
-struct Rendered {
-    resources: Vec<Value>,
+pub(crate) struct Rendered {
+    pub(crate) resources: Vec<Value>,
     notes: String,
 }
 
@@ -66,7 +66,7 @@ fn helm(values: &Value) -> Result<Rendered, (String, String)> {
     Ok(Rendered { resources, notes: string(&answer["notes"]) })
 }
 
-fn render(values: &Value) -> Rendered {
+pub(crate) fn render(values: &Value) -> Rendered {
     helm(values).unwrap_or_else(|(stage, error)| panic!("the chart failed at {stage}:\n{error}"))
 }
 
@@ -75,7 +75,7 @@ fn string(value: &Value) -> String {
 }
 
 /// The smallest install: the chart's defaults plus the database URL it cannot guess.
-fn values(overrides: Value) -> Value {
+pub(crate) fn values(overrides: Value) -> Value {
     let mut values = json!({"database": {"url": DATABASE_URL}, "redis": {"url": REDIS_URL}});
     merge(&mut values, overrides);
     values

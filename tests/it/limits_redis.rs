@@ -283,3 +283,97 @@ async fn a_redis_outage_is_unavailable_and_not_serving_when_closed_until_it_reco
     assert!(response.decision.expect("decision").allowed);
     proxy.cut().await;
 }
+
+/// A Redis of the test's own that speaks TLS only, with a certificate from a CA made here;
+/// stopped when dropped.
+struct TlsRedis {
+    child: std::process::Child,
+    port: u16,
+    ca_file: std::path::PathBuf,
+}
+
+impl TlsRedis {
+    fn start(dir: &std::path::Path) -> Self {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write pem");
+            path
+        };
+        let ca_file = write("redis-ca.pem", ca.pem());
+        let (cert_file, key_file) = (write("redis.pem", cert.pem()), write("redis-key.pem", key.serialize_pem()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(&cert_file)
+            .arg("--tls-key-file")
+            .arg(&key_file)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca_file)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test and .ci/run install it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the TLS Redis did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, ca_file }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rediss://` with the operator's CA: the counters live in that Redis, over TLS. The same
+/// Redis is refused in plain text, and a replica that does not trust its CA cannot use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_reach_redis_over_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = TlsRedis::start(dir.path());
+    let database = format!("sqlite://{}/keygate.db?mode=rwc", dir.path().display());
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let ca = redis.ca_file.display().to_string();
+    let mut env = replica_env(&database, &url, "closed");
+    env.push(("KEYGATE_LIMITS_REDIS_CA_FILE", &ca));
+    let admin_key = bootstrap(dir.path(), &env);
+    let replica = Served::start(dir.path(), &env);
+    let key = limited_key(&replica, &admin_key, 60, 2).await;
+    let mut auth = AuthServiceClient::new(channel(&replica).await);
+    let reasons = [reason(&mut auth, &key).await, reason(&mut auth, &key).await, reason(&mut auth, &key).await];
+    assert_eq!(reasons, [DecisionReason::Allowed, DecisionReason::Allowed, DecisionReason::RateLimited]);
+    assert_eq!(metric(&replica, "keygate_redis_up").await, Some(1.0));
+    assert_eq!(health(&replica).await, ServingStatus::Serving);
+    drop(replica);
+
+    // Plain text to the TLS port, and TLS without the CA: Redis is down for such a replica
+    // (failing closed, its limited key is UNAVAILABLE).
+    let plain = format!("redis://127.0.0.1:{}", redis.port);
+    for (redis_url, ca_file) in [(plain.as_str(), None), (url.as_str(), Some(()))] {
+        let mut env = replica_env(&database, redis_url, "closed");
+        if ca_file.is_some() {
+            // No CA file: the system's roots do not know the test's CA.
+            env.retain(|(name, _)| *name != "KEYGATE_LIMITS_REDIS_CA_FILE");
+        }
+        let replica = Served::start(dir.path(), &env);
+        let mut auth = AuthServiceClient::new(channel(&replica).await);
+        let status = auth.authorize(authorize_request(&key)).await.expect_err("no counters");
+        assert_eq!(status.code(), Code::Unavailable, "{redis_url}: {status:?}");
+        assert_eq!(metric(&replica, "keygate_redis_up").await, Some(0.0));
+    }
+}

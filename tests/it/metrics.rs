@@ -6,7 +6,7 @@ use keygate::proto::keygate_v1 as pb;
 use crate::support::{Backend, TestServer, as_admin};
 
 /// The value of the sample `name{labels}` (labels as rendered), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
 }
 

@@ -17,7 +17,7 @@ fn new_key(name: &str, scopes: &[&str], organization: &str) -> pb::CreateApiKeyR
     }
 }
 
-async fn create_org(server: &TestServer, slug: &str, plan: &str) -> pb::Organization {
+pub(crate) async fn create_org(server: &TestServer, slug: &str, plan: &str) -> pb::Organization {
     let request = pb::CreateOrganizationRequest { slug: slug.into(), name: format!("{slug} Inc."), plan: plan.into() };
     server
         .admin()

@@ -89,10 +89,8 @@ app.kubernetes.io/component: server
      instead of using toToml. */}}
 {{- define "keygate.config" -}}
 {{- $config := deepCopy (default dict .Values.config) -}}
-{{- $_ := set $config "grpc_addr" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) -}}
-{{- $_ = set $config "http_addr" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
 {{- $database := default dict (get $config "database") -}}
-{{- $_ = set $database "run_migrations" (not .Values.migrations.enabled) -}}
+{{- $_ := set $database "run_migrations" (not .Values.migrations.enabled) -}}
 {{- $_ = set $config "database" $database -}}
 {{- if include "keygate.redisSecretName" . -}}
 {{- $limits := default dict (get $config "limits") -}}
@@ -148,10 +146,15 @@ keygate.toml: |
 {{- end -}}
 {{- end -}}
 
-{{/* Environment of every keygate container: where the config is, and the database URL. */}}
+{{/* Environment of every keygate container: where the config is, the listen addresses (the
+     image sets them in ENV, which a config file cannot override), and the database URL. */}}
 {{- define "keygate.env" -}}
 - name: KEYGATE_CONFIG
   value: /etc/keygate/config/keygate.toml
+- name: KEYGATE_GRPC_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.grpc) | quote }}
+- name: KEYGATE_HTTP_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.http) | quote }}
 - name: KEYGATE_DATABASE_URL
   valueFrom:
     secretKeyRef:

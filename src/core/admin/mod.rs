@@ -578,7 +578,10 @@ impl Admin {
         self.engine.authenticate(&ctx.credentials).await?.map_err(CoreError::Unauthenticated)
     }
 
-    /// Checks `principal` holds `scope` and finds out whether it is a platform admin.
+    /// Checks `principal` holds `scope` and finds out whether it is a platform admin: a member of
+    /// the platform organization. An outside token reaches that organization only from an issuer
+    /// the operator marked `platform` (the engine refuses the others), so an outside provider
+    /// never makes platform admins on its own.
     async fn authorize(&self, principal: Principal, scope: &str) -> Result<Caller, CoreError> {
         if !any_grants(&principal.scopes, scope) {
             return Err(CoreError::PermissionDenied(format!("this call needs the {scope} scope")));

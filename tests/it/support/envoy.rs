@@ -33,11 +33,24 @@ pub fn replace_once(text: &str, from: &str, to: &str) -> String {
 /// The shipped configuration pointed at `keygate` and `upstream`, listening on free ports, with
 /// a longer authorization timeout for a slow, busy test machine.
 pub fn test_config(keygate: &str, upstream: SocketAddr) -> String {
-    let keygate_port = keygate.rsplit_once(':').map(|(_, port)| port).expect("keygate host:port");
-    let config = replace_once(SHIPPED, "port_value: 50051", &format!("port_value: {keygate_port}"));
+    test_config_with_replicas(&[keygate], upstream)
+}
+
+/// [`test_config`] with every address in `keygates` as an endpoint of the keygate cluster: the
+/// replicas Envoy balances, health-checks and retries across.
+pub fn test_config_with_replicas(keygates: &[&str], upstream: SocketAddr) -> String {
+    let endpoint = |keygate: &&str| {
+        let (host, port) = keygate.rsplit_once(':').expect("keygate host:port");
+        format!("- endpoint: {{ address: {{ socket_address: {{ address: {host}, port_value: {port} }} }} }}")
+    };
+    let endpoints: Vec<String> = keygates.iter().map(endpoint).collect();
+    let shipped = "- endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 50051 } } }";
+    let config = replace_once(SHIPPED, shipped, &endpoints.join("\n        "));
     let config = replace_once(&config, "port_value: 8000", &format!("port_value: {}", upstream.port()));
     let config = replace_once(&config, "port_value: 10000", "port_value: 0");
     let config = replace_once(&config, "port_value: 9901", "port_value: 0");
+    // The per-try timeout of a retried Check is the back-off's max_interval.
+    let config = replace_once(&config, "max_interval: 0.5s", "max_interval: 5s");
     replace_once(&config, "timeout: 0.5s", "timeout: 5s")
 }
 
@@ -46,6 +59,8 @@ pub struct Envoy {
     child: Child,
     /// The listener clients send requests to.
     pub addr: SocketAddr,
+    /// Envoy's admin interface (`/stats`, `/clusters`).
+    pub admin: SocketAddr,
 }
 
 impl Envoy {
@@ -65,7 +80,8 @@ impl Envoy {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("envoy starts");
-        let mut envoy = Self { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut envoy = Self { child, addr: unset, admin: unset };
         let deadline = Instant::now() + Duration::from_secs(90);
         let admin = loop {
             if let Some(addr) = std::fs::read_to_string(&admin_path).ok().and_then(|text| text.trim().parse().ok()) {
@@ -83,12 +99,20 @@ impl Envoy {
             assert!(Instant::now() < deadline, "Envoy did not become ready");
             std::thread::sleep(Duration::from_millis(100));
         }
+        envoy.admin = admin;
         let listeners = request(admin, "GET", "/listeners?format=json", &[]).json();
         let port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
             .as_u64()
             .unwrap_or_else(|| panic!("a listener port in {listeners}"));
         envoy.addr = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).expect("port")));
         envoy
+    }
+
+    /// The value of the counter or gauge `name` in Envoy's `/stats` (0 when absent).
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = request(self.admin, "GET", "/stats", &[]).body;
+        let prefix = format!("{name}: ");
+        stats.lines().find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
     }
 
     fn still_running(&mut self) {

@@ -1,8 +1,9 @@
 //! Plain HTTP/1.1 over std sockets for the Envoy tests: an upstream that echoes the request it got
-//! as JSON, and a one-request client. Small on purpose: no HTTP crate is needed for this.
+//! as JSON, a one-request client and a keep-alive one. Small on purpose: no HTTP crate is needed
+//! for this.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -49,25 +50,26 @@ fn read_head(reader: &mut impl BufRead) -> Option<(String, BTreeMap<String, Stri
     }
 }
 
-fn read_body(reader: &mut impl BufRead, headers: &BTreeMap<String, String>) -> String {
+fn read_body(reader: &mut impl BufRead, headers: &BTreeMap<String, String>) -> io::Result<String> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let mut body = Vec::new();
     if let Some(length) = headers.get("content-length") {
-        body.resize(length.parse().expect("content-length"), 0);
-        reader.read_exact(&mut body).expect("body");
+        body.resize(length.parse().map_err(|_| bad("content-length"))?, 0);
+        reader.read_exact(&mut body)?;
     } else if headers.get("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
         loop {
             let mut size = String::new();
-            reader.read_line(&mut size).expect("chunk size");
-            let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+            reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim(), 16).map_err(|_| bad("hex chunk size"))?;
             let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).expect("chunk");
+            reader.read_exact(&mut chunk)?;
             if size == 0 {
                 break;
             }
             body.extend_from_slice(&chunk[..size]);
         }
     }
-    String::from_utf8(body).expect("utf-8 body")
+    String::from_utf8(body).map_err(|_| bad("utf-8 body"))
 }
 
 /// Starts an upstream that answers every request with 200 and
@@ -88,7 +90,9 @@ fn serve_echo(stream: TcpStream) {
     let mut reader = BufReader::new(stream);
     // Envoy keeps upstream connections alive: answer requests until it closes.
     while let Some((first, headers)) = read_head(&mut reader) {
-        let _ = read_body(&mut reader, &headers);
+        if read_body(&mut reader, &headers).is_err() {
+            return;
+        }
         let mut parts = first.split(' ');
         let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         let body = json!({"method": method, "path": path, "headers": headers}).to_string();
@@ -106,15 +110,64 @@ fn serve_echo(stream: TcpStream) {
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: api.example.com\r\nconnection: close\r\n");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    exchange(&mut stream, &mut reader, method, path, &[&[("connection", "close")], headers].concat())
+        .unwrap_or_else(|err| panic!("{method} {path}: {err}"))
+}
+
+/// Writes one request and reads its response on an open connection.
+fn exchange(
+    writer: &mut impl Write,
+    reader: &mut impl BufRead,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<Reply> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: api.example.com\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("send request");
-    let mut reader = BufReader::new(stream);
-    let (first, headers) = read_head(&mut reader).expect("a response");
-    let status = first.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
-    let body = read_body(&mut reader, &headers);
-    Reply { status, headers, body }
+    writer.write_all(head.as_bytes())?;
+    let (first, headers) = read_head(reader).ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    let status = first
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("status line {first:?}")))?;
+    let body = read_body(reader, &headers)?;
+    Ok(Reply { status, headers, body })
+}
+
+/// A client that keeps its connection open between requests (as load generators and browsers
+/// do), so that steady traffic does not use up the machine's ephemeral ports. A failed exchange
+/// is returned as an error and the next one opens a new connection.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    open: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+impl KeepAlive {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, open: None }
+    }
+
+    /// Sends `GET path` with `headers`; any connection or protocol failure is an error.
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> io::Result<Reply> {
+        let (writer, reader) = match &mut self.open {
+            Some(open) => open,
+            None => {
+                let stream = TcpStream::connect(self.addr)?;
+                stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let reader = BufReader::new(stream.try_clone()?);
+                self.open.insert((stream, reader))
+            }
+        };
+        let reply = exchange(writer, reader, "GET", path, headers);
+        let keep = reply.as_ref().is_ok_and(|r| r.header("connection") != Some("close"));
+        if !keep {
+            self.open = None;
+        }
+        reply
+    }
 }

@@ -4,6 +4,7 @@ pub mod certs;
 pub mod db;
 pub mod envoy;
 pub mod http;
+pub mod kubelet;
 pub mod process;
 pub mod proxy;
 
