@@ -488,12 +488,11 @@ impl Raw<'_> {
         T::try_from(value).map_err(|_| format!("out of range: {value}"))
     }
 
-    /// A number, or `None` for an empty string.
+    /// A number, or `None` for an empty variable.
     fn number(&self) -> Result<Option<f64>, String> {
         let text = match self {
             Raw::Toml(toml::Value::Float(f)) => return Ok(Some(*f)),
             Raw::Toml(toml::Value::Integer(i)) => return Ok(Some(*i as f64)),
-            Raw::Toml(toml::Value::String(s)) => s.as_str(),
             Raw::Toml(other) => return Err(format!("expected a number, got {}", other.type_str())),
             Raw::Text(s) => s,
         };
@@ -1635,7 +1634,7 @@ mod tests {
         let text = errors.to_string();
         assert_eq!(errors.0.len(), 4, "{text}");
         for needle in [
-            "traces.sampler_arg: expected a number, got \"most\"",
+            "traces.sampler_arg: expected a number, got string",
             "OTEL_TRACES_SAMPLER: expected one of always_on",
             "OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, got 1.5",
             "KEYGATE_TRACES_SAMPLER: \"xray\" is not supported",

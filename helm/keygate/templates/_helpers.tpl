@@ -106,7 +106,77 @@ app.kubernetes.io/component: server
 {{- $_ = set $oauth "signing_key_files" $files -}}
 {{- $_ = set $config "oauth" $oauth -}}
 {{- end -}}
+{{- if include "keygate.policyConfigMap" . -}}
+{{- $envoy := default dict (get $config "envoy") -}}
+{{- $_ = set $envoy "policy_file" (printf "%s/%s" (include "keygate.policyDir" .) .Values.policy.key) -}}
+{{- $_ = set $config "envoy" $envoy -}}
+{{- end -}}
+{{- if .Values.tls.existingSecret -}}
+{{- $tls := default dict (get $config "tls") -}}
+{{- $dir := include "keygate.tlsDir" . -}}
+{{- $_ = set $tls "cert_file" (printf "%s/tls.crt" $dir) -}}
+{{- $_ = set $tls "key_file" (printf "%s/tls.key" $dir) -}}
+{{- if .Values.tls.clientCA -}}
+{{- $_ = set $tls "client_ca_file" (printf "%s/ca.crt" $dir) -}}
+{{- end -}}
+{{- $_ = set $config "tls" $tls -}}
+{{- end -}}
 {{- include "keygate.tomlTable" (dict "table" $config "prefix" "") -}}
+{{- end -}}
+
+{{- define "keygate.policyDir" -}}/etc/keygate/policy{{- end -}}
+{{- define "keygate.tlsDir" -}}/etc/keygate/tls{{- end -}}
+
+{{/* The ConfigMap holding the route policy, when there is one: the user's, or the chart's own
+     (policy.inline). Fails the render when both are given. */}}
+{{- define "keygate.policyConfigMap" -}}
+{{- if and .Values.policy.inline .Values.policy.existingConfigMap -}}
+{{- fail "set one of policy.inline (the chart makes the ConfigMap) and policy.existingConfigMap, not both" -}}
+{{- else if .Values.policy.existingConfigMap -}}
+{{- .Values.policy.existingConfigMap -}}
+{{- else if .Values.policy.inline -}}
+{{- printf "%s-policy" (include "keygate.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether keygate's listeners speak TLS: from tls.existingSecret, or tls files the user wired
+     through config and extraVolumes. */}}
+{{- define "keygate.tlsOn" -}}
+{{- if or .Values.tls.existingSecret (dig "tls" "cert_file" "" (default dict .Values.config)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Seconds Kubernetes waits between SIGTERM and SIGKILL: the drain delay, the grace period and
+     10 s for the last writes, unless given; a given value that cannot hold the drain delay and
+     the grace period fails the render rather than cutting calls on every rollout. */}}
+{{- define "keygate.terminationGracePeriod" -}}
+{{- $shutdown := dig "shutdown" dict (default dict .Values.config) -}}
+{{- $drain := int (dig "drain_delay_secs" 0 $shutdown) -}}
+{{- $grace := int (dig "grace_secs" 30 $shutdown) -}}
+{{- $given := int .Values.terminationGracePeriodSeconds -}}
+{{- if eq $given 0 -}}
+{{- add $drain $grace 10 -}}
+{{- else if lt $given (add $drain $grace) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must cover config.shutdown.drain_delay_secs (%d) plus config.shutdown.grace_secs (%d), or SIGKILL cuts calls on every rollout; set it to 0 to have it computed" $given $drain $grace) -}}
+{{- else -}}
+{{- $given -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One probe: native gRPC on the gRPC port, or with TLS on (native gRPC probes cannot speak
+     it) `keygate healthcheck` run as the image's own binary, since distroless has no shell.
+     .service is the grpc.health.v1 service asked about; "" is the server-wide status. */}}
+{{- define "keygate.probe" -}}
+{{- if include "keygate.tlsOn" .root -}}
+exec:
+  command: [keygate, healthcheck{{ with .service }}, --service, {{ . }}{{ end }}]
+{{- else -}}
+grpc:
+  port: {{ .root.Values.ports.grpc }}
+  {{- with .service }}
+  service: {{ . }}
+  {{- end }}
+{{- end }}
+{{ toYaml .timings }}
 {{- end -}}
 
 {{/* The data of the server's and the migration Job's ConfigMaps. */}}
@@ -151,10 +221,18 @@ keygate.toml: |
 {{- define "keygate.env" -}}
 - name: KEYGATE_CONFIG
   value: /etc/keygate/config/keygate.toml
+{{- if .server }}
+{{- /* The listen addresses, in the environment rather than the file: the image sets
+       KEYGATE_GRPC_ADDR and KEYGATE_HTTP_ADDR in its ENV, which would win over the file. */}}
 - name: KEYGATE_GRPC_ADDR
   value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.grpc) | quote }}
 - name: KEYGATE_HTTP_ADDR
   value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.http) | quote }}
+{{- /* /metrics on a port of its own, so that the public HTTP port (Ingress, HTTPRoute) never
+       serves it. */}}
+- name: KEYGATE_METRICS_ADDR
+  value: {{ printf "0.0.0.0:%d" (int .root.Values.ports.metrics) | quote }}
+{{- end }}
 - name: KEYGATE_DATABASE_URL
   valueFrom:
     secretKeyRef:
@@ -166,4 +244,10 @@ keygate.toml: |
 - name: config
   mountPath: /etc/keygate/config
   readOnly: true
+{{- end -}}
+
+{{/* The HTTP paths the world may reach (the token and introspection endpoints, the JWKS and
+     the authorization server metadata), for the Ingress and the HTTPRoute. Never /metrics. */}}
+{{- define "keygate.publicPaths" -}}
+{{- list "/oauth/token" "/oauth/introspect" "/.well-known/jwks.json" "/.well-known/oauth-authorization-server" | toJson -}}
 {{- end -}}
