@@ -418,7 +418,7 @@ pub async fn serve(
         let _ = draining_tx.send(true);
         tokio::time::sleep(grace).await;
     };
-    let traced = config.traces.export_endpoint().is_some();
+    let traced = config.traces.exporting();
     let transport = |tls: &Option<crate::tls::CurrentConfig>| grpc::Transport { tls: tls.clone(), traced };
     let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
     let services = grpc::Services {

@@ -14,6 +14,13 @@ use crate::core::limits::{KindDefaults, LimitDefaults};
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
 use crate::core::signing::Algorithm;
 
+mod traces;
+
+pub use traces::{
+    DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, OtlpHeaders, OtlpProtocol, Ratio, TracesConfig, TracesExporter,
+    TracesSampler,
+};
+
 /// The default gRPC listen address.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
 /// The default HTTP listen address (token endpoint, JWKS, metrics).
@@ -111,50 +118,6 @@ pub struct LimitsConfig {
     pub default_lease_secs: u64,
     pub max_lease_secs: u64,
     pub defaults: LimitDefaults,
-}
-
-/// Trace export over OTLP/gRPC. Set by the standard OpenTelemetry variables
-/// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_TRACES_EXPORTER`,
-/// `OTEL_SERVICE_NAME`, …) or the `traces.*` settings; off unless an endpoint is given or the
-/// exporter is asked for by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TracesConfig {
-    /// `OTEL_TRACES_EXPORTER`: `otlp`, `none`, or unset (export when an endpoint is set).
-    pub exporter: Option<TracesExporter>,
-    /// Where the OTLP/gRPC collector listens (`http://HOST:PORT`); empty when none was given.
-    pub endpoint: String,
-    /// `service.name` of the exported resource.
-    pub service_name: String,
-    /// Further resource attributes (`OTEL_RESOURCE_ATTRIBUTES`, `key=value,…`).
-    pub resource_attributes: Vec<(String, String)>,
-    /// Milliseconds between batch exports (`OTEL_BSP_SCHEDULE_DELAY`).
-    pub schedule_delay_ms: u64,
-    /// `OTEL_SDK_DISABLED`: no export whatever else is set.
-    pub disabled: bool,
-}
-
-/// Which trace exporter `OTEL_TRACES_EXPORTER` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TracesExporter {
-    Otlp,
-    None,
-}
-
-/// The default OTLP/gRPC endpoint, used when the exporter is named but no endpoint is given.
-pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4317";
-
-impl TracesConfig {
-    /// The collector to export to, or `None` when traces are off.
-    pub fn export_endpoint(&self) -> Option<&str> {
-        if self.disabled {
-            return None;
-        }
-        match (self.exporter, self.endpoint.is_empty()) {
-            (Some(TracesExporter::None), _) | (None, true) => None,
-            (Some(TracesExporter::Otlp), true) => Some(DEFAULT_OTLP_ENDPOINT),
-            (_, false) => Some(&self.endpoint),
-        }
-    }
 }
 
 /// What happens on SIGTERM.
@@ -458,14 +421,7 @@ impl Default for Config {
                     scopes: "x-keygate-scopes".to_owned(),
                 },
             },
-            traces: TracesConfig {
-                exporter: None,
-                endpoint: String::new(),
-                service_name: "keygate".to_owned(),
-                resource_attributes: Vec::new(),
-                schedule_delay_ms: 5000,
-                disabled: false,
-            },
+            traces: TracesConfig::default(),
             shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
             tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
             ignored_env: Vec::new(),
@@ -530,6 +486,20 @@ impl Raw<'_> {
             return Err(format!("must be between {min} and {max}, got {value}"));
         }
         T::try_from(value).map_err(|_| format!("out of range: {value}"))
+    }
+
+    /// A number, or `None` for an empty variable.
+    fn number(&self) -> Result<Option<f64>, String> {
+        let text = match self {
+            Raw::Toml(toml::Value::Float(f)) => return Ok(Some(*f)),
+            Raw::Toml(toml::Value::Integer(i)) => return Ok(Some(*i as f64)),
+            Raw::Toml(other) => return Err(format!("expected a number, got {}", other.type_str())),
+            Raw::Text(s) => s,
+        };
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        text.trim().parse().map(Some).map_err(|_| format!("expected a number, got {text:?}"))
     }
 
     fn boolean(&self) -> Result<bool, String> {
@@ -866,9 +836,33 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.traces.endpoint = v.string()?.trim().to_owned();
         Ok(())
     }),
-    ("traces.protocol", |_, v| match v.string()?.trim() {
-        "grpc" | "" => Ok(()),
-        other => Err(format!("only \"grpc\" (OTLP/gRPC) is supported, got {other:?}")),
+    ("traces.base_endpoint", |c, v| {
+        c.traces.base_endpoint = v.string()?.trim().to_owned();
+        Ok(())
+    }),
+    ("traces.protocol", |c, v| {
+        c.traces.protocol = OtlpProtocol::parse(&v.string()?)?;
+        Ok(())
+    }),
+    ("traces.certificate", |c, v| {
+        c.traces.certificate = optional_path(v)?;
+        Ok(())
+    }),
+    ("traces.headers", |c, v| {
+        c.traces.headers = OtlpHeaders::parse(&v.string()?)?;
+        Ok(())
+    }),
+    ("traces.timeout_ms", |c, v| {
+        c.traces.timeout_ms = v.ranged(1, 600_000)?;
+        Ok(())
+    }),
+    ("traces.sampler", |c, v| {
+        c.traces.sampler = TracesSampler::parse(&v.string()?)?;
+        Ok(())
+    }),
+    ("traces.sampler_arg", |c, v| {
+        c.traces.sampler_arg = v.number()?.map(Ratio::new).transpose()?;
+        Ok(())
     }),
     ("traces.service_name", |c, v| {
         c.traces.service_name = v.string()?;
@@ -925,15 +919,24 @@ pub fn issuer_fields() -> &'static [&'static str] {
 }
 
 /// The standard OpenTelemetry variables keygate reads, and the setting each sets. They are
-/// applied in this order (a signal's own endpoint over the general one), after the file and
-/// before `KEYGATE_` variables. Other `OTEL_` variables are left alone.
+/// applied in this order (a signal's own variable over the general one), after the file and
+/// before `KEYGATE_` variables; an empty one counts as unset, as the specification says. Other
+/// `OTEL_` variables are left alone, and the exporter is configured from these settings only.
 pub const OTEL_SETTINGS: &[(&str, &str)] = &[
     ("OTEL_SDK_DISABLED", "traces.disabled"),
     ("OTEL_TRACES_EXPORTER", "traces.exporter"),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "traces.endpoint"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "traces.base_endpoint"),
     ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "traces.endpoint"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "traces.protocol"),
     ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "traces.protocol"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "traces.certificate"),
+    ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "traces.certificate"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "traces.headers"),
+    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "traces.headers"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "traces.timeout_ms"),
+    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "traces.timeout_ms"),
+    ("OTEL_TRACES_SAMPLER", "traces.sampler"),
+    ("OTEL_TRACES_SAMPLER_ARG", "traces.sampler_arg"),
     ("OTEL_SERVICE_NAME", "traces.service_name"),
     ("OTEL_RESOURCE_ATTRIBUTES", "traces.resource_attributes"),
     ("OTEL_BSP_SCHEDULE_DELAY", "traces.schedule_delay_ms"),
@@ -1044,7 +1047,7 @@ impl Config {
 
     fn apply_otel_env(&mut self, env: &[(String, String)], problems: &mut Vec<String>) {
         for (name, path) in OTEL_SETTINGS {
-            for (_, value) in env.iter().filter(|(given, _)| given == name) {
+            for (_, value) in env.iter().filter(|(given, value)| given == name && !value.trim().is_empty()) {
                 if let Err(problem) = self.apply(path, &Raw::Text(value)) {
                     problems.push(format!("environment variable {name}: {problem}"));
                 }
@@ -1137,17 +1140,7 @@ impl Config {
     }
 
     fn check_traces_and_tls(&self, problems: &mut Vec<String>) {
-        if let Some(endpoint) = self.traces.export_endpoint()
-            && !endpoint.starts_with("http://")
-        {
-            problems.push(format!(
-                "traces.endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): {endpoint:?} must be an http:// URL of an OTLP/gRPC \
-                 collector (TLS to the collector is not supported; use a local collector or sidecar)"
-            ));
-        }
-        if self.traces.service_name.trim().is_empty() {
-            problems.push("traces.service_name (OTEL_SERVICE_NAME) must not be empty".to_owned());
-        }
+        self.traces.check(problems);
         match (&self.tls.cert_file, &self.tls.key_file) {
             (Some(_), None) => problems.push("tls.key_file is required with tls.cert_file".to_owned()),
             (None, Some(_)) => problems.push("tls.cert_file is required with tls.key_file".to_owned()),
@@ -1500,23 +1493,193 @@ mod tests {
             ],
         );
         let config = Config::load(&s).expect("valid");
-        assert_eq!(config.traces.export_endpoint(), Some("http://collector:4317"));
+        assert_eq!(config.traces.export_endpoint().as_deref(), Some("http://collector:4317"));
         assert_eq!(config.traces.service_name, "keygate-eu");
         assert_eq!(config.traces.schedule_delay_ms, 200);
         assert_eq!(config.traces.resource_attributes.len(), 2);
         let none = sources("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), ("OTEL_TRACES_EXPORTER", "none")]);
         assert_eq!(Config::load(&none).expect("valid").traces.export_endpoint(), None);
         let named = sources("", &[("OTEL_TRACES_EXPORTER", "otlp")]);
-        assert_eq!(Config::load(&named).expect("valid").traces.export_endpoint(), Some(DEFAULT_OTLP_ENDPOINT));
+        let named = Config::load(&named).expect("valid");
+        assert_eq!(named.traces.export_endpoint().as_deref(), Some(DEFAULT_GRPC_ENDPOINT));
         let bad = sources(
             "",
             &[
                 ("OTEL_TRACES_EXPORTER", "zipkin"),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
                 ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
             ],
         );
-        assert_eq!(Config::load(&bad).expect_err("invalid").0.len(), 3);
+        let errors = Config::load(&bad).expect_err("invalid");
+        assert_eq!(errors.0.len(), 3, "{errors}");
+        assert!(errors.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL: http/json is not supported"), "{errors}");
+    }
+
+    fn traces(file: &str, env: &[(&str, &str)]) -> TracesConfig {
+        Config::load(&sources(file, env)).expect("valid").traces
+    }
+
+    fn traces_errors(env: &[(&str, &str)]) -> String {
+        Config::load(&sources("", env)).expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn otlp_endpoints_follow_the_specification() {
+        let endpoint = |env: &[(&str, &str)]| traces("", env).export_endpoint();
+        // gRPC: either endpoint as is.
+        let grpc = endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]);
+        assert_eq!(grpc.as_deref(), Some("https://collector:4317"));
+        // HTTP: the base endpoint gets /v1/traces, the traces endpoint is used as is.
+        let http = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        for (base, url) in [
+            ("http://collector:4318", "http://collector:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            ("https://otlp.example/otlp", "https://otlp.example/otlp/v1/traces"),
+        ] {
+            assert_eq!(endpoint(&[http, ("OTEL_EXPORTER_OTLP_ENDPOINT", base)]).as_deref(), Some(url), "{base}");
+        }
+        let own = [
+            http,
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/in"),
+        ];
+        assert_eq!(endpoint(&own).as_deref(), Some("http://c:9/in"));
+        // The defaults of each protocol, when the exporter is named without an endpoint.
+        let named = ("OTEL_TRACES_EXPORTER", "otlp");
+        assert_eq!(endpoint(&[named]).as_deref(), Some(DEFAULT_GRPC_ENDPOINT));
+        assert_eq!(endpoint(&[named, http]).as_deref(), Some(DEFAULT_HTTP_ENDPOINT));
+        assert_eq!(DEFAULT_HTTP_ENDPOINT, "http://localhost:4318/v1/traces");
+        // The signal's own protocol wins; names are case-insensitive; an empty variable is unset.
+        let both = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/Protobuf")];
+        assert_eq!(traces("", &both).protocol, OtlpProtocol::HttpProtobuf);
+        let empty = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4317"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", " ")];
+        assert_eq!(endpoint(&empty).as_deref(), Some("http://base:4317"));
+        assert!(!traces("", &[("OTEL_SDK_DISABLED", "")]).disabled, "an empty OTEL_ variable is unset");
+        // A traces endpoint (from any layer) wins over a base endpoint, as the signal's own
+        // variable does; KEYGATE_ variables override both.
+        let file = "[traces]\nendpoint = \"http://file:4317\"\nprotocol = \"http/protobuf\"\n";
+        let from_file = traces(file, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318")]);
+        assert_eq!(from_file.export_endpoint().as_deref(), Some("http://file:4317"));
+        let overridden = traces(file, &[("KEYGATE_TRACES_ENDPOINT", "http://kg:4318/v1/traces")]);
+        assert_eq!(overridden.export_endpoint().as_deref(), Some("http://kg:4318/v1/traces"));
+        // Off means off, whatever the endpoints say.
+        let off = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), ("OTEL_SDK_DISABLED", "true")];
+        assert_eq!(endpoint(&off), None);
+    }
+
+    #[test]
+    fn bad_otlp_endpoints_are_named_and_credentials_never_shown() {
+        let text = traces_errors(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:hunter2@collector:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://collector:21"),
+        ]);
+        assert!(text.contains("traces.base_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): the URL must not carry"), "{text}");
+        assert!(
+            text.contains("traces.endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): \"ftp://collector:21\""),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let text = traces_errors(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+        assert!(text.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{text}");
+        // A CA to verify the collector with, and a plain-text endpoint: the user meant TLS.
+        let text = traces_errors(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+        ]);
+        assert!(text.contains("traces.certificate (OTEL_EXPORTER_OTLP_CERTIFICATE)"), "{text}");
+        let tls = traces(
+            "",
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/general.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/etc/otel/ca.pem"),
+            ],
+        );
+        assert_eq!(tls.certificate, Some(PathBuf::from("/etc/otel/ca.pem")));
+    }
+
+    #[test]
+    fn samplers_and_their_argument() {
+        let default = traces("", &[]);
+        assert_eq!((default.sampler, default.ratio()), (TracesSampler::ParentBasedAlwaysOn, 1.0));
+        for (name, sampler) in [
+            ("always_on", TracesSampler::AlwaysOn),
+            ("always_off", TracesSampler::AlwaysOff),
+            ("traceidratio", TracesSampler::TraceIdRatio),
+            ("parentbased_always_on", TracesSampler::ParentBasedAlwaysOn),
+            ("PARENTBASED_ALWAYS_OFF", TracesSampler::ParentBasedAlwaysOff),
+            ("parentbased_traceidratio", TracesSampler::ParentBasedTraceIdRatio),
+        ] {
+            assert_eq!(traces("", &[("OTEL_TRACES_SAMPLER", name)]).sampler, sampler, "{name}");
+            assert_eq!(sampler.as_str(), name.to_ascii_lowercase());
+        }
+        let ratio = traces("", &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]);
+        assert_eq!(ratio.ratio(), 0.25);
+        let file = traces("[traces]\nsampler = \"parentbased_traceidratio\"\nsampler_arg = 0\n", &[]);
+        assert_eq!((file.sampler, file.ratio()), (TracesSampler::ParentBasedTraceIdRatio, 0.0));
+        let file = traces("[traces]\nsampler_arg = 0.5\n", &[("KEYGATE_TRACES_SAMPLER", "always_off")]);
+        assert_eq!((file.sampler, file.ratio()), (TracesSampler::AlwaysOff, 0.5));
+        let overridden = traces("", &[("OTEL_TRACES_SAMPLER", "always_on"), ("KEYGATE_TRACES_SAMPLER", "always_off")]);
+        assert_eq!(overridden.sampler, TracesSampler::AlwaysOff);
+
+        let errors = Config::load(&sources(
+            "[traces]\nsampler_arg = \"most\"\n",
+            &[
+                ("OTEL_TRACES_SAMPLER", "sometimes"),
+                ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ("KEYGATE_TRACES_SAMPLER", "xray"),
+            ],
+        ))
+        .expect_err("invalid");
+        let text = errors.to_string();
+        assert_eq!(errors.0.len(), 4, "{text}");
+        for needle in [
+            "traces.sampler_arg: expected a number, got string",
+            "OTEL_TRACES_SAMPLER: expected one of always_on",
+            "OTEL_TRACES_SAMPLER_ARG: must be a number from 0 to 1, got 1.5",
+            "KEYGATE_TRACES_SAMPLER: \"xray\" is not supported",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert!(traces_errors(&[("OTEL_TRACES_SAMPLER_ARG", "NaN")]).contains("from 0 to 1"));
+        assert!(traces_errors(&[("OTEL_TRACES_SAMPLER_ARG", "-0.1")]).contains("from 0 to 1"));
+    }
+
+    #[test]
+    fn otlp_headers_are_parsed_and_never_shown() {
+        let config = Config::load(&sources(
+            "",
+            &[
+                ("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1"),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=abc%20d%3Def, X-Tenant = acme ,x-tenant=globex"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+            ],
+        ))
+        .expect("valid");
+        let headers = &config.traces.headers.0;
+        let expected = [("x-api-key", "abc d=ef"), ("x-tenant", "globex")];
+        assert_eq!(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect::<Vec<_>>(), expected);
+        assert_eq!(config.traces.timeout_ms, 2500);
+        assert_eq!(traces("", &[]).timeout_ms, 10_000);
+        let debug = format!("{config:?}");
+        assert!(debug.contains("x-api-key") && !debug.contains("abc d=ef"), "{debug}");
+
+        for (value, needle) in [
+            ("Authorization: Bearer hunter2", "entry 1 is not name=value"),
+            ("x-a=1,Authorization Bearer=hunter2", "entry 2: the name is not an HTTP header name"),
+            ("x-api-key=", "header \"x-api-key\": the value is empty"),
+            ("x-api-key=hunter2%0a", "header \"x-api-key\": the value is empty or holds characters"),
+            ("x-api-key=%ff", "header \"x-api-key\": the value is not UTF-8"),
+            ("Content-Type=text/plain", "entry 1: \"content-type\" is set by the exporter itself"),
+            ("grpc-timeout=1S", "entry 1: \"grpc-timeout\" is set by the exporter itself"),
+        ] {
+            let text = traces_errors(&[("OTEL_EXPORTER_OTLP_HEADERS", value)]);
+            assert!(
+                text.contains(&format!("environment variable OTEL_EXPORTER_OTLP_HEADERS: {needle}")),
+                "{value}: {text}"
+            );
+            assert!(!text.contains("hunter2"), "{text}");
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! A tower layer around the gRPC server that opens one span per call (see
 //! [`crate::telemetry`]), joined to the caller's trace, with the final status code; handlers find
-//! the span in the request's extensions to record their decision. Off, it passes calls through.
+//! the span in the request's extensions to record their decision. Off, it only runs a call whose
+//! caller sent `traceparent` in the caller's trace, for the log lines' trace id.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::future::Either;
+use opentelemetry::context::FutureExt as _;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -51,7 +53,14 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         if !self.enabled {
-            return Either::Left(self.inner.call(request));
+            let Some(caller) = telemetry::caller_context(request.headers()) else {
+                return Either::Left(self.inner.call(request));
+            };
+            let answer = {
+                let _attached = caller.clone().attach();
+                self.inner.call(request)
+            };
+            return Either::Right(Box::pin(answer.with_context(caller)));
         }
         let label = rpc_label(request.uri().path());
         let (service, method) = label.trim_start_matches('/').split_once('/').unwrap_or((label, ""));

@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use opentelemetry::context::FutureExt as _;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -77,6 +78,15 @@ async fn traced(request: Request, next: Next) -> Response {
     response
 }
 
+/// When spans are not exported: runs a request whose caller sent `traceparent` in the caller's
+/// trace, for the log lines' trace id.
+async fn in_callers_trace(request: Request, next: Next) -> Response {
+    match telemetry::caller_context(request.headers()) {
+        Some(caller) => next.run(request).with_context(caller).await,
+        None => next.run(request).await,
+    }
+}
+
 /// Serves `/metrics` alone on `listener` (`metrics_addr`), in plain HTTP: a private port for
 /// the scraper, kept apart from the public token endpoint; until `shutdown` completes.
 pub async fn serve_metrics(
@@ -99,9 +109,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut routes = router(oauth, metrics, with_metrics);
-    if transport.traced {
-        routes = routes.layer(middleware::from_fn(self::traced));
-    }
+    routes = if transport.traced {
+        routes.layer(middleware::from_fn(self::traced))
+    } else {
+        routes.layer(middleware::from_fn(self::in_callers_trace))
+    };
     match transport.tls {
         None => axum::serve(listener, routes).with_graceful_shutdown(shutdown).await,
         Some(tls) => axum::serve(TlsListener::new(listener, tls), routes).with_graceful_shutdown(shutdown).await,

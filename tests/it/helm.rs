@@ -1197,6 +1197,11 @@ fn rejected_by_schema(schema: &Value) -> Vec<Value> {
                 values.push(json!(BAD));
             }
         }
+        Some("number") => {
+            values.extend(schema["minimum"].as_f64().map(|min| json!(min - 0.5)));
+            values.extend(schema["maximum"].as_f64().map(|max| json!(max + 0.5)));
+            values.push(json!("0.5"));
+        }
         Some("boolean") => values.push(json!("yes")),
         Some("array") => {
             values.push(json!("a,b"));

@@ -10,37 +10,12 @@ use std::time::Duration;
 use keygate::app::{self, AppError};
 use keygate::core::clock::ManualClock;
 use keygate::proto::keygate_v1 as pb;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use crate::support::certs::Ca;
 use crate::support::{Backend, TestDb, bearer, start_time, test_config};
-
-/// A CA able to sign certificates.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        let cert = params.self_signed(&key).expect("self-signed");
-        Self { pem: cert.pem(), issuer: Issuer::new(params, key) }
-    }
-
-    /// A leaf certificate for `names`; (certificate PEM, key PEM).
-    fn sign(&self, names: &[&str]) -> (String, String) {
-        let key = KeyPair::generate().expect("key");
-        let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).expect("params");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// keygate serving over TLS from files in a temporary directory.
 struct TlsServer {

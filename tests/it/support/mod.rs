@@ -1,5 +1,6 @@
 //! Test support: fresh databases per test, an in-process server with a manual clock, clients.
 
+pub mod certs;
 pub mod db;
 pub mod envoy;
 pub mod http;
