@@ -1099,7 +1099,10 @@ impl Config {
                 if redis_scheme.is_empty() { "no scheme".to_owned() } else { format!("scheme {redis_scheme:?}") }
             ));
         }
-        if self.limits.redis_ca_file.is_some() && redis_scheme != "rediss" {
+        if self.limits.backend == LimitsBackend::Redis
+            && self.limits.redis_ca_file.is_some()
+            && redis_scheme != "rediss"
+        {
             problems.push("limits.redis_ca_file needs a rediss:// limits.redis_url".to_owned());
         }
         if self.keys.default_expires_in_days > self.keys.max_expires_in_days {
@@ -1192,8 +1195,8 @@ fn check_issuer_binding(at: &str, issuer: &IssuerConfig, problems: &mut Vec<Stri
     let slug = crate::core::validate::is_valid_slug;
     match (issuer.organization.is_empty(), issuer.organizations.is_empty()) {
         (true, true) => problems.push(format!(
-            "{at}: set organization (every user of the issuer in one organization) or organizations \
-             (the ones its tokens may name in {:?}); an issuer's tokens never choose their organization freely{}",
+            "{at}: set {at}.organization (every user of the issuer in one organization) or {at}.organizations \
+             (at least one that its tokens may name in {:?}); an issuer's tokens never choose their organization freely{}",
             issuer.organization_claim,
             if issuer.allow_admin_scopes { ", least of all with allow_admin_scopes" } else { "" },
         )),
@@ -1431,9 +1434,14 @@ mod tests {
     fn issuer_problems_are_reported() {
         let s = sources("[oauth.issuers.bad]\nbogus = 1\nalgorithms = [\"HS256\"]\n", &[]);
         let text = Config::load(&s).expect_err("invalid").to_string();
-        for needle in
-            ["bogus", "HS256", "bad.issuer is required", "exactly one of jwks_url", "bad.audiences", "set organization"]
-        {
+        for needle in [
+            "bogus",
+            "HS256",
+            "bad.issuer is required",
+            "exactly one of jwks_url",
+            "bad.audiences",
+            "set oauth.issuers.bad.organization",
+        ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
     }
@@ -1448,7 +1456,10 @@ mod tests {
             Config::load(&sources(&text, &[])).map_err(|errors| errors.to_string())
         };
         let unbound = issuer("allow_admin_scopes = true\n").expect_err("unbound");
-        assert!(unbound.contains("set organization") && unbound.contains("allow_admin_scopes"), "{unbound}");
+        assert!(
+            unbound.contains("set oauth.issuers.corp.organization") && unbound.contains("allow_admin_scopes"),
+            "{unbound}"
+        );
         for (extra, problem) in [
             ("organization = \"acme\"\norganizations = [\"acme\"]\n", "not both"),
             ("organization = \"Acme Inc\"\n", "organization: \"Acme Inc\" is not an organization slug"),

@@ -27,6 +27,7 @@ const DATABASE_URL: &str = "postgres://keygate:s3cret@db.internal:5432/keygate";
 /// Stands in for the URL in a Secret the chart does not render (database.existingSecret).
 const EXTERNAL_DATABASE_URL: &str = "postgres://keygate@external.invalid:5432/keygate";
 const REDIS_URL: &str = "redis://:s3cret@redis.internal:6379/0";
+const TLS_REDIS_URL: &str = "rediss://:s3cret@redis.internal:6380/0";
 const EXTERNAL_REDIS_URL: &str = "redis://redis.external.invalid:6379";
 const HOOK: &str = "helm.sh/hook";
 
@@ -1247,7 +1248,10 @@ fn context(path: &str, value: &Value, issuer_schema: &Value) -> Vec<(String, Val
         // An issuer is a table: its required settings (and one JWKS source) from the schema.
         let required = issuer_schema["required"].as_array().expect("an issuer's required settings");
         let jwks = if field == "jwks_file" { "jwks_file" } else { "jwks_url" };
-        for name in required.iter().map(string).chain([jwks.to_owned()]).filter(|name| name != field) {
+        // And one binding to organizations: a fixed one, or the allow-list being tried.
+        let binding = if field == "organizations" { "organizations" } else { "organization" };
+        let needed = required.iter().map(string).chain([jwks.to_owned(), binding.to_owned()]);
+        for name in needed.filter(|name| name != field) {
             let example = issuer_schema["properties"][&name]["examples"][0].clone();
             assert!(!example.is_null(), "oauth.issuers.<name>.{name}: the schema needs an example");
             context.push((format!("oauth.issuers.{ISSUER}.{name}"), example));
@@ -1391,8 +1395,9 @@ fn every_setting_at_its_schema_default_renders_as_keygate_reads_it() {
     let mut leaves = BTreeMap::new();
     schema_leaves(&config_schema, "", &mut leaves);
     let mut settings: Vec<(String, Value)> = context("oauth.issuers.<name>.issuer", &json!(""), &issuer_schema);
-    // An issuer takes one JWKS source: jwks_url, from the context.
-    for (path, schema) in leaves.iter().filter(|(path, _)| !path.ends_with(".jwks_file")) {
+    // An issuer takes one JWKS source (jwks_url) and one binding (organization), from the context.
+    let other_choice = |path: &str| path.ends_with(".jwks_file") || path.ends_with(".organizations");
+    for (path, schema) in leaves.iter().filter(|(path, _)| !other_choice(path)) {
         let value = accepted_by_schema(schema).remove(0);
         if !settings.iter().any(|(known, _)| *known == concrete(path)) {
             settings.push((concrete(path), value));
@@ -1403,8 +1408,15 @@ fn every_setting_at_its_schema_default_renders_as_keygate_reads_it() {
     settings.push((format!("organizations.plans.{PLAN}.max_active_keys"), json!(7)));
     settings.retain(|(path, _)| path != "limits.users.max_quota");
     settings.push(("limits.users.max_quota".into(), json!(1_000_000_000_000i64)));
-    let expected = load_settings(&settings).unwrap_or_else(|e| panic!("the schema's values do not load together: {e}"));
-    let rendered = render(&values(json!({"config": nested(&settings), "migrations": {"enabled": false}})));
+    // limits.redis_ca_file goes with a rediss:// URL, which the chart takes from redis.url.
+    let mut expected_settings = settings.clone();
+    expected_settings.push(("limits.backend".into(), json!("redis")));
+    expected_settings.push(("limits.redis_url".into(), json!(TLS_REDIS_URL)));
+    let expected =
+        load_settings(&expected_settings).unwrap_or_else(|e| panic!("the schema's values do not load together: {e}"));
+    let overrides =
+        json!({"config": nested(&settings), "migrations": {"enabled": false}, "redis": {"url": TLS_REDIS_URL}});
+    let rendered = render(&values(overrides));
     let mut loaded = server_config(&rendered);
     assert_eq!(loaded.organizations.plans.get(PLAN), Some(&7));
     assert_eq!(loaded.limits.defaults.users.max_quota, 1_000_000_000_000);
