@@ -46,6 +46,7 @@ const ISSUER_FIELDS: &[&str] = &[
     "refresh_secs",
     "min_refetch_secs",
     "allow_admin_scopes",
+    "allow_http",
     "typ",
 ];
 
@@ -229,6 +230,8 @@ pub struct IssuerConfig {
     pub min_refetch_secs: u64,
     /// Whether the provider's tokens may carry keygate's admin scopes and `*`.
     pub allow_admin_scopes: bool,
+    /// Whether `jwks_url` may be plain `http://`: anyone on the path could then swap the keys.
+    pub allow_http: bool,
     /// The `typ` header a token must carry (e.g. `at+jwt`, RFC 9068), so that ID tokens cannot
     /// pass as access tokens; empty accepts any.
     pub typ: String,
@@ -251,6 +254,7 @@ impl Default for IssuerConfig {
             refresh_secs: 300,
             min_refetch_secs: 10,
             allow_admin_scopes: false,
+            allow_http: false,
             typ: String::new(),
         }
     }
@@ -977,6 +981,7 @@ fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Re
         "refresh_secs" => issuer.refresh_secs = v.ranged(10, 86_400)?,
         "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(1, 3600)?,
         "allow_admin_scopes" => issuer.allow_admin_scopes = v.boolean()?,
+        "allow_http" => issuer.allow_http = v.boolean()?,
         "typ" => issuer.typ = v.string()?,
         _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
     }
@@ -1175,11 +1180,17 @@ impl Config {
                 }
                 _ => {}
             }
-            if !issuer.jwks_url.is_empty()
+            if issuer.jwks_url.starts_with("http://") && !issuer.allow_http {
+                // Whoever can change the keys in transit can mint any user of this issuer.
+                problems.push(format!(
+                    "{at}.jwks_url must be https:// (set {at}.allow_http = true to accept plain http, e.g. a sidecar on \
+                     the loopback)"
+                ));
+            } else if !issuer.jwks_url.is_empty()
                 && !issuer.jwks_url.starts_with("https://")
                 && !issuer.jwks_url.starts_with("http://")
             {
-                problems.push(format!("{at}.jwks_url must be an http(s) URL"));
+                problems.push(format!("{at}.jwks_url must be an https:// URL"));
             }
             if issuer.algorithms.is_empty() {
                 problems.push(format!("{at}.algorithms must name at least one algorithm"));
@@ -1444,6 +1455,20 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn plain_http_jwks_needs_the_operators_word() {
+        let issuer = |extra: &str| {
+            let text = format!(
+                "[oauth.issuers.corp]\nissuer = \"https://idp.example\"\naudiences = [\"api\"]\n\
+                 organization = \"acme\"\njwks_url = \"http://idp.example/jwks\"\n{extra}"
+            );
+            Config::load(&sources(&text, &[])).map_err(|errors| errors.to_string())
+        };
+        let refused = issuer("").expect_err("plain http");
+        assert!(refused.contains("oauth.issuers.corp.jwks_url must be https://"), "{refused}");
+        assert!(issuer("allow_http = true\n").expect("allowed").oauth.issuers["corp"].allow_http);
     }
 
     #[test]

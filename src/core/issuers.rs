@@ -165,10 +165,11 @@ impl TrustedIssuer {
         }
         match self.cached() {
             Some(keys) => Ok(lookup(&keys)),
-            None => Err(CoreError::Unavailable(format!(
-                "the signing keys of issuer {} could not be fetched",
-                self.settings.name
-            ))),
+            None => {
+                // The issuer's name is the operator's configuration: logged, not answered.
+                tracing::warn!(issuer = %self.settings.name, "cannot decide: the issuer's signing keys are not loaded");
+                Err(CoreError::Unavailable("the token issuer's signing keys could not be fetched".into()))
+            }
         }
     }
 

@@ -99,6 +99,8 @@ async fn start(idp_url: &str, extra: &[(&'static str, &str)]) -> TestServer {
         ("oauth.issuers.idp.issuer", ISSUER),
         ("oauth.issuers.idp.audiences", "api"),
         ("oauth.issuers.idp.jwks_url", idp_url),
+        // The test's provider serves its keys in plain HTTP on the loopback.
+        ("oauth.issuers.idp.allow_http", "true"),
         ("oauth.issuers.idp.scope_claim", "scp"),
         ("oauth.issuers.idp.min_refetch_secs", "60"),
     ];
@@ -261,6 +263,12 @@ async fn an_issuer_speaks_only_for_its_organizations() {
     for [audiences, scope_claim, jwks_url] in shared {
         all.extend([(audiences, "api"), (scope_claim, "scp"), (jwks_url, jwks)]);
     }
+    all.extend([
+        ("oauth.issuers.listed.allow_http", "true"),
+        ("oauth.issuers.staff.allow_http", "true"),
+        ("oauth.issuers.gone.allow_http", "true"),
+        ("oauth.issuers.typed.allow_http", "true"),
+    ]);
     let server = start(&idp.url, &all).await;
     let mut admin = server.admin().await;
     let token = |claims: Value| user_token(&key, claims);
