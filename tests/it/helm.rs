@@ -97,7 +97,7 @@ pub(crate) fn values(overrides: Value) -> Value {
     values
 }
 
-fn merge(base: &mut Value, overrides: Value) {
+pub(crate) fn merge(base: &mut Value, overrides: Value) {
     match (base, overrides) {
         (Value::Object(base), Value::Object(overrides)) => {
             for (key, value) in overrides {

@@ -102,7 +102,7 @@ async fn install_and_run(install: Install) {
         "redis": {"url": redis_url()},
         "ports": {"grpc": grpc_port, "http": http_port, "metrics": metrics_port},
     });
-    merge(&mut values, install.values);
+    crate::helm::merge(&mut values, install.values);
     let rendered = crate::helm::render(&values);
     let mut objects = rendered.resources.clone();
     objects.extend(install.cluster);
@@ -226,17 +226,6 @@ async fn check_policy(deployed: &Deployed, container: &Container, config: &Confi
         }
         assert!(Instant::now() < deadline, "the changed policy was not followed");
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn merge(base: &mut Value, overrides: Value) {
-    match (base, overrides) {
-        (Value::Object(base), Value::Object(overrides)) => {
-            for (key, value) in overrides {
-                merge(base.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (base, overrides) => *base = overrides,
     }
 }
 

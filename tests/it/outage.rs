@@ -50,22 +50,10 @@ async fn database_outage_is_unavailable_not_a_denial() {
     // serving; the decision services and the server as a whole (liveness) go on, since cached
     // credentials are still decided. Readiness probes name the decision service, so a database
     // blip takes no replica out of the load balancer.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
-    let mut check = async |service: &str| {
-        let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
-        health.check(request).await.expect("health answers").into_inner().status()
-    };
-    let mut admin = ServingStatus::Serving;
-    for _ in 0..100 {
-        admin = check("keygate.v1.AdminService").await;
-        if admin == ServingStatus::NotServing {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(admin, ServingStatus::NotServing);
+    let channel = server.channel().await;
+    admin_becomes(&channel, ServingStatus::NotServing).await;
     for service in ["", "keygate.v1.AuthService", "envoy.service.auth.v3.Authorization"] {
-        assert_eq!(check(service).await, ServingStatus::Serving, "{service:?} during the outage");
+        assert_eq!(health_of(&channel, service).await, ServingStatus::Serving, "{service:?} during the outage");
     }
     let metrics = scrape(&server).await;
     assert!(metrics.lines().any(|line| line == "keygate_database_up 0"), "{metrics}");
@@ -73,19 +61,29 @@ async fn database_outage_is_unavailable_not_a_denial() {
 
     // Back: the admin service serves again, by itself.
     let _restored = CuttableProxy::start_at(proxy_addr, target).await;
-    let mut admin = ServingStatus::NotServing;
-    for _ in 0..100 {
-        admin = check("keygate.v1.AdminService").await;
-        if admin == ServingStatus::Serving {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(admin, ServingStatus::Serving);
+    admin_becomes(&channel, ServingStatus::Serving).await;
     let metrics = scrape(&server).await;
     assert!(metrics.lines().any(|line| line == "keygate_database_up 1"), "{metrics}");
     server.shutdown_only().await;
     server.db.drop_database().await;
+}
+
+async fn health_of(channel: &tonic::transport::Channel, service: &str) -> ServingStatus {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
+    health.check(request).await.expect("health answers").into_inner().status()
+}
+
+/// Waits for the admin service's health to become `wanted`, within a few probe intervals (1 s
+/// in tests).
+async fn admin_becomes(channel: &tonic::transport::Channel, wanted: ServingStatus) {
+    for _ in 0..100 {
+        if health_of(channel, "keygate.v1.AdminService").await == wanted {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the admin service never became {wanted:?}");
 }
 
 async fn scrape(server: &TestServer) -> String {
