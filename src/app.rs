@@ -176,6 +176,8 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         plans: config.organizations.plans.clone(),
         default_plan: config.organizations.default_plan.clone(),
         bootstrap_plan: config.organizations.bootstrap_plan.clone(),
+        ceiling: config.limits.ceiling,
+        limit_defaults: config.limits.defaults,
     };
     let admin = Arc::new(Admin::new(AdminParts {
         engine: engine.clone(),
@@ -202,6 +204,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     let pool = store.clone();
     let metrics = Arc::new(Metrics::new(
         engine.decision_counter(),
+        admin.refusal_counter(),
         verdicts.instruments(),
         hasher.instruments(),
         limits_instruments,

@@ -7,10 +7,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::core::admin::Plan;
 use crate::core::credential::is_valid_prefix;
 use crate::core::gateway::UnmatchedAction;
 use crate::core::hashing::HashParams;
-use crate::core::limits::{KindDefaults, LimitDefaults};
+use crate::core::limits::{KindDefaults, LimitDefaults, LimitOverrides};
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
 use crate::core::signing::Algorithm;
 
@@ -29,6 +30,11 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db?mode=rwc";
 const ENV_PREFIX: &str = "KEYGATE_";
 const PLANS_PATH: &str = "organizations.plans.";
+/// The settings of one plan, under `organizations.plans.NAME.`: its key limit, then its
+/// ceiling (the same four as `limits.ceiling.`, in [`CEILING_FIELDS`]).
+const PLAN_FIELDS: &[&str] = &["max_active_keys", "rate_per_minute", "rate_burst", "max_quota", "max_concurrency"];
+/// The limits a ceiling bounds, under `limits.ceiling.` and in each plan.
+const CEILING_FIELDS: &[&str] = &["rate_per_minute", "rate_burst", "max_quota", "max_concurrency"];
 const ISSUERS_PATH: &str = "oauth.issuers.";
 /// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
 const ISSUER_FIELDS: &[&str] = &[
@@ -119,6 +125,10 @@ pub struct LimitsConfig {
     pub default_lease_secs: u64,
     pub max_lease_secs: u64,
     pub defaults: LimitDefaults,
+    /// The loosest limits an organization's own admins may give a key or client, where its plan
+    /// sets none; an unset field falls back to the default of the credential's kind, 0 is no
+    /// ceiling. Platform admins are not bound.
+    pub ceiling: LimitOverrides,
 }
 
 /// What happens on SIGTERM.
@@ -312,8 +322,9 @@ pub struct KeysConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationsConfig {
-    /// Plan name -> most active keys.
-    pub plans: BTreeMap<String, u32>,
+    /// Plan name -> its key limit and ceiling (a `max_active_keys` of 0: not configured, an
+    /// error once loaded).
+    pub plans: BTreeMap<String, Plan>,
     /// The plan of organizations created without one.
     pub default_plan: String,
     /// The plan of the platform organization `keygate bootstrap` creates.
@@ -366,9 +377,9 @@ impl Default for Config {
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             organizations: OrganizationsConfig {
                 plans: BTreeMap::from([
-                    ("free".to_owned(), 3),
-                    ("pro".to_owned(), 50),
-                    ("enterprise".to_owned(), 1000),
+                    ("free".to_owned(), Plan::with_keys(3)),
+                    ("pro".to_owned(), Plan::with_keys(50)),
+                    ("enterprise".to_owned(), Plan::with_keys(1000)),
                 ]),
                 default_plan: "free".to_owned(),
                 bootstrap_plan: "enterprise".to_owned(),
@@ -401,6 +412,8 @@ impl Default for Config {
                     clients: KindDefaults { rate_per_minute: 200, rate_burst: 0, max_quota: 0, max_concurrency: 5 },
                     users: KindDefaults { rate_per_minute: 100, rate_burst: 0, max_quota: 0, max_concurrency: 5 },
                 },
+                // None configured: organization admins may tighten the defaults, not loosen them.
+                ceiling: LimitOverrides::default(),
             },
             oauth: OAuthConfig {
                 issuer: String::new(),
@@ -734,6 +747,10 @@ const SETTINGS: &[(&str, Apply)] = &[
         c.limits.defaults.users.max_concurrency = v.ranged(0, 100_000)?;
         Ok(())
     }),
+    ("limits.ceiling.rate_per_minute", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "rate_per_minute", v)),
+    ("limits.ceiling.rate_burst", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "rate_burst", v)),
+    ("limits.ceiling.max_quota", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "max_quota", v)),
+    ("limits.ceiling.max_concurrency", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "max_concurrency", v)),
     ("cache.max_entries", |c, v| {
         c.cache.max_entries = v.ranged(0, 100_000_000)?;
         Ok(())
@@ -911,8 +928,8 @@ const SETTINGS: &[(&str, Apply)] = &[
 ];
 
 /// The dotted path of every fixed setting, in the order of the settings table. The maps are not
-/// listed: plans (`organizations.plans.NAME.max_active_keys`) and issuers (`oauth.issuers.NAME.`
-/// + [`issuer_fields`]).
+/// listed: plans (`organizations.plans.NAME.` + [`plan_fields`]) and issuers
+/// (`oauth.issuers.NAME.` + [`issuer_fields`]).
 pub fn setting_paths() -> impl Iterator<Item = &'static str> {
     SETTINGS.iter().map(|(path, _)| *path)
 }
@@ -920,6 +937,11 @@ pub fn setting_paths() -> impl Iterator<Item = &'static str> {
 /// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
 pub fn issuer_fields() -> &'static [&'static str] {
     ISSUER_FIELDS
+}
+
+/// The settings of one plan, under `organizations.plans.NAME.`.
+pub fn plan_fields() -> &'static [&'static str] {
+    PLAN_FIELDS
 }
 
 /// The standard OpenTelemetry variables keygate reads, and the setting each sets. They are
@@ -962,6 +984,30 @@ fn resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
             _ => Err(format!("expected key=value pairs separated by commas, got {pair:?}")),
         })
         .collect()
+}
+
+/// Applies one field of a plan: its key limit or its ceiling.
+fn apply_plan_field(plan: &mut Plan, field: &str, v: &Raw<'_>) -> Result<(), String> {
+    if field == "max_active_keys" {
+        plan.max_active_keys = v.ranged(1, 1_000_000)?;
+        return Ok(());
+    }
+    if !CEILING_FIELDS.contains(&field) {
+        return Err(format!("unknown setting (plans take {})", PLAN_FIELDS.join(", ")));
+    }
+    apply_ceiling_field(&mut plan.ceiling, field, v)
+}
+
+/// Applies one limit of a ceiling, in the ranges of the limits themselves (0: no ceiling).
+fn apply_ceiling_field(ceiling: &mut LimitOverrides, field: &str, v: &Raw<'_>) -> Result<(), String> {
+    match field {
+        "rate_per_minute" => ceiling.rate_per_minute = Some(v.ranged(0, 60_000_000)?),
+        "rate_burst" => ceiling.rate_burst = Some(v.ranged(0, 60_000_000)?),
+        "max_quota" => ceiling.max_quota = Some(v.ranged(0, 1_000_000_000_000)?),
+        "max_concurrency" => ceiling.max_concurrency = Some(v.ranged(0, 100_000)?),
+        _ => return Err(format!("unknown setting (ceilings take {})", CEILING_FIELDS.join(", "))),
+    }
+    Ok(())
 }
 
 /// Applies one field of a trusted issuer.
@@ -1016,12 +1062,10 @@ impl Config {
 
     fn apply(&mut self, path: &str, value: &Raw<'_>) -> Result<(), String> {
         if let Some(rest) = path.strip_prefix(PLANS_PATH) {
-            let Some((plan, "max_active_keys")) = rest.split_once('.') else {
-                return Err("unknown setting (plans take max_active_keys)".to_owned());
+            let Some((plan, field)) = rest.split_once('.') else {
+                return Err(format!("unknown setting (a plan is a table of {})", PLAN_FIELDS.join(", ")));
             };
-            let limit: u32 = value.ranged(1, 1_000_000)?;
-            self.organizations.plans.insert(plan.to_owned(), limit);
-            return Ok(());
+            return apply_plan_field(self.organizations.plans.entry(plan.to_owned()).or_default(), field, value);
         }
         if let Some(rest) = path.strip_prefix(ISSUERS_PATH) {
             let Some((name, field)) = rest.split_once('.') else {
@@ -1069,7 +1113,7 @@ impl Config {
             let result = match path {
                 Some(path) => self.apply(path, &Raw::Text(value)),
                 None => match (plan_from_env(name), issuer_from_env(name)) {
-                    (Some(plan), _) => self.apply(&format!("{PLANS_PATH}{plan}.max_active_keys"), &Raw::Text(value)),
+                    (Some((plan, field)), _) => self.apply(&format!("{PLANS_PATH}{plan}.{field}"), &Raw::Text(value)),
                     (None, Some((issuer, field))) => {
                         self.apply(&format!("{ISSUERS_PATH}{issuer}.{field}"), &Raw::Text(value))
                     }
@@ -1119,6 +1163,11 @@ impl Config {
         for plan in [&self.organizations.default_plan, &self.organizations.bootstrap_plan] {
             if !self.organizations.plans.contains_key(plan) {
                 problems.push(format!("organizations: plan {plan:?} is not among organizations.plans"));
+            }
+        }
+        for (name, plan) in &self.organizations.plans {
+            if plan.max_active_keys == 0 {
+                problems.push(format!("{PLANS_PATH}{name}.max_active_keys is required (1 to 1000000)"));
             }
         }
         for scope in &self.scopes {
@@ -1269,10 +1318,13 @@ fn is_service_link(name: &str) -> bool {
     !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && matches!(protocol, "TCP" | "UDP" | "SCTP")
 }
 
-/// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_MAX_ACTIVE_KEYS` -> the plan's name, lowercased.
-fn plan_from_env(name: &str) -> Option<String> {
-    let plan = name.strip_prefix("KEYGATE_ORGANIZATIONS_PLANS_")?.strip_suffix("_MAX_ACTIVE_KEYS")?;
-    (!plan.is_empty()).then(|| plan.to_ascii_lowercase())
+/// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_<FIELD>` -> the plan's name, lowercased, and the field.
+fn plan_from_env(name: &str) -> Option<(String, &'static str)> {
+    let rest = name.strip_prefix("KEYGATE_ORGANIZATIONS_PLANS_")?;
+    PLAN_FIELDS.iter().find_map(|field| {
+        let plan = rest.strip_suffix(&field.to_ascii_uppercase())?.strip_suffix('_')?;
+        (!plan.is_empty()).then(|| (plan.to_ascii_lowercase(), *field))
+    })
 }
 
 fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
@@ -1343,8 +1395,47 @@ mod tests {
         assert_eq!(config.grpc_addr.port(), 3);
         assert_eq!(config.database.url, "sqlite://file.db");
         assert_eq!(config.keys.prefix, "kg_");
-        assert_eq!(config.organizations.plans.get("team"), Some(&10));
-        assert_eq!(config.organizations.plans.get("gold"), Some(&7));
+        assert_eq!(config.organizations.plans.get("team"), Some(&Plan::with_keys(10)));
+        assert_eq!(config.organizations.plans.get("gold"), Some(&Plan::with_keys(7)));
+    }
+
+    #[test]
+    fn plans_and_the_global_ceiling_bound_what_organization_admins_grant() {
+        let s = sources(
+            "[limits.ceiling]\nrate_per_minute = 1000\nmax_quota = 0\n\
+             [organizations.plans.free]\nrate_per_minute = 60\nmax_concurrency = 2\n\
+             [organizations.plans.team]\nmax_active_keys = 10\nrate_burst = 5\n",
+            &[
+                ("KEYGATE_ORGANIZATIONS_PLANS_GOLD_MAX_ACTIVE_KEYS", "7"),
+                ("KEYGATE_ORGANIZATIONS_PLANS_GOLD_MAX_QUOTA", "500"),
+            ],
+        );
+        let config = Config::load(&s).expect("valid");
+        let ceiling = LimitOverrides { rate_per_minute: Some(1000), max_quota: Some(0), ..LimitOverrides::default() };
+        assert_eq!(config.limits.ceiling, ceiling);
+        let free = config.organizations.plans.get("free").copied().expect("free");
+        let free_ceiling =
+            LimitOverrides { rate_per_minute: Some(60), max_concurrency: Some(2), ..LimitOverrides::default() };
+        assert_eq!((free.max_active_keys, free.ceiling), (3, free_ceiling), "the default plan keeps its key limit");
+        assert_eq!(config.organizations.plans.get("team").map(|p| p.ceiling.rate_burst), Some(Some(5)));
+        let gold = config.organizations.plans.get("gold").copied().expect("gold");
+        assert_eq!((gold.max_active_keys, gold.ceiling.max_quota), (7, Some(500)));
+
+        // A new plan needs its key limit; unknown plan fields and out-of-range ceilings are named.
+        let s = sources(
+            "[organizations.plans.bare]\nrate_per_minute = 5\n[organizations.plans.odd]\nmax_active_keys = 1\nspeed = 1\n\
+             [limits.ceiling]\nmax_concurrency = 100001\nfoo = 1\n",
+            &[],
+        );
+        let text = Config::load(&s).expect_err("invalid").to_string();
+        for needle in [
+            "organizations.plans.bare.max_active_keys is required",
+            "organizations.plans.odd.speed: unknown setting (plans take max_active_keys, rate_per_minute",
+            "limits.ceiling.max_concurrency: must be between 0 and 100000",
+            "limits.ceiling.foo: unknown setting",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
     }
 
     #[test]

@@ -245,7 +245,9 @@ impl Engine {
             };
             // A client is disabled for good before its tokens are revoked, so every token it
             // holds is revoked, including one another replica issued while the change travelled.
-            if client.tokens_revoked_at.is_some() {
+            // A regenerated secret that revoked the tokens raised the client's generation: those
+            // signed for an older one, also by a replica yet to hear of it, are revoked.
+            if client.tokens_revoked_at.is_some() || token.generation < client.token_generation {
                 return Err(TokenError::Rejected(AuthFailure::new(
                     Reason::RevokedToken,
                     "the bearer token has been revoked",

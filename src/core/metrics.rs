@@ -167,6 +167,7 @@ impl Metrics {
     /// Registers the components' instruments and the edges' own.
     pub fn new(
         decisions: Family<ReasonLabels, Counter>,
+        admin_refusals: Family<ReasonLabels, Counter>,
         cache: CacheInstruments,
         hashing: HashingInstruments,
         limits: LimitsInstruments,
@@ -181,6 +182,11 @@ impl Metrics {
         registry.register("requests", "Requests by transport, RPC or route, and status", requests.clone());
         registry.register("request_duration_seconds", "Request latency by transport and RPC", request_seconds.clone());
         registry.register("decisions", "Authorization decisions by reason", decisions);
+        registry.register(
+            "admin_refusals",
+            "Admin calls refused without an audit entry: unauthenticated, or by a credential with no admin scope",
+            admin_refusals,
+        );
         registry.register("verdict_cache_lookups", "Credential look-ups in the verdict cache", cache.lookups);
         registry.register("verdict_cache_misses", "Look-ups that had to verify (database, argon2)", cache.misses);
         registry.register(

@@ -100,6 +100,9 @@ pub struct ApiClientRecord {
     pub tokens_revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub secret_regenerated_at: Option<DateTime<Utc>>,
+    /// The generation its new tokens are signed for; tokens of an older one are revoked. Raised
+    /// when a regenerated secret revokes the tokens issued with the old one.
+    pub token_generation: i64,
     /// Its own rate limit, monthly quota and concurrency limit (for its tokens).
     pub limits: LimitOverrides,
 }

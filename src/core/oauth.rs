@@ -135,7 +135,11 @@ impl OAuth {
             let description = format!("the client does not hold these scopes: {}", beyond.join(" "));
             return Err(OAuthError::refuse(OAuthErrorKind::InvalidScope, Some("scope"), description));
         }
-        let subject = Subject { client_id: &client.client_id, organization: &client.organization };
+        let subject = Subject {
+            client_id: &client.client_id,
+            organization: &client.organization,
+            generation: client.token_generation,
+        };
         let token = tokens::sign(&self.keyring, &self.settings, subject, scopes, now)?;
         self.last_used.record_client(&client.client_id, now);
         tracing::debug!(client_id = %client.client_id, "access token issued");

@@ -138,11 +138,14 @@ pub trait ClientStore: Send + Sync + 'static {
         search: &str,
         page: Page,
     ) -> Result<(Vec<ApiClientRecord>, u64), StoreError>;
-    /// Replaces the secret's hash unless the client is disabled. Returns whether it did.
+    /// Replaces the secret's hash unless the client is disabled; with `revoke_tokens`, raises its
+    /// token generation too, so that every token issued before stops working. Returns whether it
+    /// did.
     async fn replace_client_secret(
         &self,
         client_id: &str,
         secret_hash: &str,
+        revoke_tokens: bool,
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;

@@ -41,6 +41,12 @@ pub fn any_grants(held: &[String], wanted: &str) -> bool {
     held.iter().any(|h| grants(h, wanted))
 }
 
+/// Whether any of `held` grants one of keygate's admin scopes: whether the credential is an
+/// admin of any sort.
+pub fn holds_admin_scope(held: &[String]) -> bool {
+    ADMIN_SCOPES.iter().any(|admin| any_grants(held, admin))
+}
+
 /// Whether `scope` is syntactically a scope: segments of lowercase letters, digits, `-`, `_` or
 /// `.`, separated by `:`; or `*`.
 pub fn is_well_formed(scope: &str) -> bool {

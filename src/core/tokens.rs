@@ -21,6 +21,9 @@ use super::signing::{Algorithm, Keyring};
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// The claim that carries the organization.
 pub const ORGANIZATION_CLAIM: &str = "org";
+/// The claim that carries the client's token generation a token was signed for, when above 0:
+/// tokens of an older generation than the client's are revoked.
+pub const GENERATION_CLAIM: &str = "gen";
 /// Longer bearer values are refused unread.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -54,6 +57,8 @@ impl std::fmt::Debug for AccessToken {
 pub struct Subject<'a> {
     pub client_id: &'a str,
     pub organization: &'a str,
+    /// The client's token generation.
+    pub generation: i64,
 }
 
 /// Signs an RFC 9068 access token for a client.
@@ -82,7 +87,8 @@ pub fn sign(
         ("scope", Value::from(scopes.join(" "))),
         (ORGANIZATION_CLAIM, Value::from(subject.organization)),
     ];
-    for (name, value) in claims {
+    let generation = (subject.generation > 0).then(|| (GENERATION_CLAIM, Value::from(subject.generation)));
+    for (name, value) in claims.into_iter().chain(generation) {
         payload.set_claim(name, Some(value)).map_err(|e| CoreError::Internal(format!("token claim {name}: {e}")))?;
     }
     let token = jwt::encode_with_signer(&payload, &header, key.signer.as_ref())
@@ -111,6 +117,9 @@ pub struct VerifiedToken {
     pub client_id: Option<String>,
     /// For user tokens of outside issuers: what the organization is checked against.
     pub outside: Option<OutsideIssuer>,
+    /// For keygate's own client tokens: the client's token generation it was signed for (0
+    /// without the claim).
+    pub generation: i64,
 }
 
 /// What is known of the outside issuer of a user token once its signature checked out.
@@ -252,6 +261,13 @@ impl TokenVerifier {
         if client_id.is_empty() || organization.is_empty() || numeric_date(&payload, "iat").is_none() {
             return Ok(Err(invalid("the bearer token lacks required claims")));
         }
+        let generation = match claims.get(GENERATION_CLAIM) {
+            None => 0,
+            Some(value) => match value.as_i64() {
+                Some(generation) if generation > 0 => generation,
+                _ => return Ok(Err(invalid("the bearer token's claims are not valid"))),
+            },
+        };
         let principal = Principal {
             kind: PrincipalKind::Client,
             id: client_id.clone(),
@@ -264,12 +280,13 @@ impl TokenVerifier {
         };
         let mut verified = verified(principal, &payload);
         verified.client_id = Some(client_id);
+        verified.generation = generation;
         Ok(Ok(verified))
     }
 }
 
 fn verified(principal: Principal, payload: &JwtPayload) -> VerifiedToken {
-    VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None, outside: None }
+    VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None, outside: None, generation: 0 }
 }
 
 /// A NumericDate claim (seconds since the epoch, possibly fractional), read without josekit's

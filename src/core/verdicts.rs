@@ -53,6 +53,9 @@ pub struct CachedClient {
     pub organization: String,
     pub scopes: Vec<String>,
     pub disabled: bool,
+    /// The generation the client's tokens are signed for, as read with its secret: a replica that
+    /// has yet to hear of a revoking regeneration signs for the old one, revoked everywhere.
+    pub token_generation: i64,
 }
 
 impl CachedClient {
@@ -62,6 +65,7 @@ impl CachedClient {
             organization: record.organization.clone(),
             scopes: record.scopes.clone(),
             disabled: record.disabled_at.is_some(),
+            token_generation: record.token_generation,
         }
     }
 }

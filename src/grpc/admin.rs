@@ -9,6 +9,7 @@ use super::convert;
 use super::status::to_status;
 use crate::core::admin::clients::NewClient;
 use crate::core::admin::{Admin, NewKey, NewOrganization, RotateKey};
+use crate::core::audit::RequestOrigin;
 use crate::core::error::CoreError;
 use crate::core::ports::KeyChanges;
 use crate::proto::keygate_v1 as pb;
@@ -27,16 +28,18 @@ impl AdminApi {
     }
 }
 
-/// Encodes a use case's result, echoing the request id either way.
+/// Encodes a use case's result, with keygate's request id either way.
 fn reply<T, U>(
     result: Result<T, CoreError>,
-    request_id: &str,
+    origin: &RequestOrigin,
     encode: impl FnOnce(T) -> U,
 ) -> Result<Response<U>, Status> {
+    let request_id = origin.request_id.as_str();
     match result {
         Ok(value) => Ok(respond(encode(value), request_id)),
         Err(err) => {
-            tracing::info!(request_id, code = ?err.code(), error = %err, "admin call failed");
+            let client_request_id = origin.client_request_id.as_str();
+            tracing::info!(request_id, client_request_id, code = ?err.code(), error = %err, "admin call failed");
             Err(to_status(&err, request_id))
         }
     }
@@ -48,7 +51,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let new_key = NewKey {
             name: r.name,
@@ -59,7 +62,7 @@ impl AdminService for AdminApi {
             limits: convert::limits(r.limits),
         };
         let result = self.admin.create_key(&ctx, new_key).await;
-        reply(result, &id, |issued| pb::CreateApiKeyResponse {
+        reply(result, &ctx.origin, |issued| pb::CreateApiKeyResponse {
             api_key: issued.api_key,
             key: Some(convert::api_key(issued.view)),
             header_name: "X-API-Key".to_owned(),
@@ -67,27 +70,27 @@ impl AdminService for AdminApi {
     }
 
     async fn get_api_key(&self, request: Request<pb::GetApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = self.admin.get_key(&ctx, &request.into_inner().key_id).await;
-        reply(result, &id, convert::api_key)
+        reply(result, &ctx.origin, convert::api_key)
     }
 
     async fn list_api_keys(
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let result =
             self.admin.list_keys(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
-        reply(result, &id, |(keys, total)| pb::ListApiKeysResponse {
+        reply(result, &ctx.origin, |(keys, total)| pb::ListApiKeysResponse {
             api_keys: keys.into_iter().map(convert::api_key).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
         })
     }
 
     async fn update_api_key(&self, request: Request<pb::UpdateApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let changes = KeyChanges {
             name: r.name,
@@ -97,14 +100,14 @@ impl AdminService for AdminApi {
             reset_limits: r.reset_limits,
         };
         let result = self.admin.update_key(&ctx, &r.key_id, changes).await;
-        reply(result, &id, convert::api_key)
+        reply(result, &ctx.origin, convert::api_key)
     }
 
     async fn rotate_api_key(
         &self,
         request: Request<pb::RotateApiKeyRequest>,
     ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let rotate = RotateKey {
             key_id: r.key_id,
@@ -112,7 +115,7 @@ impl AdminService for AdminApi {
             expires_in_days: r.expires_in_days.map(i64::from),
         };
         let result = self.admin.rotate_key(&ctx, rotate).await;
-        reply(result, &id, |issued| pb::RotateApiKeyResponse {
+        reply(result, &ctx.origin, |issued| pb::RotateApiKeyResponse {
             key_id: issued.view.key.key_id.clone(),
             api_key: issued.api_key,
             expires_at: Some(convert::timestamp(issued.view.key.expires_at)),
@@ -125,39 +128,39 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::DisableApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = self.admin.disable_key(&ctx, &request.into_inner().key_id).await;
-        reply(result, &id, convert::api_key)
+        reply(result, &ctx.origin, convert::api_key)
     }
 
     async fn create_organization(
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let new_org = NewOrganization { slug: r.slug, name: r.name, plan: r.plan };
         let result = self.admin.create_organization(&ctx, new_org).await;
-        reply(result, &id, convert::organization)
+        reply(result, &ctx.origin, convert::organization)
     }
 
     async fn get_organization(
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = self.admin.get_organization(&ctx, &request.into_inner().slug).await;
-        reply(result, &id, convert::organization)
+        reply(result, &ctx.origin, convert::organization)
     }
 
     async fn list_organizations(
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let result = self.admin.list_organizations(&ctx, i64::from(r.offset), i64::from(r.limit)).await;
-        reply(result, &id, |(orgs, total)| pb::ListOrganizationsResponse {
+        reply(result, &ctx.origin, |(orgs, total)| pb::ListOrganizationsResponse {
             organizations: orgs.into_iter().map(convert::organization).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
         })
@@ -167,7 +170,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiClientRequest>,
     ) -> Result<Response<pb::CreateApiClientResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let new_client = NewClient {
             name: r.name,
@@ -177,7 +180,7 @@ impl AdminService for AdminApi {
             limits: convert::limits(r.limits),
         };
         let result = self.admin.create_client(&ctx, new_client).await;
-        reply(result, &id, |issued| pb::CreateApiClientResponse {
+        reply(result, &ctx.origin, |issued| pb::CreateApiClientResponse {
             client_id: issued.client.client_id.clone(),
             client_secret: issued.client_secret,
             client: Some(convert::api_client(issued.client)),
@@ -189,20 +192,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetApiClientRequest>,
     ) -> Result<Response<pb::ApiClient>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = self.admin.get_client(&ctx, &request.into_inner().client_id).await;
-        reply(result, &id, convert::api_client)
+        reply(result, &ctx.origin, convert::api_client)
     }
 
     async fn list_api_clients(
         &self,
         request: Request<pb::ListApiClientsRequest>,
     ) -> Result<Response<pb::ListApiClientsResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let result =
             self.admin.list_clients(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
-        reply(result, &id, |(clients, total)| pb::ListApiClientsResponse {
+        reply(result, &ctx.origin, |(clients, total)| pb::ListApiClientsResponse {
             clients: clients.into_iter().map(convert::api_client).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
         })
@@ -212,11 +215,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RegenerateClientSecretRequest>,
     ) -> Result<Response<pb::RegenerateClientSecretResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
-        let result = self.admin.regenerate_client_secret(&ctx, &request.into_inner().client_id).await;
-        reply(result, &id, |issued| pb::RegenerateClientSecretResponse {
+        let ctx = admin_context(&request);
+        let r = request.into_inner();
+        // Unset revokes: a secret is usually regenerated because it leaked.
+        let revoke_tokens = r.revoke_tokens.unwrap_or(true);
+        let result = self.admin.regenerate_client_secret(&ctx, &r.client_id, revoke_tokens).await;
+        reply(result, &ctx.origin, |issued| pb::RegenerateClientSecretResponse {
             client_id: issued.client.client_id,
             client_secret: issued.client_secret,
+            tokens_revoked: revoke_tokens,
         })
     }
 
@@ -224,31 +231,31 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::DisableApiClientRequest>,
     ) -> Result<Response<pb::ApiClient>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let r = request.into_inner();
         let result = self.admin.disable_client(&ctx, &r.client_id, r.revoke_tokens).await;
-        reply(result, &id, convert::api_client)
+        reply(result, &ctx.origin, convert::api_client)
     }
 
     async fn rotate_signing_key(
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = self.admin.rotate_signing_key(&ctx).await;
-        reply(result, &id, |key| pb::RotateSigningKeyResponse { kid: key.kid, algorithm: key.algorithm })
+        reply(result, &ctx.origin, |key| pb::RotateSigningKeyResponse { kid: key.kid, algorithm: key.algorithm })
     }
 
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let (id, ctx) = admin_context(&request);
+        let ctx = admin_context(&request);
         let result = match convert::audit_listing(request.into_inner()) {
             Ok(listing) => self.admin.list_audit_events(&ctx, listing).await,
             Err(err) => Err(err),
         };
-        reply(result, &id, |(events, total)| pb::ListAuditEventsResponse {
+        reply(result, &ctx.origin, |(events, total)| pb::ListAuditEventsResponse {
             events: events.into_iter().map(convert::audit_event).collect(),
             total: i64::try_from(total).unwrap_or(i64::MAX),
         })

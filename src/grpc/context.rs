@@ -27,6 +27,18 @@ pub fn request_id_from(given: Option<&str>) -> String {
         .map_or_else(new_request_id, str::to_owned)
 }
 
+/// The caller's `x-request-id` as the admin edge keeps it beside its own: up to 128 ASCII
+/// letters, digits and `-_.:/+=`; anything else (absent, empty, too long, other characters) is
+/// dropped rather than stored.
+pub fn client_request_id(metadata: &MetadataMap) -> String {
+    let given = metadata.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default().trim();
+    let usable = given.len() <= MAX_REQUEST_ID_LEN
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='));
+    if usable { given.to_owned() } else { String::new() }
+}
+
 /// A new random (v4) UUID, in its hyphenated form, without going through `fmt`.
 fn new_request_id() -> String {
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -40,13 +52,15 @@ pub fn caller_credentials<T>(request: &Request<T>) -> Credentials {
     Credentials { authorization: text("authorization"), api_key: text("x-api-key") }
 }
 
-/// An admin request's id and context: the caller's credential, the request id and the peer
-/// address, for the audit log.
-pub fn admin_context<T>(request: &Request<T>) -> (String, AdminContext) {
-    let id = request_id(request.metadata());
+/// An admin request's context: the caller's credential, the request ids and the peer
+/// address, for the audit log. The request id is always keygate's own, never the caller's
+/// `x-request-id`, which the audit log keeps apart: a caller must not be able to pass its
+/// entries off as another request's.
+pub fn admin_context<T>(request: &Request<T>) -> AdminContext {
     let peer = request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default();
-    let origin = RequestOrigin { request_id: id.clone(), peer };
-    (id, AdminContext { credentials: caller_credentials(request), origin })
+    let client_request_id = client_request_id(request.metadata());
+    let origin = RequestOrigin { request_id: new_request_id(), client_request_id, peer };
+    AdminContext { credentials: caller_credentials(request), origin }
 }
 
 /// The call's span (see [`crate::telemetry`]), or a disabled one when traces are off.

@@ -76,6 +76,7 @@ pub fn audit_event(entry: AuditEntry) -> pb::AuditEvent {
         outcome: entry.outcome,
         request_id: entry.request_id,
         peer: entry.peer,
+        client_request_id: entry.client_request_id,
     }
 }
 

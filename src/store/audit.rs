@@ -27,6 +27,7 @@ pub(super) async fn insert<C: ConnectionTrait>(conn: &C, entry: &AuditEntry) -> 
         outcome: ActiveValue::Set(entry.outcome.clone()),
         request_id: ActiveValue::Set(entry.request_id.clone()),
         peer: ActiveValue::Set(entry.peer.clone()),
+        client_request_id: ActiveValue::Set(entry.client_request_id.clone()),
     };
     audit_event::Entity::insert(model).exec_without_returning(conn).await?;
     Ok(())
@@ -43,6 +44,7 @@ fn to_entry(model: audit_event::Model) -> AuditEntry {
         target: model.target,
         outcome: model.outcome,
         request_id: model.request_id,
+        client_request_id: model.client_request_id,
         peer: model.peer,
     }
 }

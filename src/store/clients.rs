@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -33,6 +33,7 @@ fn to_client(model: api_client::Model) -> ApiClientRecord {
         tokens_revoked_at: model.tokens_revoked_at,
         last_used_at: model.last_used_at,
         secret_regenerated_at: model.secret_regenerated_at,
+        token_generation: model.token_generation,
         limits: limits_from_columns(
             model.rate_limit_per_minute,
             model.rate_limit_burst,
@@ -70,6 +71,7 @@ impl ClientStore for SqlStore {
             rate_limit_burst: ActiveValue::Set(burst),
             max_quota: ActiveValue::Set(max_quota),
             max_concurrency: ActiveValue::Set(max_concurrency),
+            token_generation: ActiveValue::Set(client.token_generation),
         };
         let txn = self.connection().begin().await.map_err(map_err)?;
         api_client::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
@@ -111,14 +113,21 @@ impl ClientStore for SqlStore {
         &self,
         client_id: &str,
         secret_hash: &str,
+        revoke_tokens: bool,
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let txn = self.connection().begin().await.map_err(map_err)?;
-        let result = api_client::Entity::update_many()
+        let mut update = api_client::Entity::update_many()
             .col_expr(api_client::Column::SecretHash, Expr::value(secret_hash))
             .col_expr(api_client::Column::SecretRegeneratedAt, Expr::value(now))
-            .col_expr(api_client::Column::UpdatedAt, Expr::value(now))
+            .col_expr(api_client::Column::UpdatedAt, Expr::value(now));
+        if revoke_tokens {
+            // In the database, not from what was read: two regenerations racing both revoke.
+            update = update
+                .col_expr(api_client::Column::TokenGeneration, Expr::col(api_client::Column::TokenGeneration).add(1));
+        }
+        let result = update
             .filter(api_client::Column::ClientId.eq(client_id))
             .filter(api_client::Column::DisabledAt.is_null())
             .exec(&txn)

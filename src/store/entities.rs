@@ -86,6 +86,7 @@ pub mod api_client {
         pub rate_limit_burst: Option<i32>,
         pub max_quota: Option<i64>,
         pub max_concurrency: Option<i32>,
+        pub token_generation: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -134,6 +135,7 @@ pub mod audit_event {
         pub outcome: String,
         pub request_id: String,
         pub peer: String,
+        pub client_request_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,11 +1,14 @@
 //! The audit log: every admin change leaves one entry (who, what, when, from where, outcome),
-//! refusals of authenticated admins too; `ListAuditEvents` filters, pages, needs its scope and
-//! stays within the caller's organization; no entry holds a secret. On both backends.
+//! refusals of admins too; `ListAuditEvents` filters, pages, needs its scope and stays within the
+//! caller's organization; no entry holds a secret; a flood of calls by a credential that is no
+//! admin adds no entry, only counts; a caller's request id never passes for keygate's. On both
+//! backends.
 
 use keygate::proto::keygate_v1 as pb;
 use tonic::{Code, Request};
 
 use crate::backend_tests;
+use crate::metrics::sample;
 use crate::secrets::secret_parts;
 use crate::support::{Backend, TestServer, as_admin, bearer, expect_code, start_time, violated_fields};
 
@@ -13,7 +16,20 @@ backend_tests!(
     every_change_is_recorded_once,
     listing_filters_pages_and_stays_in_the_organization,
     refusals_are_recorded_and_secrets_never,
+    refusals_of_non_admins_are_counted_not_stored,
+    callers_request_ids_cannot_pass_for_keygates,
 );
+
+/// The response's `x-request-id`.
+fn response_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata.get("x-request-id").and_then(|v| v.to_str().ok()).expect("x-request-id").to_owned()
+}
+
+/// `keygate_admin_refusals_total{reason}` from `/metrics`; 0 before the first.
+async fn refusals(server: &TestServer, reason: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics")).await.expect("scrape").text().await.expect("text");
+    sample(&text, &format!("keygate_admin_refusals_total{{reason=\"{reason}\"}}")).unwrap_or(0.0)
+}
 
 /// An admin request with the caller's key and an `x-request-id`.
 fn traced<T>(message: T, key: &str, request_id: &str) -> Request<T> {
@@ -77,7 +93,7 @@ async fn every_change_is_recorded_once(backend: Backend) {
     };
     let client_id =
         admin.create_api_client(traced(client, key, "req-client-create")).await.expect("client").into_inner().client_id;
-    let regenerate = pb::RegenerateClientSecretRequest { client_id: client_id.clone() };
+    let regenerate = pb::RegenerateClientSecretRequest { client_id: client_id.clone(), revoke_tokens: None };
     admin.regenerate_client_secret(traced(regenerate, key, "req-client-regenerate")).await.expect("regenerate");
     let disable = pb::DisableApiClientRequest { client_id: client_id.clone(), revoke_tokens: true };
     admin.disable_api_client(traced(disable, key, "req-client-disable")).await.expect("disable client");
@@ -101,19 +117,21 @@ async fn every_change_is_recorded_once(backend: Backend) {
         ("req-signing", "signing_key.rotate", kid.as_str()),
     ];
     for (request_id, action, target) in expected {
-        let matching: Vec<&pb::AuditEvent> = listed.events.iter().filter(|e| e.request_id == request_id).collect();
+        let matching: Vec<&pb::AuditEvent> =
+            listed.events.iter().filter(|e| e.client_request_id == request_id).collect();
         assert_eq!(matching.len(), 1, "{request_id}: {:?}", listed.events);
         let event = matching[0];
+        assert!(uuid::Uuid::parse_str(&event.request_id).is_ok(), "keygate's own id: {event:?}");
         assert_eq!((event.action.as_str(), event.target.as_str()), (action, target), "{event:?}");
         assert_eq!((event.actor.as_str(), event.actor_kind.as_str()), (admin_id.as_str(), "api_key"));
         assert_eq!((event.outcome.as_str(), event.organization.as_str()), ("success", "platform"));
         assert!(event.peer.starts_with("127.0.0.1:"), "{event:?}");
         assert_eq!(event.time, Some(keygate::grpc::convert::timestamp(start_time())));
     }
-    assert!(listed.events.iter().all(|e| e.request_id != "req-read"), "reads are not recorded");
+    assert!(listed.events.iter().all(|e| e.client_request_id != "req-read"), "reads are not recorded");
     // Bootstrap's organization and key, and the nine changes above: newest first.
     assert_eq!(listed.total, 11, "{:?}", listed.events);
-    assert_eq!(listed.events[0].request_id, "req-signing");
+    assert_eq!(listed.events[0].client_request_id, "req-signing");
     assert!(listed.events.windows(2).all(|w| w[0].id > w[1].id));
     let bootstrap: Vec<&str> = listed.events[9..].iter().map(|e| e.action.as_str()).collect();
     assert_eq!(bootstrap, ["api_key.create", "organization.create"]);
@@ -168,7 +186,7 @@ async fn listing_filters_pages_and_stays_in_the_organization(backend: Backend) {
     let page = |offset, limit| filtered(pb::ListAuditEventsRequest { offset, limit, ..Default::default() });
     let (first_page, last_page) = (page(0, 2).await, page(4, 2).await);
     assert_eq!((first_page.events.len(), first_page.total, last_page.events.len(), last_page.total), (2, 5, 1, 5));
-    assert_eq!(first_page.events[0].request_id, "req-update-1");
+    assert_eq!(first_page.events[0].client_request_id, "req-update-1");
     assert_eq!(last_page.events[0].actor, own.events[4].actor);
 
     // Another organization's admin sees none of it, and cannot ask for it.
@@ -229,7 +247,7 @@ async fn refusals_are_recorded_and_secrets_never(backend: Backend) {
 
     let listed = list(&server, &root, all_of("")).await;
     let find = |request_id: &str| {
-        let found: Vec<&pb::AuditEvent> = listed.events.iter().filter(|e| e.request_id == request_id).collect();
+        let found: Vec<&pb::AuditEvent> = listed.events.iter().filter(|e| e.client_request_id == request_id).collect();
         assert!(found.len() <= 1, "{found:?}");
         found.first().map(|e| (e.actor.clone(), e.action.clone(), e.target.clone(), e.outcome.clone()))
     };
@@ -251,7 +269,7 @@ async fn refusals_are_recorded_and_secrets_never(backend: Backend) {
     let client =
         pb::CreateApiClientRequest { name: "c".into(), scopes: vec!["graph:read".into()], ..Default::default() };
     let created = admin.create_api_client(as_admin(client, &root)).await.expect("client").into_inner();
-    let regenerate = pb::RegenerateClientSecretRequest { client_id: created.client_id };
+    let regenerate = pb::RegenerateClientSecretRequest { client_id: created.client_id, revoke_tokens: None };
     let regenerated = admin.regenerate_client_secret(as_admin(regenerate, &root)).await.expect("regenerate");
     let client_secrets = [created.client_secret, regenerated.into_inner().client_secret];
     let shown = format!("{:?}", list(&server, &root, all_of("")).await);
@@ -268,4 +286,117 @@ async fn refusals_are_recorded_and_secrets_never(backend: Backend) {
         assert!(!shown.contains(secret.as_str()), "ListAuditEvents shows a secret");
     }
     server.db.drop_database().await;
+}
+
+/// A key holding no admin scope floods every kind of admin change with its own request ids: not
+/// one audit entry is written (the log cannot be drowned), and each refusal is counted; so are
+/// calls that do not authenticate. An admin's refusal is still recorded.
+async fn refusals_of_non_admins_are_counted_not_stored(backend: Backend) {
+    const FLOOD: usize = 300;
+    let server = TestServer::start(backend).await;
+    let mut admin = server.admin().await;
+    let root = server.admin_key.clone();
+    let root_id = key_id_of(&server, &root).await;
+    let (plain, _) = server.create_key(&root, "plain", &["graph:read", "incidents:read"]).await;
+    let (reader, reader_id) = server.create_key(&root, "reader", &["admin:keys:read"]).await;
+    let before = list(&server, &root, all_of("")).await.total;
+    let (no_scope, unauthenticated) =
+        (refusals(&server, "no_admin_scope").await, refusals(&server, "unauthenticated").await);
+
+    for i in 0..FLOOD {
+        let id = format!("flood-{i}");
+        let result = match i % 4 {
+            0 => {
+                let create = pb::CreateApiKeyRequest {
+                    name: "x".into(),
+                    scopes: vec!["graph:read".into()],
+                    ..Default::default()
+                };
+                admin.create_api_key(traced(create, &plain, &id)).await.map(|_| ())
+            }
+            1 => admin
+                .disable_api_key(traced(pb::DisableApiKeyRequest { key_id: root_id.clone() }, &plain, &id))
+                .await
+                .map(|_| ()),
+            2 => admin.rotate_signing_key(traced(pb::RotateSigningKeyRequest {}, &plain, &id)).await.map(|_| ()),
+            _ => {
+                let org =
+                    pb::CreateOrganizationRequest { slug: format!("o{i}"), name: "o".into(), plan: String::new() };
+                admin.create_organization(traced(org, &plain, &id)).await.map(|_| ())
+            }
+        };
+        let status = expect_code(result, Code::PermissionDenied);
+        assert!(status.message().contains("scope"), "{}", status.message());
+    }
+    for i in 0..50 {
+        let disable = pb::DisableApiKeyRequest { key_id: root_id.clone() };
+        expect_code(
+            admin.disable_api_key(traced(disable, "sk_live_nonsense", &format!("anon-{i}"))).await,
+            Code::Unauthenticated,
+        );
+    }
+    // Reads by a non-admin are counted too (reads are never recorded).
+    let read = pb::ListApiKeysRequest::default();
+    expect_code(admin.list_api_keys(as_admin(read, &plain)).await, Code::PermissionDenied);
+
+    let after = list(&server, &root, all_of("")).await;
+    assert_eq!(after.total, before, "no entry for calls by a credential that is no admin: {:?}", after.events.first());
+    assert_eq!(refusals(&server, "no_admin_scope").await - no_scope, (FLOOD + 1) as f64);
+    assert_eq!(refusals(&server, "unauthenticated").await - unauthenticated, 50.0);
+
+    // A credential with some admin scope is an admin: its refused change is recorded, once.
+    let disable = pb::DisableApiKeyRequest { key_id: root_id.clone() };
+    expect_code(admin.disable_api_key(traced(disable, &reader, "req-admin-refused")).await, Code::PermissionDenied);
+    let listed = list(&server, &root, all_of("")).await;
+    assert_eq!(listed.total, before + 1);
+    let event = &listed.events[0];
+    assert_eq!((event.actor.as_str(), event.client_request_id.as_str()), (reader_id.as_str(), "req-admin-refused"));
+    assert_eq!((event.action.as_str(), event.outcome.as_str()), ("api_key.disable", "PERMISSION_DENIED"));
+    assert_eq!(refusals(&server, "no_admin_scope").await - no_scope, (FLOOD + 1) as f64, "not counted as no admin");
+    server.stop().await;
+}
+
+/// keygate makes its own request id for every admin call, returns it and records it; the
+/// caller's `x-request-id` is kept apart, and only when it is a sensible id. So a caller that
+/// sends the id of someone else's request gets an entry that still has its own keygate id.
+async fn callers_request_ids_cannot_pass_for_keygates(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut admin = server.admin().await;
+    let root = server.admin_key.clone();
+
+    let first = pb::CreateOrganizationRequest { slug: "acme".into(), name: "Acme".into(), plan: "pro".into() };
+    let first = admin.create_organization(traced(first, &root, "req-first")).await.expect("org");
+    let first_id = response_id(first.metadata());
+    assert!(uuid::Uuid::parse_str(&first_id).is_ok(), "keygate's own id: {first_id}");
+    // Another call presents the first one's keygate id as its own.
+    let second = pb::CreateOrganizationRequest { slug: "globex".into(), name: "Globex".into(), plan: "pro".into() };
+    let second = admin.create_organization(traced(second, &root, &first_id)).await.expect("org");
+    let second_id = response_id(second.metadata());
+    assert_ne!(second_id, first_id);
+    // Ids that are too long or hold other characters are dropped, not stored.
+    let long = "x".repeat(129);
+    let mut dropped = Vec::new();
+    for (slug, given) in [("initech", long.as_str()), ("umbrella", "req <script>\"quoted\"")] {
+        let create = pb::CreateOrganizationRequest { slug: slug.into(), name: slug.into(), plan: "pro".into() };
+        let response = admin.create_organization(traced(create, &root, given)).await.expect("org");
+        dropped.push(response_id(response.metadata()));
+    }
+    // A refusal carries keygate's id in its status, and the entry records it.
+    let bad = pb::CreateOrganizationRequest { slug: "acme".into(), name: "again".into(), plan: "pro".into() };
+    let status = expect_code(admin.create_organization(traced(bad, &root, "req-again")).await, Code::AlreadyExists);
+    let refused_id = response_id(status.metadata());
+
+    let listed = list(&server, &root, all_of("")).await;
+    let by_id = |id: &str| {
+        let found: Vec<&pb::AuditEvent> = listed.events.iter().filter(|e| e.request_id == id).collect();
+        assert_eq!(found.len(), 1, "{id}: {:?}", listed.events);
+        (found[0].target.clone(), found[0].client_request_id.clone())
+    };
+    assert_eq!(by_id(&first_id), ("acme".to_owned(), "req-first".to_owned()));
+    assert_eq!(by_id(&second_id), ("globex".to_owned(), first_id.clone()), "the caller's id is only the caller's");
+    assert_eq!(by_id(&dropped[0]), ("initech".to_owned(), String::new()));
+    assert_eq!(by_id(&dropped[1]), ("umbrella".to_owned(), String::new()));
+    assert_eq!(by_id(&refused_id), ("acme".to_owned(), "req-again".to_owned()));
+    assert!(listed.events.iter().all(|e| uuid::Uuid::parse_str(&e.request_id).is_ok() || e.actor_kind == "operator"));
+    server.stop().await;
 }

@@ -516,11 +516,18 @@ fn custom_config_reaches_keygate_as_written() {
         "log": {"level": "keygate=debug,info"},
         "keys": {"prefix": "kg_", "default_expires_in_days": 90},
         "scopes": {"registry": ["reports:read", "reports:write"]},
-        "organizations": {"plans": {"team": {"max_active_keys": 10}}, "default_plan": "team"},
+        "organizations": {
+            "plans": {"team": {"max_active_keys": 10, "rate_per_minute": 600}, "free": {"max_concurrency": 2}},
+            "default_plan": "team",
+        },
         "hashing": {"max_concurrent": 2, "memory_kib": 65536},
         "cache": {"max_entries": 250000, "ttl_secs": 60},
         "oauth": {"issuer": "https://keygate.example.com", "token_ttl_secs": 600},
-        "limits": {"redis_failure": "closed", "clients": {"rate_per_minute": 1000}},
+        "limits": {
+            "redis_failure": "closed",
+            "clients": {"rate_per_minute": 1000},
+            "ceiling": {"rate_per_minute": 6000},
+        },
         "envoy": {"policy_file": "/etc/keygate/policy/policy.toml", "default_action": "deny"},
         "shutdown": {"grace_secs": 20},
     });
@@ -532,7 +539,10 @@ fn custom_config_reaches_keygate_as_written() {
     assert_eq!(loaded.log.level, "keygate=debug,info");
     assert_eq!((loaded.keys.prefix.as_str(), loaded.keys.default_expires_in_days), ("kg_", 90));
     assert_eq!(loaded.scopes, ["reports:read", "reports:write"]);
-    assert_eq!(loaded.organizations.plans.get("team"), Some(&10));
+    let team = loaded.organizations.plans.get("team").copied().expect("team");
+    assert_eq!((team.max_active_keys, team.ceiling.rate_per_minute), (10, Some(600)));
+    assert_eq!(loaded.organizations.plans.get("free").and_then(|plan| plan.ceiling.max_concurrency), Some(2));
+    assert_eq!(loaded.limits.ceiling.rate_per_minute, Some(6000));
     assert_eq!(loaded.organizations.default_plan, "team");
     assert_eq!((loaded.hashing.max_concurrent, loaded.hashing.memory_kib), (2, 65536));
     assert_eq!((loaded.cache.max_entries, loaded.cache.ttl_secs), (250_000, 60));

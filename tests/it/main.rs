@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod cache;
+mod ceilings;
 mod e2e_grpcurl;
 mod e2e_oauth;
 mod envoy;
@@ -15,6 +16,7 @@ mod image;
 mod issuers;
 mod keys;
 mod kubelet;
+mod lifetimes;
 mod limits;
 mod limits_redis;
 mod metrics;

@@ -19,7 +19,7 @@ backend_tests!(
     token_requests_get_rfc_6749_errors,
     tokens_expire_with_the_clock_and_leeway,
     forged_tokens_are_rejected,
-    regenerate_kills_the_old_secret_at_once,
+    regenerate_kills_the_old_secret_and_its_tokens,
     disable_keeps_tokens_unless_revoked,
     signing_key_rotation_keeps_old_tokens_valid,
     introspection_needs_a_credential_of_the_organization,
@@ -355,25 +355,61 @@ async fn forged_tokens_are_rejected(backend: Backend) {
     server.stop().await;
 }
 
-async fn regenerate_kills_the_old_secret_at_once(backend: Backend) {
+/// A regenerated secret usually means a leak: by default the tokens taken with the old secret
+/// stop with it, cached ones included, wherever they are checked; `revoke_tokens: false` keeps
+/// them, as the reference's disable does.
+async fn regenerate_kills_the_old_secret_and_its_tokens(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (client_id, secret) = create_client(&server, &["incidents:read"]).await;
-    let token = token_for(&server, &client_id, &secret, "").await;
-    let request = pb::RegenerateClientSecretRequest { client_id: client_id.clone() };
-    let regenerated = server
-        .admin()
-        .await
-        .regenerate_client_secret(as_admin(request, &server.admin_key))
-        .await
-        .expect("regenerate")
-        .into_inner();
+    let stolen = token_for(&server, &client_id, &secret, "").await;
+    assert_eq!(server.reason(&stolen, &["incidents:read"]).await, R::Allowed, "verified and cached");
+    let mut admin = server.admin().await;
+    let regenerate = |revoke_tokens| {
+        let request = pb::RegenerateClientSecretRequest { client_id: client_id.clone(), revoke_tokens };
+        as_admin(request, &server.admin_key)
+    };
+    let regenerated = admin.regenerate_client_secret(regenerate(None)).await.expect("regenerate").into_inner();
+    assert!(regenerated.tokens_revoked, "revoking is the default");
     assert_ne!(regenerated.client_secret, secret);
     let old = [("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &secret)];
     let (status, _, body) = token_over_http(&server, &old).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
-    token_for(&server, &client_id, &regenerated.client_secret, "").await;
-    // Tokens already issued keep working until they expire.
-    assert_eq!(server.reason(&token, &["incidents:read"]).await, R::Allowed);
+    assert_eq!(server.reason(&stolen, &["incidents:read"]).await, R::RevokedToken);
+    let request = pb::AuthenticateRequest { credentials: Some(crate::support::bearer(&stolen)) };
+    let status = expect_code(server.auth().await.authenticate(request).await, Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "REVOKED_TOKEN");
+    let form = [("token", stolen.as_str())];
+    let introspected = reqwest::Client::new()
+        .post(server.url("/oauth/introspect"))
+        .basic_auth(&client_id, Some(&regenerated.client_secret))
+        .form(&form)
+        .send()
+        .await
+        .expect("introspect");
+    let introspected: Value = serde_json::from_str(&introspected.text().await.expect("body")).expect("json");
+    assert_eq!(introspected["active"], false, "{introspected}");
+    // A token of the new secret works, in the same instant as the regeneration.
+    let fresh = token_for(&server, &client_id, &regenerated.client_secret, "").await;
+    assert_eq!(server.reason(&fresh, &["incidents:read"]).await, R::Allowed);
+
+    // revoke_tokens: false kills the secret only.
+    let kept = admin.regenerate_client_secret(regenerate(Some(false))).await.expect("regenerate").into_inner();
+    assert!(!kept.tokens_revoked);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", &client_id),
+        ("client_secret", &regenerated.client_secret),
+    ];
+    assert_eq!(token_over_http(&server, &form).await.0, 401);
+    assert_eq!(server.reason(&fresh, &["incidents:read"]).await, R::Allowed, "tokens issued before stay valid");
+    let newest = token_for(&server, &client_id, &kept.client_secret, "").await;
+    // Revoking once more stops every token issued so far, and only those.
+    let last = admin.regenerate_client_secret(regenerate(Some(true))).await.expect("regenerate").into_inner();
+    for token in [&stolen, &fresh, &newest] {
+        assert_eq!(server.reason(token, &["incidents:read"]).await, R::RevokedToken);
+    }
+    let after = token_for(&server, &client_id, &last.client_secret, "").await;
+    assert_eq!(server.reason(&after, &["incidents:read"]).await, R::Allowed);
     server.stop().await;
 }
 
@@ -398,7 +434,7 @@ async fn disable_keeps_tokens_unless_revoked(backend: Backend) {
     let revoked = admin.disable_api_client(disable(true)).await.expect("revoke").into_inner();
     assert!(revoked.tokens_revoked_at.is_some());
     assert_eq!(server.reason(&token, &["incidents:read"]).await, R::RevokedToken);
-    let regenerate = pb::RegenerateClientSecretRequest { client_id: client_id.clone() };
+    let regenerate = pb::RegenerateClientSecretRequest { client_id: client_id.clone(), revoke_tokens: None };
     let status = expect_code(
         admin.regenerate_client_secret(as_admin(regenerate, &server.admin_key)).await,
         Code::FailedPrecondition,

@@ -1,6 +1,8 @@
 //! Admin use cases for OAuth2 API clients (create, read, list, regenerate the secret, disable)
 //! and for rotating the token signing key.
 
+use chrono::SecondsFormat;
+
 use super::{
     Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
     require_subset,
@@ -8,7 +10,7 @@ use super::{
 use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::core::error::CoreError;
 use crate::core::limits::LimitOverrides;
-use crate::core::model::ApiClientRecord;
+use crate::core::model::{ApiClientRecord, PrincipalKind};
 use crate::core::ports::DisableOutcome;
 use crate::core::signing::SigningKeyRecord;
 use crate::core::validate::{Violations, is_valid_slug};
@@ -54,7 +56,9 @@ impl Admin {
             }
             violations.finish()?;
             require_subset(&caller.principal, &request.scopes, "grant")?;
+            require_api_key_for_secrets(&caller, "create API clients")?;
             let org = self.target_organization(&caller, &request.organization).await?;
+            let limits = self.granted_limits(&caller, PrincipalKind::Client, request.limits)?;
             let secret = generate_secret();
             let secret_hash = self.hasher.hash(secret.clone()).await?;
             let now = self.clock.now();
@@ -74,7 +78,8 @@ impl Admin {
                     tokens_revoked_at: None,
                     last_used_at: None,
                     secret_regenerated_at: None,
-                    limits: request.limits,
+                    token_generation: 0,
+                    limits,
                 };
                 let audit = entry.about(&client.client_id, &client.organization);
                 match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
@@ -111,11 +116,15 @@ impl Admin {
         Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
     }
 
-    /// Gives a client a new secret; the old one stops working at once (no grace period).
+    /// Gives a client a new secret; the old one stops working at once (no grace period). With
+    /// `revoke_tokens`, so do the tokens issued with it, on every replica within the bound of any
+    /// revocation: a secret is usually regenerated because it leaked, and whoever has it may have
+    /// taken tokens with it.
     pub async fn regenerate_client_secret(
         &self,
         ctx: &AdminContext,
         client_id: &str,
+        revoke_tokens: bool,
     ) -> Result<IssuedClient, CoreError> {
         let (caller, entry) = self
             .changer(
@@ -128,19 +137,23 @@ impl Admin {
         self.audited(&entry, async {
             let client = self.visible_client(&caller, client_id).await?;
             require_subset(&caller.principal, &client.scopes, "regenerate the secret of a client with")?;
+            require_api_key_for_secrets(&caller, "regenerate client secrets")?;
             if client.disabled_at.is_some() {
                 return Err(client_disabled(client_id));
             }
             let secret = generate_secret();
             let secret_hash = self.hasher.hash(secret.clone()).await?;
             let audit = entry.about(client_id, &client.organization);
+            let now = self.clock.now();
             let replaced =
-                self.clients.replace_client_secret(client_id, &secret_hash, self.clock.now(), &audit).await?;
+                self.clients.replace_client_secret(client_id, &secret_hash, revoke_tokens, now, &audit).await?;
+            // Drops the old secret's verdict and every cached token of the client; other replicas
+            // are told through the change's announcement.
             self.verdicts.invalidate_key(client_id);
             if !replaced {
                 return Err(client_disabled(client_id));
             }
-            tracing::info!(client_id, regenerated_by = %caller.principal.id, "api client secret regenerated");
+            tracing::info!(client_id, revoke_tokens, regenerated_by = %caller.principal.id, "api client secret regenerated");
             let client = self.reread_client(client_id).await?;
             Ok(IssuedClient { client_secret: secret, client })
         })
@@ -214,6 +227,20 @@ impl Admin {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("API client {client_id} not found")))
     }
+}
+
+/// A client's secret never expires, so a caller authenticated by a token (a 30-minute client
+/// token, an outside user's token) is not handed one: it would outlive the token forever, the
+/// way [`super::handout_deadline`] keeps keys from doing. Admin API keys may, platform admins'
+/// tokens may not.
+fn require_api_key_for_secrets(caller: &Caller, what: &str) -> Result<(), CoreError> {
+    if caller.principal.kind == PrincipalKind::ApiKey {
+        return Ok(());
+    }
+    Err(CoreError::PermissionDenied(format!(
+        "only an admin API key can {what}: a client secret never expires, and your token expires at {}",
+        caller.principal.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )))
 }
 
 fn client_disabled(client_id: &str) -> CoreError {

@@ -1,7 +1,9 @@
 //! The admin use cases: organizations and the API-key lifecycle, over the ports (API clients and
 //! signing keys in [`clients`]; the audit log's listing in [`audit`]). Every call authenticates
 //! its caller through the engine and checks the admin scope it needs; every change is recorded in
-//! the audit log in the same transaction as the change, and every refused one on its own.
+//! the audit log in the same transaction as the change, and every change an admin attempted and
+//! was refused on its own. Calls by credentials holding no admin scope at all are only counted
+//! ([`Admin::refusal_counter`]): anyone with any key could otherwise fill the log.
 
 pub mod audit;
 pub mod clients;
@@ -9,7 +11,9 @@ pub mod clients;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use super::audit::{AuditEntry, RequestOrigin};
 use super::clock::Clock;
@@ -17,10 +21,12 @@ use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
-use super::limits::{LimitOverrides, check_resets};
-use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal};
+use super::limits::grants::{GrantBounds, asked_on_change, asked_on_create};
+use super::limits::{LimitDefaults, LimitField, LimitOverrides, check_resets};
+use super::metrics::ReasonLabels;
+use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal, PrincipalKind};
 use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
-use super::scopes::{ScopeRegistry, any_grants};
+use super::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
 use super::signing::Keyring;
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
@@ -47,11 +53,34 @@ pub struct AdminSettings {
     pub max_expires_in_days: i64,
     pub default_grace_period_days: i64,
     pub max_grace_period_days: i64,
-    /// Plan name -> most active keys.
-    pub plans: BTreeMap<String, u32>,
+    pub plans: BTreeMap<String, Plan>,
     pub default_plan: String,
     pub bootstrap_plan: String,
+    /// The loosest limits organization admins may grant where their plan sets none.
+    pub ceiling: LimitOverrides,
+    /// The configured limits by kind: where ceilings fall back to, and what a caller's own
+    /// limits are made of.
+    pub limit_defaults: LimitDefaults,
 }
+
+/// A configured plan: how many keys an organization on it may have active, and the loosest
+/// limits its own admins may give a key or client (over `limits.ceiling`, over the defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub max_active_keys: u32,
+    pub ceiling: LimitOverrides,
+}
+
+impl Plan {
+    /// A plan of `max_active_keys` with no ceiling of its own.
+    pub fn with_keys(max_active_keys: u32) -> Self {
+        Self { max_active_keys, ceiling: LimitOverrides::default() }
+    }
+}
+
+/// Why an admin call was refused without an entry in the audit log.
+const UNAUTHENTICATED: &str = "unauthenticated";
+const NO_ADMIN_SCOPE: &str = "no_admin_scope";
 
 /// A key as shown to admins: the record and what is derived from it at read time.
 #[derive(Debug, Clone)]
@@ -129,6 +158,8 @@ pub struct Admin {
     scopes: Arc<ScopeRegistry>,
     verdicts: Arc<VerdictCache>,
     settings: AdminSettings,
+    /// Refusals not recorded in the audit log, by reason.
+    refusals: Family<ReasonLabels, Counter>,
 }
 
 /// What [`Admin`] is built from.
@@ -148,7 +179,14 @@ pub struct AdminParts {
 impl Admin {
     pub fn new(parts: AdminParts) -> Self {
         let AdminParts { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings } = parts;
-        Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings }
+        let refusals = Family::default();
+        Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings, refusals }
+    }
+
+    /// Admin calls refused without an audit entry, by reason (`unauthenticated`,
+    /// `no_admin_scope`), for registration.
+    pub fn refusal_counter(&self) -> Family<ReasonLabels, Counter> {
+        self.refusals.clone()
     }
 
     /// Creates an API key in the caller's organization (or, for a platform admin, any).
@@ -169,10 +207,10 @@ impl Admin {
             violations.finish()?;
             require_subset(&caller.principal, &request.scopes, "grant")?;
             let org = self.target_organization(&caller, &request.organization).await?;
-            let days = request.expires_in_days.unwrap_or(self.settings.default_expires_in_days);
-            let issued = self
-                .issue_key(&org, NewKey { name: request.name.trim().to_owned(), ..request }, days, &entry)
-                .await?;
+            let limits = self.granted_limits(&caller, PrincipalKind::ApiKey, request.limits)?;
+            let expires_at = self.new_key_expiry(&caller, request.expires_in_days)?;
+            let name = request.name.trim().to_owned();
+            let issued = self.issue_key(&org, NewKey { name, limits, ..request }, expires_at, &entry).await?;
             tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, created_by = %caller.principal.id, "api key created");
             Ok(issued)
         })
@@ -237,6 +275,21 @@ impl Admin {
             if key.disabled_at.is_some() {
                 return Err(disabled(key_id, "updated"));
             }
+            if let Some(bounds) = self.grant_bounds(&caller, PrincipalKind::ApiKey) {
+                // The key's limits once changed; only what the change touches is held to the
+                // bounds, so a key granted more before a ceiling was lowered keeps the rest.
+                let mut changed = key.limits;
+                for field in LimitField::ALL {
+                    if let Some(value) = changes.limits.get(field) {
+                        changed.set(field, Some(value));
+                    }
+                }
+                for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
+                    changed.set(field, None);
+                }
+                let asked = asked_on_change(&changes.limits, &changes.reset_limits);
+                bounds.apply(&self.settings.limit_defaults, PrincipalKind::ApiKey, changed, &asked)?;
+            }
             let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
             let updated = self
                 .store
@@ -289,6 +342,12 @@ impl Admin {
                 Some(days) => now + Duration::days(days),
                 None => key.expires_at,
             };
+            // Rotation hands out the new secret: it may not outlive the caller's credential.
+            if let Some(deadline) = handout_deadline(&caller)
+                && expires_at > deadline
+            {
+                return Err(outliving(deadline, now, "rotate a key whose new secret would outlive"));
+            }
             let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
             let rotation = Rotation {
                 new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
@@ -449,11 +508,10 @@ impl Admin {
             }
         };
         let scopes = vec!["*".to_owned()];
-        let days = self.settings.default_expires_in_days;
+        let expires_at = self.clock.now() + Duration::days(self.settings.default_expires_in_days);
         let entry = operator_entry(BOOTSTRAP_CREATOR, "api_key.create", self.clock.now());
-        let issued = self
-            .issue_key(&org, NewKey { name: "bootstrap admin".to_owned(), scopes, ..NewKey::default() }, days, &entry)
-            .await?;
+        let key = NewKey { name: "bootstrap admin".to_owned(), scopes, ..NewKey::default() };
+        let issued = self.issue_key(&org, key, expires_at, &entry).await?;
         tracing::info!(key_id = %issued.view.key.key_id, organization = %org.slug, "bootstrap admin key created");
         Ok(issued)
     }
@@ -462,7 +520,7 @@ impl Admin {
         &self,
         org: &Organization,
         key: NewKey,
-        expires_in_days: i64,
+        expires_at: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<IssuedKey, CoreError> {
         let NewKey { name, description, scopes, limits, .. } = key;
@@ -481,7 +539,7 @@ impl Admin {
             created_by: audit.actor.clone(),
             created_at: now,
             updated_at: now,
-            expires_at: now + Duration::days(expires_in_days),
+            expires_at,
             disabled_at: None,
             last_used_at: None,
             last_rotated_at: None,
@@ -498,11 +556,12 @@ impl Admin {
     }
 
     fn new_organization(&self, slug: &str, name: &str, plan: &str, platform: bool) -> Result<Organization, CoreError> {
-        let max_active_keys = *self
+        let max_active_keys = self
             .settings
             .plans
             .get(plan)
-            .ok_or_else(|| CoreError::Internal(format!("plan {plan:?} is not configured")))?;
+            .ok_or_else(|| CoreError::Internal(format!("plan {plan:?} is not configured")))?
+            .max_active_keys;
         let now = self.clock.now();
         Ok(Organization {
             slug: slug.to_owned(),
@@ -535,14 +594,14 @@ impl Admin {
 
     /// Authenticates the caller and checks it holds `scope`.
     async fn caller(&self, ctx: &AdminContext, scope: &str) -> Result<Caller, CoreError> {
-        let principal = self.authenticate(ctx).await?;
+        let principal = self.admin_principal(ctx, scope).await?;
         self.authorize(principal, scope).await
     }
 
     /// Authenticates the caller of a change and checks it holds `scope`, recording a refusal.
     /// Returns the caller and the entry its change is recorded with (about `target` in the
-    /// caller's organization until the change says otherwise). Unauthenticated calls are not
-    /// recorded: they have no actor, and anyone could fill the log with them.
+    /// caller's organization until the change says otherwise). Calls that do not authenticate, or
+    /// whose credential holds no admin scope, are not recorded (see [`Self::admin_principal`]).
     async fn changer(
         &self,
         ctx: &AdminContext,
@@ -550,7 +609,7 @@ impl Admin {
         action: &str,
         target: &str,
     ) -> Result<(Caller, AuditEntry), CoreError> {
-        let principal = self.authenticate(ctx).await?;
+        let principal = self.admin_principal(ctx, scope).await?;
         let entry = AuditEntry::by(&principal, action, self.clock.now(), &ctx.origin);
         let entry = entry.about(target, &principal.organization);
         let caller = self.audited(&entry, self.authorize(principal, scope)).await?;
@@ -574,8 +633,75 @@ impl Admin {
         result
     }
 
-    async fn authenticate(&self, ctx: &AdminContext) -> Result<Principal, CoreError> {
-        self.engine.authenticate(&ctx.credentials).await?.map_err(CoreError::Unauthenticated)
+    /// Authenticates an admin call's caller, which must hold some admin scope. Refusals here are
+    /// counted, never recorded in the audit log: a call that does not authenticate has no actor,
+    /// and a credential with no admin scope is no admin, yet any holder of any key could call
+    /// without end, each call a row. An admin's refused attempts are recorded (see
+    /// [`Self::changer`]): those are what the log is for.
+    async fn admin_principal(&self, ctx: &AdminContext, scope: &str) -> Result<Principal, CoreError> {
+        let principal = match self.engine.authenticate(&ctx.credentials).await? {
+            Ok(principal) => principal,
+            Err(failure) => {
+                self.refused(UNAUTHENTICATED);
+                return Err(CoreError::Unauthenticated(failure));
+            }
+        };
+        if !holds_admin_scope(&principal.scopes) {
+            self.refused(NO_ADMIN_SCOPE);
+            return Err(CoreError::PermissionDenied(format!("this call needs the {scope} scope")));
+        }
+        Ok(principal)
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// The bounds an organization admin's grant of limits to a new or changed credential of
+    /// `kind` is held to: the ceiling of the caller's organization's plan (over
+    /// `limits.ceiling`, over the defaults of `kind`) and the caller's own limits. `None` for
+    /// platform admins, who may exceed the ceilings; everyone else acts only in their own
+    /// organization.
+    fn grant_bounds(&self, caller: &Caller, kind: PrincipalKind) -> Option<GrantBounds> {
+        if caller.platform {
+            return None;
+        }
+        let plan = caller.organization.as_ref().map_or("", |org| org.plan.as_str());
+        let plan_ceiling = self.settings.plans.get(plan).map(|plan| plan.ceiling).unwrap_or_default();
+        let own = self.settings.limit_defaults.resolve(caller.principal.kind, &caller.principal.limits);
+        Some(GrantBounds::new(&self.settings.limit_defaults, kind, plan_ceiling.or(self.settings.ceiling), plan, own))
+    }
+
+    /// The limits a new credential of `kind` is created with: those asked for, unset ones capped
+    /// at the caller's bounds; refused when asked-for ones are beyond them.
+    fn granted_limits(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        asked: LimitOverrides,
+    ) -> Result<LimitOverrides, CoreError> {
+        match self.grant_bounds(caller, kind) {
+            Some(bounds) => bounds.apply(&self.settings.limit_defaults, kind, asked, &asked_on_create(&asked)),
+            None => Ok(asked),
+        }
+    }
+
+    /// When a new key expires: in `asked` days, or by default the configured default, cut to
+    /// the caller's own expiry when that is sooner but at least a day away. A key never outlives
+    /// the credential that created it (see [`handout_deadline`]): an explicit `expires_in_days`
+    /// beyond it is refused rather than cut, so that the caller does not learn of a shorter key
+    /// only when it stops working.
+    fn new_key_expiry(&self, caller: &Caller, asked: Option<i64>) -> Result<DateTime<Utc>, CoreError> {
+        let now = self.clock.now();
+        let expires_at = now + Duration::days(asked.unwrap_or(self.settings.default_expires_in_days));
+        let Some(deadline) = handout_deadline(caller) else { return Ok(expires_at) };
+        if expires_at <= deadline {
+            return Ok(expires_at);
+        }
+        if asked.is_none() && deadline - now >= Duration::days(1) {
+            return Ok(deadline);
+        }
+        Err(outliving(deadline, now, "create a key that would outlive"))
     }
 
     /// Checks `principal` holds `scope` and finds out whether it is a platform admin: a member of
@@ -637,6 +763,29 @@ impl Admin {
     }
 }
 
+/// Until when a key the caller creates, or a secret it is handed, may work: the caller's own
+/// credential's expiry, so that a short-lived credential (a 30-minute token, a key about to
+/// expire) cannot turn itself into a long-lived one. `None` for a platform admin calling with an
+/// API key, the operator's own long-lived credential; a platform admin's token is held to it.
+fn handout_deadline(caller: &Caller) -> Option<DateTime<Utc>> {
+    let exempt = caller.platform && caller.principal.kind == PrincipalKind::ApiKey;
+    (!exempt).then_some(caller.principal.expires_at)
+}
+
+/// The refusal of a key that would outlive the caller's credential (`deadline`), naming the field.
+fn outliving(deadline: DateTime<Utc>, now: DateTime<Utc>, what: &str) -> CoreError {
+    let days = (deadline - now).num_days();
+    let fix = if days >= 1 {
+        format!("pass expires_in_days of at most {days}")
+    } else {
+        "it expires within a day and keys live at least one: use an admin API key that lives longer".to_owned()
+    };
+    CoreError::PermissionDenied(format!(
+        "expires_in_days: you cannot {what} your own credential, which expires at {}; {fix}",
+        deadline.to_rfc3339_opts(SecondsFormat::Secs, true)
+    ))
+}
+
 fn disabled(key_id: &str, what: &str) -> CoreError {
     CoreError::FailedPrecondition(format!("API key {key_id} is disabled and cannot be {what}"))
 }
@@ -657,6 +806,7 @@ fn operator_entry(actor: &str, action: &str, at: DateTime<Utc>) -> AuditEntry {
         target: String::new(),
         outcome: super::audit::SUCCESS.to_owned(),
         request_id: String::new(),
+        client_request_id: String::new(),
         peer: String::new(),
     }
 }

@@ -7,6 +7,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod gcra;
+pub mod grants;
 pub mod memory;
 mod quota;
 mod usage;
@@ -55,6 +56,37 @@ impl LimitOverrides {
         *self == Self::default()
     }
 
+    /// These limits, with `fallback`'s where these leave one unset.
+    pub fn or(self, fallback: Self) -> Self {
+        Self {
+            rate_per_minute: self.rate_per_minute.or(fallback.rate_per_minute),
+            rate_burst: self.rate_burst.or(fallback.rate_burst),
+            max_quota: self.max_quota.or(fallback.max_quota),
+            max_concurrency: self.max_concurrency.or(fallback.max_concurrency),
+        }
+    }
+
+    /// One limit as set (0: no limit of that sort); `None` when unset.
+    pub fn get(&self, field: LimitField) -> Option<u64> {
+        match field {
+            LimitField::RatePerMinute => self.rate_per_minute.map(u64::from),
+            LimitField::RateBurst => self.rate_burst.map(u64::from),
+            LimitField::MaxQuota => self.max_quota,
+            LimitField::MaxConcurrency => self.max_concurrency.map(u64::from),
+        }
+    }
+
+    /// Sets (`Some`) or unsets (`None`) one limit; values beyond a field's type saturate.
+    pub fn set(&mut self, field: LimitField, value: Option<u64>) {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        match field {
+            LimitField::RatePerMinute => self.rate_per_minute = value.map(narrow),
+            LimitField::RateBurst => self.rate_burst = value.map(narrow),
+            LimitField::MaxQuota => self.max_quota = value,
+            LimitField::MaxConcurrency => self.max_concurrency = value.map(narrow),
+        }
+    }
+
     /// Adds a violation for each limit out of range, under its wire field name.
     pub fn check(&self, violations: &mut Violations) {
         if self.rate_per_minute.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
@@ -83,7 +115,7 @@ pub enum LimitField {
 }
 
 impl LimitField {
-    const ALL: [LimitField; 4] = [Self::RatePerMinute, Self::RateBurst, Self::MaxQuota, Self::MaxConcurrency];
+    pub const ALL: [LimitField; 4] = [Self::RatePerMinute, Self::RateBurst, Self::MaxQuota, Self::MaxConcurrency];
 
     /// The field's name on the wire.
     pub fn name(self) -> &'static str {
@@ -156,14 +188,32 @@ pub struct Limits {
     pub max_concurrency: Option<u32>,
 }
 
+impl Limits {
+    /// One limit in force; `None` when there is no limit of that sort (the burst: when there is
+    /// no rate limit).
+    pub fn value(&self, field: LimitField) -> Option<u64> {
+        match field {
+            LimitField::RatePerMinute => self.rate.map(|rate| u64::from(rate.per_minute)),
+            LimitField::RateBurst => self.rate.map(|rate| u64::from(rate.burst)),
+            LimitField::MaxQuota => self.max_quota,
+            LimitField::MaxConcurrency => self.max_concurrency.map(u64::from),
+        }
+    }
+}
+
 impl LimitDefaults {
-    /// `overrides` over the defaults of `kind`.
-    pub fn resolve(&self, kind: PrincipalKind, overrides: &LimitOverrides) -> Limits {
-        let defaults = match kind {
+    /// The configured limits of `kind`.
+    pub fn of(&self, kind: PrincipalKind) -> &KindDefaults {
+        match kind {
             PrincipalKind::ApiKey => &self.api_keys,
             PrincipalKind::Client => &self.clients,
             PrincipalKind::User => &self.users,
-        };
+        }
+    }
+
+    /// `overrides` over the defaults of `kind`.
+    pub fn resolve(&self, kind: PrincipalKind, overrides: &LimitOverrides) -> Limits {
+        let defaults = self.of(kind);
         let per_minute = overrides.rate_per_minute.unwrap_or(defaults.rate_per_minute);
         let burst = match overrides.rate_burst.unwrap_or(defaults.rate_burst) {
             0 => per_minute,

@@ -231,7 +231,11 @@ pub fn as_admin<T>(message: T, key: &str) -> Request<T> {
 pub fn admin_ctx(key: &str) -> keygate::core::admin::AdminContext {
     keygate::core::admin::AdminContext {
         credentials: keygate::core::model::Credentials { authorization: String::new(), api_key: key.to_owned() },
-        origin: keygate::core::audit::RequestOrigin { request_id: "in-process".into(), peer: String::new() },
+        origin: keygate::core::audit::RequestOrigin {
+            request_id: "in-process".into(),
+            client_request_id: String::new(),
+            peer: String::new(),
+        },
     }
 }
 
