@@ -1162,7 +1162,7 @@ fn schema_leaves(schema: &Value, prefix: &str, out: &mut BTreeMap<String, Value>
 /// Every setting the loader takes, maps' keys as `<name>`.
 fn loader_paths() -> BTreeSet<String> {
     let mut paths: BTreeSet<String> = keygate::config::setting_paths().map(str::to_owned).collect();
-    paths.insert("organizations.plans.<name>.max_active_keys".to_owned());
+    paths.extend(keygate::config::plan_fields().iter().map(|field| format!("organizations.plans.<name>.{field}")));
     paths.extend(keygate::config::issuer_fields().iter().map(|field| format!("oauth.issuers.<name>.{field}")));
     paths
 }
@@ -1248,6 +1248,12 @@ fn context(path: &str, value: &Value, issuer_schema: &Value) -> Vec<(String, Val
         ("tls.key_file", Some(_)) => vec![("tls.cert_file".into(), json!("cert.pem"))],
         ("tls.client_ca_file", Some(_)) => {
             vec![("tls.cert_file".into(), json!("cert.pem")), ("tls.key_file".into(), json!("key.pem"))]
+        }
+        // A new plan's ceiling needs the plan's key limit, which a new plan must name.
+        (ceiling, _)
+            if ceiling.starts_with("organizations.plans.<name>.") && !ceiling.ends_with(".max_active_keys") =>
+        {
+            vec![(format!("organizations.plans.{PLAN}.max_active_keys"), json!(1))]
         }
         ("organizations.default_plan" | "organizations.bootstrap_plan", Some(plan)) => {
             vec![(format!("organizations.plans.{plan}.max_active_keys"), json!(1))]
@@ -1428,7 +1434,7 @@ fn every_setting_at_its_schema_default_renders_as_keygate_reads_it() {
         json!({"config": nested(&settings), "migrations": {"enabled": false}, "redis": {"url": TLS_REDIS_URL}});
     let rendered = render(&values(overrides));
     let mut loaded = server_config(&rendered);
-    assert_eq!(loaded.organizations.plans.get(PLAN), Some(&7));
+    assert_eq!(loaded.organizations.plans.get(PLAN).map(|plan| plan.max_active_keys), Some(7));
     assert_eq!(loaded.limits.defaults.users.max_quota, 1_000_000_000_000);
     assert!(loaded.oauth.issuers.contains_key(ISSUER));
     // What the chart owns comes from other values; everything else as written.
