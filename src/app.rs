@@ -17,7 +17,7 @@ use crate::core::admin::{Admin, AdminParts, AdminSettings};
 use crate::core::clock::Clock;
 use crate::core::engine::{Engine, EngineParts};
 use crate::core::error::{CoreError, StoreError};
-use crate::core::hashing::{HashLimits, SecretHasher};
+use crate::core::hashing::{Fingerprints, HashLimits, SecretHasher};
 use crate::core::issuers::{IssuerSettings, JwksSource, OrganizationBinding, TrustedIssuer};
 use crate::core::last_used::LastUsedRecorder;
 use crate::core::limits::memory::MemoryCounters;
@@ -27,6 +27,7 @@ use crate::core::oauth::{OAuth, OAuthParts};
 use crate::core::policy::Policy;
 use crate::core::ports::{ClientStore, Store};
 use crate::core::scopes::ScopeRegistry;
+use crate::core::sealing::KeyEncryptionKey;
 use crate::core::signing::{self, KeySource, Keyring, KeyringSettings, SigningKeyRecord};
 use crate::core::tokens::{TokenSettings, TokenVerifier};
 use crate::core::verdicts::{VerdictCache, VerdictSettings};
@@ -115,7 +116,11 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         max_waiting: config.hashing.max_waiting as usize,
         nice: config.hashing.nice as i32,
     };
-    let hasher = SecretHasher::new(config.hashing.params(), limits)?;
+    let kek = key_encryption_key(config)?;
+    // Keyed by the KEK, fingerprints made with a copy of the database alone are of no use.
+    let fingerprints =
+        kek.as_ref().map_or_else(Fingerprints::default, |kek| Fingerprints::keyed(&kek.fingerprint_key()));
+    let hasher = SecretHasher::new(config.hashing.params(), limits)?.with_fingerprints(fingerprints);
     let scopes = Arc::new(ScopeRegistry::new(config.scopes.iter().cloned()));
     let last_used = Arc::new(LastUsedRecorder::default());
     let verdicts = Arc::new(VerdictCache::new(VerdictSettings {
@@ -140,8 +145,9 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
             + chrono::Duration::from_std(KEY_REFRESH_INTERVAL).unwrap_or_default(),
         min_reload_interval: chrono::Duration::seconds(KEY_RELOAD_INTERVAL_SECS),
     };
-    let keyring =
-        Arc::new(Keyring::open(key_source(config, &store, clock.as_ref())?, keyring_settings, clock.clone()).await?);
+    let keyring = Arc::new(
+        Keyring::open(key_source(config, &store, kek, clock.as_ref())?, keyring_settings, clock.clone()).await?,
+    );
     let issuers = trusted_issuers(config, &clock)?;
     let tokens = Arc::new(TokenVerifier::new(keyring.clone(), token_settings.clone(), issuers));
     let (counters, limits_instruments) = counters(config).await?;
@@ -251,10 +257,31 @@ async fn counters(config: &Config) -> Result<(Arc<dyn Counters>, LimitsInstrumen
     }
 }
 
-/// Signing keys from the configured PEM files, else from the database.
-fn key_source(config: &Config, store: &Arc<SqlStore>, clock: &dyn Clock) -> Result<KeySource, AppError> {
+/// The configured key-encryption key: given in the environment, or read from its file.
+fn key_encryption_key(config: &Config) -> Result<Option<KeyEncryptionKey>, AppError> {
+    if let Some(kek) = &config.oauth.signing_key_encryption_key {
+        return Ok(Some(kek.clone()));
+    }
+    let Some(path) = &config.oauth.signing_key_encryption_key_file else {
+        return Ok(None);
+    };
+    let problem =
+        |e: String| AppError::Startup(format!("oauth.signing_key_encryption_key_file: {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    let kek = KeyEncryptionKey::parse(&text).map_err(problem)?;
+    tracing::info!(kek = kek.id(), "key-encryption key loaded");
+    Ok(Some(kek))
+}
+
+/// Signing keys from the configured PEM files, else from the database (sealed with `kek`).
+fn key_source(
+    config: &Config,
+    store: &Arc<SqlStore>,
+    kek: Option<KeyEncryptionKey>,
+    clock: &dyn Clock,
+) -> Result<KeySource, AppError> {
     if config.oauth.signing_key_files.is_empty() {
-        return Ok(KeySource::Stored(store.clone()));
+        return Ok(KeySource::Stored { store: store.clone(), kek });
     }
     let mut records: Vec<SigningKeyRecord> = Vec::new();
     let mut problems = Vec::new();

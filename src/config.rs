@@ -13,6 +13,7 @@ use crate::core::gateway::UnmatchedAction;
 use crate::core::hashing::HashParams;
 use crate::core::limits::{KindDefaults, LimitDefaults, LimitOverrides};
 use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
+use crate::core::sealing::KeyEncryptionKey;
 use crate::core::signing::Algorithm;
 
 mod traces;
@@ -209,6 +210,13 @@ pub struct OAuthConfig {
     pub algorithm: Algorithm,
     /// PEM private keys to sign with instead of generated ones; the first signs.
     pub signing_key_files: Vec<PathBuf>,
+    /// The key-encryption key (32 bytes), from the environment (never the config file, which is
+    /// often a ConfigMap): seals the signing keys stored in the database and keys the secrets'
+    /// fingerprints. `Debug` shows only its id.
+    pub signing_key_encryption_key: Option<KeyEncryptionKey>,
+    /// A file holding the key-encryption key (a mounted Secret), read at start; instead of
+    /// `signing_key_encryption_key`.
+    pub signing_key_encryption_key_file: Option<PathBuf>,
     /// Trusted outside issuers of user tokens, by name.
     pub issuers: BTreeMap<String, IssuerConfig>,
 }
@@ -422,6 +430,8 @@ impl Default for Config {
                 leeway_secs: 30,
                 algorithm: Algorithm::Rs256,
                 signing_key_files: Vec::new(),
+                signing_key_encryption_key: None,
+                signing_key_encryption_key_file: None,
                 issuers: BTreeMap::new(),
             },
             envoy: EnvoyConfig {
@@ -797,6 +807,21 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("oauth.signing_key_files", |c, v| {
         c.oauth.signing_key_files = v.list()?.into_iter().map(PathBuf::from).collect();
+        Ok(())
+    }),
+    ("oauth.signing_key_encryption_key", |c, v| {
+        // A config file is often a ConfigMap or checked in: the key comes from the environment.
+        let Raw::Text(text) = v else {
+            return Err("a key-encryption key does not belong in the config file; set \
+                        KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY or oauth.signing_key_encryption_key_file"
+                .to_owned());
+        };
+        c.oauth.signing_key_encryption_key =
+            if text.trim().is_empty() { None } else { Some(KeyEncryptionKey::parse(text)?) };
+        Ok(())
+    }),
+    ("oauth.signing_key_encryption_key_file", |c, v| {
+        c.oauth.signing_key_encryption_key_file = optional_path(v)?;
         Ok(())
     }),
     ("envoy.policy_file", |c, v| {
@@ -1212,6 +1237,13 @@ impl Config {
         if self.oauth.audience.is_empty() {
             problems.push("oauth.audience must name at least one audience".to_owned());
         }
+        if self.oauth.signing_key_encryption_key.is_some() && self.oauth.signing_key_encryption_key_file.is_some() {
+            problems.push(
+                "set oauth.signing_key_encryption_key (KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY) or \
+                 oauth.signing_key_encryption_key_file, not both"
+                    .to_owned(),
+            );
+        }
         let own = self.token_issuer();
         for (name, issuer) in &self.oauth.issuers {
             let at = format!("{ISSUERS_PATH}{name}");
@@ -1502,6 +1534,37 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("s3cret"), "the password is never printed: {text}");
+    }
+
+    #[test]
+    fn the_key_encryption_key_comes_from_the_environment_or_a_file() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let from_env = Config::load(&sources("", &[("KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY", key)])).expect("valid");
+        let kek = from_env.oauth.signing_key_encryption_key.clone().expect("set");
+        assert!(!format!("{from_env:?}").contains(key), "Debug never shows the key");
+        assert_eq!(kek, KeyEncryptionKey::parse(key).expect("valid"));
+        let file = sources("[oauth]\nsigning_key_encryption_key_file = \"/run/secrets/kek\"\n", &[]);
+        let from_file = Config::load(&file).expect("valid");
+        assert_eq!(from_file.oauth.signing_key_encryption_key_file, Some(PathBuf::from("/run/secrets/kek")));
+        assert_eq!(Config::load(&Sources::default()).expect("valid").oauth.signing_key_encryption_key, None);
+
+        let bad = sources(
+            &format!("[oauth]\nsigning_key_encryption_key = \"{key}\"\nsigning_key_encryption_key_file = \"k\"\n"),
+            &[("KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY", "not-32-bytes-s3cret")],
+        );
+        let errors = Config::load(&bad).expect_err("invalid");
+        let text = errors.to_string();
+        for needle in ["does not belong in the config file", "KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY: must be 32"] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(errors.0.len(), 2, "{text}");
+        assert!(!text.contains("s3cret") && !text.contains(key), "no error repeats a key: {text}");
+        let both = sources(
+            "[oauth]\nsigning_key_encryption_key_file = \"k\"\n",
+            &[("KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY", key)],
+        );
+        let text = Config::load(&both).expect_err("both").to_string();
+        assert!(text.contains("not both"), "{text}");
     }
 
     #[test]

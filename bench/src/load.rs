@@ -124,17 +124,43 @@ pub async fn closed_loop(
     make: MakeRequest,
     expect_allowed: Option<bool>,
 ) -> Stats {
+    closed_loop_until(clients, concurrency, Some(duration), u64::MAX, make, expect_allowed).await
+}
+
+/// A closed loop that sends requests `0..count` once each, however long that takes: for work that
+/// must not repeat (the first use of each of `count` keys).
+pub async fn closed_loop_each(
+    clients: &[AuthServiceClient<Channel>],
+    concurrency: usize,
+    count: u64,
+    make: MakeRequest,
+    expect_allowed: Option<bool>,
+) -> Stats {
+    closed_loop_until(clients, concurrency, None, count, make, expect_allowed).await
+}
+
+async fn closed_loop_until(
+    clients: &[AuthServiceClient<Channel>],
+    concurrency: usize,
+    duration: Option<Duration>,
+    count: u64,
+    make: MakeRequest,
+    expect_allowed: Option<bool>,
+) -> Stats {
     let counter = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + duration;
+    let deadline = duration.map(|duration| start + duration);
     let mut workers = JoinSet::new();
     for worker in 0..concurrency {
         let mut client = clients[worker % clients.len()].clone();
         let (make, counter) = (make.clone(), counter.clone());
         workers.spawn(async move {
             let mut stats = Stats::new();
-            while Instant::now() < deadline {
+            while deadline.is_none_or(|deadline| Instant::now() < deadline) {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    break;
+                }
                 let sent = Instant::now();
                 stats.add(one(&mut client, make(n), sent).await, expect_allowed);
             }

@@ -3,7 +3,7 @@
 //! takes seconds; their ids differ, so every look-up is a real primary-key read.
 
 use keygate::core::credential;
-use keygate::core::hashing::{HashLimits, HashParams, SecretHasher};
+use keygate::core::hashing::{Fingerprint, HashLimits, HashParams, SecretHasher};
 use keygate::store::entities::api_key;
 use sea_orm::{ActiveValue, Database, EntityTrait};
 
@@ -40,8 +40,10 @@ pub async fn seed_range(url: &str, from: u64, count: u64) -> Result<(), Box<dyn 
             description: ActiveValue::Set(String::new()),
             search_text: ActiveValue::Set(format!("seeded {i}\n")),
             scopes: ActiveValue::Set("graph:read".into()),
-            secret_hash: ActiveValue::Set(hash.clone()),
+            secret_hash: ActiveValue::Set(hash.phc.clone()),
             previous_secret_hash: ActiveValue::Set(None),
+            secret_fingerprint: ActiveValue::Set(hash.fingerprint.map(Fingerprint::to_column)),
+            previous_secret_fingerprint: ActiveValue::Set(None),
             previous_key_expires_at: ActiveValue::Set(None),
             created_by: ActiveValue::Set("bench".into()),
             created_at: ActiveValue::Set(now),

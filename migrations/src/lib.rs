@@ -9,6 +9,7 @@ mod m20261123_000002_api_clients_and_signing_keys;
 mod m20261123_000003_audit_events;
 mod m20261123_000004_limits_and_quota_usage;
 mod m20261125_000001_request_ids_and_token_generations;
+mod m20261202_000001_secret_fingerprints;
 
 /// Applies keygate's migrations in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_audit_events::Migration),
             Box::new(m20261123_000004_limits_and_quota_usage::Migration),
             Box::new(m20261125_000001_request_ids_and_token_generations::Migration),
+            Box::new(m20261202_000001_secret_fingerprints::Migration),
         ]
     }
 }

@@ -11,12 +11,12 @@ use prometheus_client::metrics::family::Family;
 use super::clock::Clock;
 use super::credential::{self, ParsedKey};
 use super::error::CoreError;
-use super::hashing::SecretHasher;
+use super::hashing::{SecretHasher, StoredSecret, Verification};
 use super::last_used::LastUsedRecorder;
 use super::limits::{AdmitRequest, LimitVerdict, Limiter, QuotaState};
 use super::metrics::{DecisionCounters, ReasonLabels};
 use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
-use super::ports::{ClientStore, Store};
+use super::ports::{ClientStore, SecretSlot, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};
@@ -230,8 +230,9 @@ impl Engine {
         Ok(Ok(token.principal.clone()))
     }
 
-    /// Signature and claims, then, for keygate's own client tokens, whether the client's tokens
-    /// were revoked (one database read; the verdict is cached and dropped when the client changes).
+    /// Signature and claims, then, for keygate's own client tokens, the client's record: whether
+    /// its tokens were revoked, and its organization and scopes, which bound the token's (one
+    /// database read; the verdict is cached and dropped when the client changes).
     async fn verify_token_uncached(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, TokenError> {
         let mut token =
             self.tokens.verify(token, now).await.map_err(TokenError::Core)?.map_err(TokenError::Rejected)?;
@@ -252,6 +253,28 @@ impl Engine {
                     Reason::RevokedToken,
                     "the bearer token has been revoked",
                 )));
+            }
+            // The signature shows that one of keygate's keys signed the token, not that keygate
+            // issued it: a copy of a signing key signs any claims. So the organization and the
+            // scopes are the client's own, as its record says now, whatever the token claims.
+            if token.principal.organization != client.organization {
+                tracing::warn!(
+                    client_id = %client.client_id,
+                    "a validly signed token names another organization than its client's: a signing key may have leaked"
+                );
+                return Err(TokenError::Rejected(AuthFailure::new(
+                    Reason::InvalidToken,
+                    "the bearer token does not match its client",
+                )));
+            }
+            let claimed = token.principal.scopes.len();
+            token.principal.scopes.retain(|scope| any_grants(&client.scopes, scope));
+            if token.principal.scopes.len() < claimed {
+                tracing::warn!(
+                    client_id = %client.client_id,
+                    dropped = claimed - token.principal.scopes.len(),
+                    "a validly signed token claims scopes its client does not hold; they are ignored"
+                );
             }
             token.principal.limits = client.limits;
         }
@@ -284,7 +307,8 @@ impl Engine {
         let Some(parsed) = credential::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
-        let verified = self.verdicts.get_or_try_verify(digest(presented), || self.verify_uncached(&parsed)).await?;
+        let verified =
+            self.verdicts.get_or_try_verify(digest(presented), || self.verify_uncached(&parsed, now)).await?;
         let authentication = judge(&verified, now);
         if let Ok(principal) = &authentication {
             self.last_used.record_key(&principal.id, now);
@@ -292,24 +316,63 @@ impl Engine {
         Ok(authentication)
     }
 
-    /// The expensive path: one database look-up and up to two argon2 verifications.
-    async fn verify_uncached(&self, parsed: &ParsedKey<'_>) -> Result<Verified, CoreError> {
+    /// The expensive path: one database look-up, then each stored secret's fingerprint, and
+    /// argon2 only for a secret the fingerprint does not rule out (one in four billion made-up
+    /// ones, or a row from before fingerprints). A secret that could not be accepted whichever
+    /// it was (a disabled or expired key, a replaced secret past its grace period) is decided
+    /// without argon2: its answer does not depend on argon2's.
+    async fn verify_uncached(&self, parsed: &ParsedKey<'_>, now: DateTime<Utc>) -> Result<Verified, CoreError> {
         let Some(record) = self.store.key(parsed.key_id).await? else {
             return Ok(Verified::Invalid { key_id: None });
         };
-        let invalid = || Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) });
         if record.key_prefix != parsed.key_prefix {
-            return invalid();
+            return Ok(Verified::Invalid { key_id: Some(record.key_id) });
         }
-        let previous = if self.hasher.verify(parsed.secret.to_owned(), record.secret_hash.clone()).await? {
-            false
+        let secret = parsed.secret;
+        let matched = |previous| Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record)), previous });
+        let unusable = record.disabled_at.is_some() || now >= record.expires_at;
+        let current_matches = if unusable {
+            self.hasher.may_match(secret, &record.secret_hash)
         } else {
-            match &record.previous_secret_hash {
-                Some(hash) if self.hasher.verify(parsed.secret.to_owned(), hash.clone()).await? => true,
-                _ => return invalid(),
-            }
+            self.verify_secret(&record.key_id, SecretSlot::Current, secret, &record.secret_hash).await?
         };
-        Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record)), previous })
+        if current_matches {
+            return matched(false);
+        }
+        let Some(previous) = &record.previous_secret_hash else {
+            return Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) });
+        };
+        let grace_over = record.previous_key_expires_at.is_none_or(|until| until <= now);
+        let previous_matches = if unusable || grace_over {
+            self.hasher.may_match(secret, previous)
+        } else {
+            self.verify_secret(&record.key_id, SecretSlot::Previous, secret, previous).await?
+        };
+        if previous_matches {
+            return matched(true);
+        }
+        Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) })
+    }
+
+    /// Verifies one of a key's secrets, and records its fingerprint when the row lacks one.
+    async fn verify_secret(
+        &self,
+        key_id: &str,
+        slot: SecretSlot,
+        secret: &str,
+        stored: &StoredSecret,
+    ) -> Result<bool, CoreError> {
+        match self.hasher.verify(secret, stored).await? {
+            Verification::Mismatch => Ok(false),
+            Verification::Match => Ok(true),
+            Verification::MatchUnrecorded(fingerprint) => {
+                // The verdict stands without it; the next verification just runs argon2 again.
+                if let Err(err) = self.store.record_key_fingerprint(key_id, slot, &stored.phc, fingerprint).await {
+                    tracing::warn!(key_id, error = %err, "could not record a key's secret fingerprint");
+                }
+                Ok(true)
+            }
+        }
     }
 }
 

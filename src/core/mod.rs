@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod policy;
 pub mod ports;
 pub mod scopes;
+pub mod sealing;
 pub mod signing;
 pub mod tokens;
 pub mod validate;

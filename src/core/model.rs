@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::hashing::StoredSecret;
 use super::limits::{LimitOverrides, LimitState, Slot};
 
 /// A tenant. Every key belongs to exactly one.
@@ -33,11 +34,11 @@ pub struct ApiKeyRecord {
     pub name: String,
     pub description: String,
     pub scopes: Vec<String>,
-    /// PHC string of the current secret's argon2id hash.
-    pub secret_hash: String,
-    /// PHC string of the secret the last rotation replaced, kept so that it can be told apart from
-    /// an unknown secret after its grace period.
-    pub previous_secret_hash: Option<String>,
+    /// The current secret's argon2id hash and fingerprint.
+    pub secret_hash: StoredSecret,
+    /// The secret the last rotation replaced, kept so that it can be told apart from an unknown
+    /// secret after its grace period.
+    pub previous_secret_hash: Option<StoredSecret>,
     /// Until when the replaced secret still works.
     pub previous_key_expires_at: Option<DateTime<Utc>>,
     pub created_by: String,
@@ -89,8 +90,8 @@ pub struct ApiClientRecord {
     pub name: String,
     pub description: String,
     pub scopes: Vec<String>,
-    /// PHC string of the secret's argon2id hash.
-    pub secret_hash: String,
+    /// The secret's argon2id hash and fingerprint.
+    pub secret_hash: StoredSecret,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -8,9 +8,9 @@ use super::client_credential::{is_valid_client_id, is_well_formed_secret};
 use super::clock::Clock;
 use super::engine::Engine;
 use super::error::{CoreError, OAuthError, OAuthErrorKind};
-use super::hashing::SecretHasher;
+use super::hashing::{SecretHasher, Verification};
 use super::last_used::LastUsedRecorder;
-use super::model::{Credentials, Principal, PrincipalKind};
+use super::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
 use super::ports::ClientStore;
 use super::scopes::any_grants;
 use super::signing::Keyring;
@@ -147,7 +147,8 @@ impl OAuth {
     }
 
     /// Checks a client's id and secret: shape first (no look-up for garbage), then the verdict
-    /// cache, then one database read and one argon2 verification.
+    /// cache, then one database read, the secret's fingerprint, and one argon2 verification for a
+    /// secret the fingerprint does not rule out.
     async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<Arc<CachedClient>, CoreError> {
         if client_id.is_empty() || secret.is_empty() {
             return Err(OAuthError::refuse(
@@ -163,7 +164,14 @@ impl OAuth {
             let Some(record) = self.clients.client(client_id).await? else {
                 return Ok(Verified::Invalid { key_id: None });
             };
-            if self.hasher.verify(secret.to_owned(), record.secret_hash.clone()).await? {
+            // A disabled client is refused whichever secret it was: decided by the fingerprint
+            // alone, without argon2.
+            let matches = if record.disabled_at.is_some() {
+                self.hasher.may_match(secret, &record.secret_hash)
+            } else {
+                self.verify_secret(&record, secret).await?
+            };
+            if matches {
                 Ok(Verified::Client(Arc::new(CachedClient::from_record(&record))))
             } else {
                 Ok(Verified::Invalid { key_id: Some(record.client_id) })
@@ -173,6 +181,22 @@ impl OAuth {
             Verified::Client(client) => Ok(client),
             _ => Err(invalid_client()),
         }
+    }
+
+    /// The fingerprint, then argon2 for a secret it does not rule out; records the fingerprint
+    /// of a client stored without one.
+    async fn verify_secret(&self, record: &ApiClientRecord, secret: &str) -> Result<bool, CoreError> {
+        let fingerprint = match self.hasher.verify(secret, &record.secret_hash).await? {
+            Verification::Mismatch => return Ok(false),
+            Verification::Match => return Ok(true),
+            Verification::MatchUnrecorded(fingerprint) => fingerprint,
+        };
+        let recorded =
+            self.clients.record_client_fingerprint(&record.client_id, &record.secret_hash.phc, fingerprint).await;
+        if let Err(err) = recorded {
+            tracing::warn!(client_id = %record.client_id, error = %err, "could not record a client's secret fingerprint");
+        }
+        Ok(true)
     }
 
     /// RFC 7662: whether `token` is active, for a caller of the same organization. Tokens of

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::audit::{AuditEntry, AuditQuery};
 use super::error::StoreError;
+use super::hashing::{Fingerprint, StoredSecret};
 use super::limits::{LimitOverrides, UsageRow};
 use super::model::{ApiClientRecord, ApiKeyRecord, Organization, Page};
 use super::signing::SigningKeyRecord;
@@ -25,12 +26,20 @@ pub struct KeyChanges {
 /// A new secret for a key, and what becomes of the old one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
-    pub new_secret_hash: String,
+    pub new_secret_hash: StoredSecret,
     pub previous_key_expires_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// The hash the rotation replaces: if the key's hash is another by now, someone else rotated
     /// it meanwhile and this rotation must not clobber that one's grace period.
-    pub replaces_hash: String,
+    pub replaces_hash: StoredSecret,
+}
+
+/// Which of a key's secrets a fingerprint belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSlot {
+    Current,
+    /// The one the last rotation replaced.
+    Previous,
 }
 
 /// An expired key's organization and its active-key limit: a rotation that brings the key back
@@ -110,6 +119,15 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_key(&self, key_id: &str, now: DateTime<Utc>, audit: &AuditEntry) -> Result<bool, StoreError>;
     /// Records last use times; a time never moves backwards.
     async fn touch_keys(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+    /// Stores the fingerprint of one of a key's secrets (one stored without, or with a key no
+    /// longer current), while that secret's hash is still `phc`: a rotation meanwhile wins.
+    async fn record_key_fingerprint(
+        &self,
+        key_id: &str,
+        slot: SecretSlot,
+        phc: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<(), StoreError>;
 }
 
 /// What disabling a client does.
@@ -144,7 +162,7 @@ pub trait ClientStore: Send + Sync + 'static {
     async fn replace_client_secret(
         &self,
         client_id: &str,
-        secret_hash: &str,
+        secret_hash: &StoredSecret,
         revoke_tokens: bool,
         now: DateTime<Utc>,
         audit: &AuditEntry,
@@ -160,6 +178,13 @@ pub trait ClientStore: Send + Sync + 'static {
     ) -> Result<DisableOutcome, StoreError>;
     /// Records last use times; a time never moves backwards.
     async fn touch_clients(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+    /// Stores the fingerprint of the client's secret while its hash is still `phc`.
+    async fn record_client_fingerprint(
+        &self,
+        client_id: &str,
+        phc: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<(), StoreError>;
 }
 
 /// Durable storage of the keys keygate signs tokens with, shared by every replica.
@@ -171,6 +196,9 @@ pub trait SigningKeyStore: Send + Sync + 'static {
     /// every replica. An admin's rotation is recorded by `audit` in the same transaction; a key
     /// generated at start-up has none.
     async fn add_signing_key(&self, key: &SigningKeyRecord, audit: Option<&AuditEntry>) -> Result<(), StoreError>;
+    /// Replaces the stored private key of `kid` by `sealed` while it is still `plain`, so that
+    /// replicas sealing at the same time write it once. Returns whether this call replaced it.
+    async fn seal_signing_key(&self, kid: &str, plain: &str, sealed: &str) -> Result<bool, StoreError>;
 }
 
 /// The audit log: appended to and read, never updated or deleted (there is no method for it).

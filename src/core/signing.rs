@@ -15,6 +15,7 @@ use super::audit::AuditEntry;
 use super::clock::Clock;
 use super::error::CoreError;
 use super::ports::SigningKeyStore;
+use super::sealing::{self, KeyEncryptionKey};
 
 /// The signature algorithms keygate signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +70,8 @@ pub struct SigningKeyRecord {
     /// The RFC 7638 thumbprint of the public key.
     pub kid: String,
     pub algorithm: String,
-    /// PKCS#8 PEM.
+    /// PKCS#8 PEM; in the database, sealed with the key-encryption key when one is configured
+    /// (see [`sealing`]), and opened when read.
     pub private_key_pem: String,
     /// The public key as a JWK (JSON), with `kid`, `alg` and `use`.
     pub public_jwk: String,
@@ -204,8 +206,10 @@ impl LoadedKey {
 
 /// Where signing keys come from.
 pub enum KeySource {
-    /// The database: generated on first start, rotated by an admin.
-    Stored(Arc<dyn SigningKeyStore>),
+    /// The database: generated on first start, rotated by an admin. With `kek`, the private keys
+    /// are sealed with it before they are written, and those found in plain text are sealed at
+    /// start; without, they are written in plain text (and a sealed one stops start-up).
+    Stored { store: Arc<dyn SigningKeyStore>, kek: Option<KeyEncryptionKey> },
     /// PEM files (a Kubernetes Secret): the first signs, the others are only published and
     /// accepted. Rotation is done by replacing the files.
     Files(Vec<SigningKeyRecord>),
@@ -250,11 +254,22 @@ impl Keyring {
             last_reload: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         };
+        if let KeySource::Stored { store, kek } = &keyring.source {
+            match kek {
+                Some(kek) => seal_plain_keys(store.as_ref(), kek).await?,
+                None => tracing::warn!(
+                    "signing keys are stored in the database unencrypted: anyone with a copy of it can sign tokens; \
+                     set oauth.signing_key_encryption_key_file (or KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY)"
+                ),
+            }
+        }
+        // A stored key that cannot be opened (no KEK, another KEK) fails here, before a new key
+        // could be generated in its place.
         keyring.reload().await?;
         let needs_key = keyring.active().is_none_or(|key| key.algorithm != settings.algorithm);
-        if needs_key && let KeySource::Stored(store) = &keyring.source {
+        if needs_key && let KeySource::Stored { store, .. } = &keyring.source {
             let record = generate(settings.algorithm, keyring.clock.now())?;
-            store.add_signing_key(&record, None).await?;
+            store.add_signing_key(&keyring.stored_form(&record)?, None).await?;
             tracing::info!(kid = %record.kid, algorithm = %record.algorithm, "signing key generated");
             keyring.reload().await?;
         }
@@ -271,7 +286,20 @@ impl Keyring {
         // database is slow or down.
         *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
         let records = match &self.source {
-            KeySource::Stored(store) => store.signing_keys().await?,
+            KeySource::Stored { store, kek } => {
+                let mut records = store.signing_keys().await?;
+                // All or nothing: a key left out here could be the one signing, and the set in
+                // force is better than a smaller one.
+                for record in &mut records {
+                    record.private_key_pem = sealing::unseal(kek.as_ref(), &record.kid, &record.private_key_pem)
+                        .map_err(|err| {
+                            // At start this stops keygate; later (a replica that sealed with
+                            // another KEK) this replica cannot decide such tokens.
+                            CoreError::Unavailable(format!("signing key {} cannot be opened: {err}", record.kid))
+                        })?;
+                }
+                records
+            }
             KeySource::Files(records) => records.clone(),
         };
         let mut keys = Vec::with_capacity(records.len());
@@ -281,7 +309,7 @@ impl Keyring {
                 Err(err) => tracing::error!(kid = %record.kid, error = %err, "signing key cannot be loaded; skipped"),
             }
         }
-        if matches!(self.source, KeySource::Stored(_)) {
+        if matches!(self.source, KeySource::Stored { .. }) {
             keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.kid.cmp(&a.kid)));
         }
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(KeySet { keys });
@@ -309,6 +337,15 @@ impl Keyring {
             return Ok(());
         }
         self.reload().await
+    }
+
+    /// `record` as it is written to the database: its private key sealed when a KEK is set.
+    fn stored_form(&self, record: &SigningKeyRecord) -> Result<SigningKeyRecord, CoreError> {
+        let KeySource::Stored { kek: Some(kek), .. } = &self.source else {
+            return Ok(record.clone());
+        };
+        let sealed = kek.seal(&record.kid, &record.private_key_pem).map_err(CoreError::Internal)?;
+        Ok(SigningKeyRecord { private_key_pem: sealed, ..record.clone() })
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
@@ -344,18 +381,39 @@ impl Keyring {
     /// Makes a new key the signing one; the old ones stay published until their tokens expire.
     /// `audit` (about no target yet) is completed with the new key's id and written with it.
     pub async fn rotate(&self, audit: &AuditEntry) -> Result<SigningKeyRecord, CoreError> {
-        let KeySource::Stored(store) = &self.source else {
+        let KeySource::Stored { store, .. } = &self.source else {
             return Err(CoreError::FailedPrecondition(
                 "signing keys are loaded from files (oauth.signing_key_files); rotate them by replacing the files"
                     .into(),
             ));
         };
         let record = generate(self.settings.algorithm, self.clock.now())?;
-        store.add_signing_key(&record, Some(&audit.about(&record.kid, &audit.organization))).await?;
+        let audit = audit.about(&record.kid, &audit.organization);
+        store.add_signing_key(&self.stored_form(&record)?, Some(&audit)).await?;
         self.reload().await?;
         tracing::info!(kid = %record.kid, algorithm = %record.algorithm, "signing key rotated");
         Ok(record)
     }
+}
+
+/// Seals every private key the database holds in plain text (from before a KEK was configured).
+/// Idempotent, and safe while other replicas do the same: each row is replaced only while it
+/// still holds the plain key.
+async fn seal_plain_keys(store: &dyn SigningKeyStore, kek: &KeyEncryptionKey) -> Result<(), CoreError> {
+    let mut sealed = 0;
+    for record in store.signing_keys().await? {
+        if sealing::is_sealed(&record.private_key_pem) {
+            continue;
+        }
+        let text = kek.seal(&record.kid, &record.private_key_pem).map_err(CoreError::Internal)?;
+        if store.seal_signing_key(&record.kid, &record.private_key_pem, &text).await? {
+            sealed += 1;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(sealed, kek = kek.id(), "signing keys stored in plain text are now encrypted");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

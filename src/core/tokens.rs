@@ -113,7 +113,8 @@ pub fn looks_like_jwt(bearer: &str) -> bool {
 pub struct VerifiedToken {
     pub principal: Principal,
     pub not_before: Option<DateTime<Utc>>,
-    /// For keygate's own client tokens: the client, whose revocation must be checked.
+    /// For keygate's own client tokens: the client, whose record must then be read: its
+    /// revocation, and its organization and scopes, which bound what the token claims.
     pub client_id: Option<String>,
     /// For user tokens of outside issuers: what the organization is checked against.
     pub outside: Option<OutsideIssuer>,
@@ -268,6 +269,8 @@ impl TokenVerifier {
                 _ => return Ok(Err(invalid("the bearer token's claims are not valid"))),
             },
         };
+        // As claimed: the engine checks the organization and narrows the scopes to the client's
+        // record, since a copy of a signing key signs any claims.
         let principal = Principal {
             kind: PrincipalKind::Client,
             id: client_id.clone(),

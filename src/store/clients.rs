@@ -12,9 +12,12 @@ use sea_orm::{
 use super::audit;
 use super::entities::api_client;
 use super::quota_usage::{limit_columns, limits_from_columns};
-use super::sql::{SqlStore, announce, contains_pattern, join_scopes, map_err, search_text};
+use super::sql::{
+    SqlStore, announce, contains_pattern, fingerprint_column, join_scopes, map_err, search_text, stored_secret,
+};
 use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
+use crate::core::hashing::{Fingerprint, StoredSecret};
 use crate::core::model::{ApiClientRecord, Page};
 use crate::core::ports::{ClientStore, DisableOutcome};
 
@@ -25,7 +28,7 @@ fn to_client(model: api_client::Model) -> ApiClientRecord {
         name: model.name,
         description: model.description,
         scopes: model.scopes.split_whitespace().map(str::to_owned).collect(),
-        secret_hash: model.secret_hash,
+        secret_hash: stored_secret(model.secret_hash, model.secret_fingerprint.as_deref()),
         created_by: model.created_by,
         created_at: model.created_at,
         updated_at: model.updated_at,
@@ -59,7 +62,8 @@ impl ClientStore for SqlStore {
                 search_text(&client.name, &client.description)
             )),
             scopes: ActiveValue::Set(join_scopes(&client.scopes)),
-            secret_hash: ActiveValue::Set(client.secret_hash.clone()),
+            secret_hash: ActiveValue::Set(client.secret_hash.phc.clone()),
+            secret_fingerprint: ActiveValue::Set(fingerprint_column(&client.secret_hash)),
             created_by: ActiveValue::Set(client.created_by.clone()),
             created_at: ActiveValue::Set(client.created_at),
             updated_at: ActiveValue::Set(client.updated_at),
@@ -112,14 +116,15 @@ impl ClientStore for SqlStore {
     async fn replace_client_secret(
         &self,
         client_id: &str,
-        secret_hash: &str,
+        secret_hash: &StoredSecret,
         revoke_tokens: bool,
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let txn = self.connection().begin().await.map_err(map_err)?;
         let mut update = api_client::Entity::update_many()
-            .col_expr(api_client::Column::SecretHash, Expr::value(secret_hash))
+            .col_expr(api_client::Column::SecretHash, Expr::value(secret_hash.phc.as_str()))
+            .col_expr(api_client::Column::SecretFingerprint, Expr::value(fingerprint_column(secret_hash)))
             .col_expr(api_client::Column::SecretRegeneratedAt, Expr::value(now))
             .col_expr(api_client::Column::UpdatedAt, Expr::value(now));
         if revoke_tokens {
@@ -200,5 +205,20 @@ impl ClientStore for SqlStore {
                 .map_err(map_err)?;
         }
         txn.commit().await.map_err(map_err)
+    }
+
+    async fn record_client_fingerprint(
+        &self,
+        client_id: &str,
+        phc: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<(), StoreError> {
+        let write = api_client::Entity::update_many()
+            .col_expr(api_client::Column::SecretFingerprint, Expr::value(fingerprint.to_column()))
+            .filter(api_client::Column::ClientId.eq(client_id))
+            .filter(api_client::Column::SecretHash.eq(phc))
+            .exec(self.connection());
+        self.within_timeout(write).await?.map_err(map_err)?;
+        Ok(())
     }
 }

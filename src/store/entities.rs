@@ -23,7 +23,7 @@ pub mod organization {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// `api_keys`: keys with argon2id hashes of their current and previous secrets.
+/// `api_keys`: keys with argon2id hashes (and fingerprints) of their current and previous secrets.
 pub mod api_key {
     use sea_orm::entity::prelude::*;
 
@@ -40,6 +40,8 @@ pub mod api_key {
         pub scopes: String,
         pub secret_hash: String,
         pub previous_secret_hash: Option<String>,
+        pub secret_fingerprint: Option<String>,
+        pub previous_secret_fingerprint: Option<String>,
         pub previous_key_expires_at: Option<DateTimeUtc>,
         pub created_by: String,
         pub created_at: DateTimeUtc,
@@ -75,6 +77,7 @@ pub mod api_client {
         pub search_text: String,
         pub scopes: String,
         pub secret_hash: String,
+        pub secret_fingerprint: Option<String>,
         pub created_by: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
@@ -95,7 +98,8 @@ pub mod api_client {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// `signing_keys`: the keys access tokens are signed with.
+/// `signing_keys`: the keys access tokens are signed with; `private_key_pem` is sealed with the
+/// key-encryption key when one is configured (see `core::sealing`).
 pub mod signing_key {
     use sea_orm::entity::prelude::*;
 

@@ -57,4 +57,16 @@ impl SigningKeyStore for SqlStore {
         announce(&txn, SIGNING_KEYS_CHANGED).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)
     }
+
+    async fn seal_signing_key(&self, kid: &str, plain: &str, sealed: &str) -> Result<bool, StoreError> {
+        // Every replica holds the key in memory already: nothing to announce.
+        let result = signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::PrivateKeyPem, Expr::value(sealed))
+            .filter(signing_key::Column::Kid.eq(kid))
+            .filter(signing_key::Column::PrivateKeyPem.eq(plain))
+            .exec(self.connection())
+            .await
+            .map_err(map_err)?;
+        Ok(result.rows_affected == 1)
+    }
 }

@@ -18,10 +18,11 @@ use super::entities::{api_key, organization};
 use super::quota_usage::{limit_columns, limits_from_columns};
 use crate::core::audit::AuditEntry;
 use crate::core::error::StoreError;
+use crate::core::hashing::{Fingerprint, StoredSecret};
 use crate::core::limits::LimitField;
 use crate::core::metrics::PoolStats;
 use crate::core::model::{ApiKeyRecord, Organization, Page};
-use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, Store};
+use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
 
 /// How the store connects.
 #[derive(Debug, Clone)]
@@ -221,6 +222,15 @@ fn to_org(model: organization::Model) -> Organization {
     }
 }
 
+/// A hash column and its fingerprint column; an unreadable fingerprint counts as none.
+pub(super) fn stored_secret(phc: String, fingerprint: Option<&str>) -> StoredSecret {
+    StoredSecret { phc, fingerprint: fingerprint.and_then(Fingerprint::from_column) }
+}
+
+pub(super) fn fingerprint_column(secret: &StoredSecret) -> Option<String> {
+    secret.fingerprint.map(Fingerprint::to_column)
+}
+
 fn to_key(model: api_key::Model) -> ApiKeyRecord {
     ApiKeyRecord {
         key_id: model.key_id,
@@ -229,8 +239,10 @@ fn to_key(model: api_key::Model) -> ApiKeyRecord {
         name: model.name,
         description: model.description,
         scopes: model.scopes.split_whitespace().map(str::to_owned).collect(),
-        secret_hash: model.secret_hash,
-        previous_secret_hash: model.previous_secret_hash,
+        secret_hash: stored_secret(model.secret_hash, model.secret_fingerprint.as_deref()),
+        previous_secret_hash: model
+            .previous_secret_hash
+            .map(|phc| stored_secret(phc, model.previous_secret_fingerprint.as_deref())),
         previous_key_expires_at: model.previous_key_expires_at,
         created_by: model.created_by,
         created_at: model.created_at,
@@ -258,8 +270,10 @@ fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
         description: ActiveValue::Set(key.description.clone()),
         search_text: ActiveValue::Set(search_text(&key.name, &key.description)),
         scopes: ActiveValue::Set(join_scopes(&key.scopes)),
-        secret_hash: ActiveValue::Set(key.secret_hash.clone()),
-        previous_secret_hash: ActiveValue::Set(key.previous_secret_hash.clone()),
+        secret_hash: ActiveValue::Set(key.secret_hash.phc.clone()),
+        previous_secret_hash: ActiveValue::Set(key.previous_secret_hash.as_ref().map(|p| p.phc.clone())),
+        secret_fingerprint: ActiveValue::Set(fingerprint_column(&key.secret_hash)),
+        previous_secret_fingerprint: ActiveValue::Set(key.previous_secret_hash.as_ref().and_then(fingerprint_column)),
         previous_key_expires_at: ActiveValue::Set(key.previous_key_expires_at),
         created_by: ActiveValue::Set(key.created_by.clone()),
         created_at: ActiveValue::Set(key.created_at),
@@ -473,13 +487,15 @@ impl Store for SqlStore {
         // lose cleanly instead of replacing the other's grace-period secret.
         let result = api_key::Entity::update_many()
             .col_expr(api_key::Column::PreviousSecretHash, Expr::col(api_key::Column::SecretHash))
-            .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.clone()))
+            .col_expr(api_key::Column::PreviousSecretFingerprint, Expr::col(api_key::Column::SecretFingerprint))
+            .col_expr(api_key::Column::SecretHash, Expr::value(rotation.new_secret_hash.phc.clone()))
+            .col_expr(api_key::Column::SecretFingerprint, Expr::value(fingerprint_column(&rotation.new_secret_hash)))
             .col_expr(api_key::Column::PreviousKeyExpiresAt, Expr::value(rotation.previous_key_expires_at))
             .col_expr(api_key::Column::ExpiresAt, Expr::value(rotation.expires_at))
             .col_expr(api_key::Column::LastRotatedAt, Expr::value(now))
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
             .filter(enabled_key(key_id))
-            .filter(api_key::Column::SecretHash.eq(rotation.replaces_hash.as_str()))
+            .filter(api_key::Column::SecretHash.eq(rotation.replaces_hash.phc.as_str()))
             .exec(&txn)
             .await
             .map_err(map_err)?;
@@ -531,6 +547,27 @@ impl Store for SqlStore {
                 .map_err(map_err)?;
         }
         txn.commit().await.map_err(map_err)
+    }
+
+    async fn record_key_fingerprint(
+        &self,
+        key_id: &str,
+        slot: SecretSlot,
+        phc: &str,
+        fingerprint: Fingerprint,
+    ) -> Result<(), StoreError> {
+        let (hash, column) = match slot {
+            SecretSlot::Current => (api_key::Column::SecretHash, api_key::Column::SecretFingerprint),
+            SecretSlot::Previous => (api_key::Column::PreviousSecretHash, api_key::Column::PreviousSecretFingerprint),
+        };
+        // No announcement: cached verdicts hold no fingerprint, and nothing they say changes.
+        let write = api_key::Entity::update_many()
+            .col_expr(column, Expr::value(fingerprint.to_column()))
+            .filter(api_key::Column::KeyId.eq(key_id))
+            .filter(hash.eq(phc))
+            .exec(&self.db);
+        self.within_timeout(write).await?.map_err(map_err)?;
+        Ok(())
     }
 }
 

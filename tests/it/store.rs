@@ -10,6 +10,7 @@ use keygate::core::admin::{NewKey, NewOrganization, RotateKey};
 use keygate::core::audit::{AuditEntry, AuditQuery};
 use keygate::core::clock::ManualClock;
 use keygate::core::error::CoreError;
+use keygate::core::hashing::StoredSecret;
 use keygate::core::model::{Credentials, Page};
 use keygate::core::ports::{AuditStore, RotateOutcome, Rotation, Store};
 
@@ -37,7 +38,10 @@ async fn a_stale_rotation_changes_nothing(backend: Backend) {
     let first = state.admin.rotate_key(&admin_ctx(&admin), rotate).await.expect("rotate");
     // A second rotation that read the key before the first one wrote loses, and changes nothing.
     let late = Rotation {
-        new_secret_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        new_secret_hash: StoredSecret {
+            phc: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+            fingerprint: None,
+        },
         previous_key_expires_at: start_time() + Duration::days(7),
         expires_at: start_time() + Duration::days(365),
         replaces_hash: stale_hash,
