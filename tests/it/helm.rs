@@ -254,6 +254,8 @@ const STAND_INS: &[(&str, &str)] = &[
     ("KEYGATE_DATABASE_URL", EXTERNAL_DATABASE_URL),
     ("KEYGATE_LIMITS_REDIS_URL", EXTERNAL_REDIS_URL),
     ("KEYGATE_OAUTH_ISSUER", "https://keygate.example.com"),
+    // 32 bytes, base64.
+    ("KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
 ];
 
 /// A ConfigMap's or Secret's data as the pod sees it: a Secret's `data` is base64, its
@@ -836,6 +838,21 @@ fn tls_secret_is_mounted_and_wired_to_both_listeners() {
     assert!(job["volumes"].as_array().expect("volumes").iter().all(|v| v.get("secret").is_none()));
 }
 
+/// The key-encryption key of the stored signing keys reaches the server from the user's Secret,
+/// in the environment (keygate refuses it in the ConfigMap); the migration Job needs none.
+#[test]
+fn signing_key_encryption_key_comes_from_a_secret() {
+    assert!(server_config(baseline()).oauth.signing_key_encryption_key.is_none());
+    let rendered = render(&values(json!({"signingKeys": {"encryptionKeySecret": "keygate-kek"}})));
+    let pod = pod(rendered.one("Deployment"));
+    let reference = env_secret(pod, "KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY");
+    assert_eq!((reference["name"].as_str(), reference["key"].as_str()), (Some("keygate-kek"), Some("kek")));
+    assert!(rendered.keygate_config(pod).oauth.signing_key_encryption_key.is_some());
+    let job = self::pod(rendered.job());
+    let job_env = job["containers"][0]["env"].as_array().expect("env");
+    assert!(job_env.iter().all(|v| v["name"] != "KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY"));
+}
+
 #[test]
 fn extension_points_reach_the_pods() {
     let secret_env =
@@ -1131,6 +1148,8 @@ const CHART_OWNED: &[&str] = &[
     "limits.backend",
     "limits.redis_url",
     "oauth.signing_key_files",
+    // From signingKeys.encryptionKeySecret, in the environment only (keygate refuses it in a file).
+    "oauth.signing_key_encryption_key",
 ];
 /// The map keys the tests use for `organizations.plans.<name>` and `oauth.issuers.<name>`.
 const PLAN: &str = "team";
