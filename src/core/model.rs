@@ -156,12 +156,25 @@ pub struct Principal {
 }
 
 /// The raw credential header values, as the caller received them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// The whole `Authorization` header value.
     pub authorization: String,
     /// The `X-API-Key` header value.
     pub api_key: String,
+}
+
+/// Says only whether each header was given and how long it was: the values are secrets, and a
+/// `{:?}` in a log line must never print one.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted =
+            |value: &str| if value.is_empty() { "none".to_owned() } else { format!("<{} bytes>", value.len()) };
+        f.debug_struct("Credentials")
+            .field("authorization", &redacted(&self.authorization))
+            .field("api_key", &redacted(&self.api_key))
+            .finish()
+    }
 }
 
 /// Why a decision came out the way it did. The single table of reasons, their HTTP statuses and

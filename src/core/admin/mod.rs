@@ -825,3 +825,33 @@ fn require_subset(caller: &Principal, scopes: &[String], verb: &str) -> Result<(
     }
     Err(CoreError::PermissionDenied(format!("you cannot {verb} scopes you do not hold: {}", beyond.join(", "))))
 }
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::core::oauth::TokenRequest;
+
+    /// What `{:?}` of the types that carry secrets prints: never the secret, so a future log
+    /// line with a Debug of one of them cannot leak it.
+    #[test]
+    fn debug_never_prints_a_secret() {
+        const SECRET: &str = "sk_live_0123456789abcdefghijklmnopqrstuvwxyzABCDEF_s3cr3t";
+        let credentials = Credentials { authorization: format!("Bearer {SECRET}"), api_key: SECRET.to_owned() };
+        let context = AdminContext { credentials: credentials.clone(), origin: RequestOrigin::default() };
+        let request = TokenRequest {
+            grant_type: "client_credentials".into(),
+            client_id: "c".into(),
+            client_secret: SECRET.into(),
+            scope: String::new(),
+        };
+        let printed = [format!("{credentials:?}"), format!("{context:?}"), format!("{request:?}")];
+        for text in &printed {
+            assert!(!text.contains("s3cr3t") && !text.contains("sk_live_"), "{text}");
+        }
+        assert!(printed[0].contains("bytes"), "the headers' presence still shows: {}", printed[0]);
+        assert_eq!(
+            format!("{:?}", Credentials::default()),
+            r#"Credentials { authorization: "none", api_key: "none" }"#
+        );
+    }
+}
