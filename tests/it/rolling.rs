@@ -100,9 +100,10 @@ const ENVOY_STATS: [&str; 7] = [
 
 /// Two replicas behind Envoy, steady traffic, SIGTERM to one with `drain_secs` of drain delay,
 /// traffic until a while after it exited. Checks what every roll must hold: both replicas served
-/// before the signal; every request was answered 200; the replica exited 0 after the drain delay
+/// before the signal; every request was answered 200 (but `allowed_failures` 5xx); the replica
+/// exited 0 after the drain delay
 /// and within drain + grace.
-fn roll(drain_secs: u64) -> Rolled {
+fn roll(drain_secs: u64, allowed_failures: usize) -> Rolled {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let db = runtime.block_on(TestDb::create(Backend::Postgres));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -212,7 +213,12 @@ fn roll(drain_secs: u64) -> Rolled {
     assert!(exit_after <= bound, "it exited within drain + grace: {exit_after:?}");
     assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
     let first = |list: &[String]| list[..list.len().min(20)].to_vec();
-    assert!(failed.is_empty(), "{} requests failed (time after SIGTERM, what): {:#?}", failed.len(), first(&failed));
+    assert!(
+        failed.len() <= allowed_failures,
+        "{} requests failed, {allowed_failures} allowed (time after SIGTERM, what): {:#?}",
+        failed.len(),
+        first(&failed)
+    );
     assert!(denied.is_empty(), "{} requests with a valid key were denied: {:#?}", denied.len(), first(&denied));
     assert!(other.is_empty(), "unexpected answers: {:#?}", first(&other));
     assert!(after_exit >= 50, "traffic went on after the exit: {after_exit}");
@@ -227,16 +233,19 @@ fn roll(drain_secs: u64) -> Rolled {
 /// drain delay longer than the shipped health check's interval plus timeout.
 #[test]
 fn a_replica_leaving_after_its_drain_delay_fails_and_denies_nothing() {
-    let rolled = roll(3);
+    let rolled = roll(3, 0);
     assert!(rolled.stat("health_check.failure") >= 1, "Envoy's health check saw the replica leave: {:?}", rolled.envoy);
 }
 
 /// No drain delay (keygate's default, or a replica whose health the balancer does not check):
 /// the listener closes at once, and Envoy's retry policy sends what it refuses to the other
-/// replica.
+/// replica. A `Check` already written to the closing connection can still fail: Envoy does not
+/// retry a reset after the request was sent (a retry could charge a quota twice), so a handful
+/// of the ~1,400 requests after SIGTERM may fail here (1 in one run of 5 so far). That race is
+/// what the drain delay above removes.
 #[test]
 fn a_replica_leaving_at_once_costs_retries_not_failures() {
-    let rolled = roll(0);
+    let rolled = roll(0, 5);
     assert!(
         rolled.stat("upstream_rq_retry_success") >= 1,
         "some Checks were retried, and succeeded: {:?}",
