@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::envoy::{check_request, create_key, error_code, upstream_saw};
 use crate::support::envoy::{Envoy, replace_once, test_config};
 use crate::support::http::{echo_upstream, request};
-use crate::support::process::{Served, keygate};
+use crate::support::process::{Served, bootstrap};
 use crate::support::{Backend, TestDb, TestServer};
 
 /// A public prefix, two protected routes, and everything else allowed (`default_action`).
@@ -162,12 +162,6 @@ fn every_path_ends_as_expected(envoy: &Envoy, pass: &str) {
     }
 }
 
-fn bootstrap(dir: &Path) -> String {
-    let bootstrapped = keygate(dir, &["bootstrap"], &[]);
-    assert!(bootstrapped.status.success(), "{}", String::from_utf8_lossy(&bootstrapped.stderr));
-    String::from_utf8(bootstrapped.stdout).expect("utf-8").trim().to_owned()
-}
-
 fn serve(dir: &Path) -> Served {
     let policy = dir.join("policy.toml");
     Served::start(
@@ -187,7 +181,7 @@ fn envoy_unusual_paths_never_pass_unchecked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     std::fs::write(dir.join("policy.toml"), POLICY).expect("write policy");
-    let admin = bootstrap(dir);
+    let admin = bootstrap(dir, &[]);
     let served = serve(dir);
     let (key, _) = create_key(&served.addr, &admin, "reader", &["investigations:read"]);
     let upstream = echo_upstream();
@@ -236,7 +230,7 @@ fn envoy_lookalike_principal_headers_never_reach_the_upstream() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     std::fs::write(dir.join("policy.toml"), POLICY).expect("write policy");
-    let admin = bootstrap(dir);
+    let admin = bootstrap(dir, &[]);
     let served = serve(dir);
     let (key, key_id) = create_key(&served.addr, &admin, "reader", &["investigations:read"]);
     let upstream = echo_upstream();

@@ -16,7 +16,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::support::process::{Served, keygate};
+use crate::support::process::{Served, bootstrap};
 use crate::support::proxy::CuttableProxy;
 use crate::support::{Backend, TestDb, as_admin, bearer, redis_url};
 
@@ -56,13 +56,6 @@ fn replica_env<'a>(database_url: &'a str, redis: &'a str, failure: &'a str) -> V
 
 async fn channel(replica: &Served) -> Channel {
     Channel::from_shared(format!("http://{}", replica.addr)).expect("uri").connect().await.expect("connect")
-}
-
-/// Bootstraps the database in `dir` and returns the admin key.
-fn bootstrap(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
-    let bootstrap = keygate(dir, &["bootstrap"], env);
-    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
-    String::from_utf8(bootstrap.stdout).expect("utf-8").trim().to_owned()
 }
 
 /// Creates a key limited to `per_minute` with `burst` through `replica`.

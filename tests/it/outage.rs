@@ -102,13 +102,13 @@ fn host_port_is_found() {
 /// cache TTL (an hour in this test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dead_change_listener_is_noticed_and_revocations_still_land() {
-    use crate::support::process::{Served, keygate};
+    use crate::support::process::{Served, bootstrap};
     let db = TestDb::create(Backend::Postgres).await;
     let target: SocketAddr = host_port(&db.url).replace("localhost", "127.0.0.1").parse().expect("IP:port");
     let proxy = CuttableProxy::start(target).await;
     let proxied = db.url.replacen(host_port(&db.url), &proxy.addr.to_string(), 1);
     let dir = tempfile::tempdir().expect("temp dir");
-    let env = |url: &'static str| {
+    let env = |url| {
         vec![
             ("KEYGATE_DATABASE_URL", url),
             ("KEYGATE_CACHE_TTL_SECS", "3600"),
@@ -118,11 +118,8 @@ async fn a_silently_dead_change_listener_is_noticed_and_revocations_still_land()
             ("KEYGATE_OAUTH_ISSUER", "http://keygate.test"),
         ]
     };
-    let (direct_url, proxied): (&'static str, &'static str) = (db.url.clone().leak(), proxied.leak());
-    let (direct, behind_refs) = (env(direct_url), env(proxied));
-    let bootstrap = keygate(dir.path(), &["bootstrap"], &direct);
-    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
-    let admin_key = String::from_utf8(bootstrap.stdout).expect("utf-8").trim().to_owned();
+    let (direct, behind_refs) = (env(db.url.as_str()), env(proxied.as_str()));
+    let admin_key = bootstrap(dir.path(), &direct);
     let writer = Served::start(dir.path(), &direct);
     let reader = Served::start(dir.path(), &behind_refs);
     for _ in 0..100 {

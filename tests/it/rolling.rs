@@ -18,7 +18,7 @@ use crate::envoy::{POLICY, admin_call};
 use crate::metrics::sample;
 use crate::support::envoy::{Envoy, test_config_with_replicas};
 use crate::support::http::{KeepAlive, echo_upstream};
-use crate::support::process::{Served, keygate};
+use crate::support::process::{Served, bootstrap};
 use crate::support::{Backend, TestDb};
 
 /// The grace period in-flight calls get once the listeners have closed.
@@ -121,9 +121,7 @@ fn roll(drain_secs: u64, allowed_failures: usize) -> Rolled {
         ("KEYGATE_SHUTDOWN_DRAIN_DELAY_SECS", drain.as_str()),
         ("KEYGATE_SHUTDOWN_GRACE_SECS", grace.as_str()),
     ];
-    let bootstrap = keygate(dir, &["bootstrap"], &env);
-    assert!(bootstrap.status.success(), "{}", String::from_utf8_lossy(&bootstrap.stderr));
-    let admin = String::from_utf8(bootstrap.stdout).expect("utf-8").trim().to_owned();
+    let admin = bootstrap(dir, &env);
     let staying = start_replica(dir, &env);
     let mut leaving = start_replica(dir, &env);
     let body = json!({"name": "steady", "scopes": ["investigations:read"], "limits": {"max_concurrency": 50}});

@@ -21,6 +21,13 @@ pub fn keygate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process:
     command.output().expect("keygate runs")
 }
 
+/// Runs `keygate bootstrap` in `dir` with `env`; the platform admin key it prints.
+pub fn bootstrap(dir: &Path, env: &[(&str, &str)]) -> String {
+    let out = keygate(dir, &["bootstrap"], env);
+    assert!(out.status.success(), "bootstrap failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
 /// A running `keygate serve`.
 pub struct Served {
     pub child: Child,
