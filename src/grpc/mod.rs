@@ -112,7 +112,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Before start-up has finished, and while draining: alive, nothing else.
+    /// From SIGTERM on: alive (liveness passes through the drain), nothing else.
     pub const DRAINING: Self = Self { alive: true, decide: false, admin: false };
 }
 
