@@ -7,14 +7,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::core::admin::Plan;
-use crate::core::credential::is_valid_prefix;
-use crate::core::gateway::UnmatchedAction;
-use crate::core::hashing::HashParams;
-use crate::core::limits::{KindDefaults, LimitDefaults, LimitOverrides};
-use crate::core::scopes::{DEFAULT_SCOPES, is_well_formed};
-use crate::core::sealing::KeyEncryptionKey;
-use crate::core::signing::Algorithm;
+use keygate_core::admin::Plan;
+use keygate_core::credential::is_valid_prefix;
+use keygate_core::gateway::UnmatchedAction;
+use keygate_core::hashing::HashParams;
+use keygate_core::limits::{KindDefaults, LimitDefaults, LimitOverrides};
+use keygate_core::scopes::{DEFAULT_SCOPES, is_well_formed};
+use keygate_core::sealing::KeyEncryptionKey;
+use keygate_core::signing::Algorithm;
 
 mod traces;
 
@@ -1284,7 +1284,7 @@ impl Config {
 /// Which organizations an issuer may speak for: one fixed organization or an allow-list, never
 /// whatever its tokens say; the platform's only when the operator says so.
 fn check_issuer_binding(at: &str, issuer: &IssuerConfig, problems: &mut Vec<String>) {
-    let slug = crate::core::validate::is_valid_slug;
+    let slug = keygate_core::validate::is_valid_slug;
     match (issuer.organization.is_empty(), issuer.organizations.is_empty()) {
         (true, true) => problems.push(format!(
             "{at}: set {at}.organization (every user of the issuer in one organization) or {at}.organizations \

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::core::issuers::JwksSource;
+use keygate_core::issuers::JwksSource;
 
 /// The most a JWKS document may weigh; larger answers are refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;

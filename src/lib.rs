@@ -10,7 +10,6 @@
 
 pub mod app;
 pub mod config;
-pub mod core;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;

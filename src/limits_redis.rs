@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
-use crate::core::limits::memory::MemoryCounters;
-use crate::core::limits::{Admission, Charge, CounterError, Counters, QuotaWindow, RateState, gcra};
-use crate::core::metrics::LimitsInstruments;
+use keygate_core::limits::memory::MemoryCounters;
+use keygate_core::limits::{Admission, Charge, CounterError, Counters, QuotaWindow, RateState, gcra};
+use keygate_core::metrics::LimitsInstruments;
 
 /// How long a month's quota counter outlives its month: long enough for a replica whose clock
 /// lags to still find it, and short next to the month itself. The database keeps the usage.
@@ -371,7 +371,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::core::limits::{QuotaCharge, RateLimit, SlotCharge};
+    use keygate_core::limits::{QuotaCharge, RateLimit, SlotCharge};
 
     /// The Redis the tests use unless `TEST_REDIS_URL` says otherwise.
     const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -401,7 +401,7 @@ mod tests {
 
     #[tokio::test]
     async fn redis_counters_pass_the_conformance_tests() {
-        crate::core::limits::conformance::run_all(&live_counters().await).await;
+        keygate_core::limits::conformance::run_all(&live_counters().await).await;
     }
 
     /// The script and the in-memory reference decide a long mixed sequence identically.

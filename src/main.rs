@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use keygate::app;
 use keygate::config::{self, Config};
-use keygate::core::clock::SystemClock;
+use keygate_core::clock::SystemClock;
 
 #[derive(Parser)]
 #[command(name = "keygate", version, about = "gRPC authorization service: API keys, OAuth2 clients and JWTs")]

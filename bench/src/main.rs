@@ -15,9 +15,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use keygate::core::credential;
-use keygate::core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::credential;
+use keygate_core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
 use load::{MakeRequest, Stats, closed_loop, connect, open_loop};
 
 #[derive(Parser)]
@@ -289,11 +289,11 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
             limits: Default::default(),
         };
         let verified = Verified::Key { key: Arc::new(key), previous: false };
-        let digest = keygate::core::verdicts::digest(&seed::seeded_key(n));
+        let digest = keygate_core::verdicts::digest(&seed::seeded_key(n));
         let _ = cache
             .get_or_try_verify(digest, || {
                 let v = verified.clone();
-                async move { Ok::<_, keygate::core::error::CoreError>(v) }
+                async move { Ok::<_, keygate_core::error::CoreError>(v) }
             })
             .await;
     }

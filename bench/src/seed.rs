@@ -2,9 +2,9 @@
 //! shares one secret, hashed once with cheap argon2id parameters, so that seeding a million keys
 //! takes seconds; their ids differ, so every look-up is a real primary-key read.
 
-use keygate::core::credential;
-use keygate::core::hashing::{Fingerprint, HashLimits, HashParams, SecretHasher};
 use keygate::store::entities::api_key;
+use keygate_core::credential;
+use keygate_core::hashing::{Fingerprint, HashLimits, HashParams, SecretHasher};
 use sea_orm::{ActiveValue, Database, EntityTrait};
 
 /// The shared secret of seeded keys (32 base62 characters).

@@ -7,13 +7,13 @@ use tonic::{Request, Response, Status};
 use super::context::{admin_context, respond};
 use super::convert;
 use super::status::to_status;
-use crate::core::admin::clients::NewClient;
-use crate::core::admin::{Admin, NewKey, NewOrganization, RotateKey};
-use crate::core::audit::RequestOrigin;
-use crate::core::error::CoreError;
-use crate::core::ports::KeyChanges;
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::admin_service_server::AdminService;
+use keygate_core::admin::clients::NewClient;
+use keygate_core::admin::{Admin, NewKey, NewOrganization, RotateKey};
+use keygate_core::audit::RequestOrigin;
+use keygate_core::error::CoreError;
+use keygate_core::ports::KeyChanges;
 
 /// The AdminService implementation.
 pub struct AdminApi {

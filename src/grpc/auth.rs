@@ -8,12 +8,12 @@ use tracing::Instrument;
 use super::context::{request_id, request_span, respond};
 use super::convert;
 use super::status::to_status;
-use crate::core::engine::{AuthorizeInput, Engine};
-use crate::core::error::CoreError;
-use crate::core::model::{Credentials, Decision, ScopeMatch};
-use crate::core::oauth::{OAuth, TokenRequest};
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
+use keygate_core::engine::{AuthorizeInput, Engine};
+use keygate_core::error::CoreError;
+use keygate_core::model::{Credentials, Decision, ScopeMatch};
+use keygate_core::oauth::{OAuth, TokenRequest};
 
 /// What an action costs when the request does not say.
 const DEFAULT_COST: u64 = 1;

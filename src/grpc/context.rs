@@ -4,10 +4,10 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
-use crate::core::admin::AdminContext;
-use crate::core::audit::RequestOrigin;
-use crate::core::model::Credentials;
 use crate::telemetry::RequestSpan;
+use keygate_core::admin::AdminContext;
+use keygate_core::audit::RequestOrigin;
+use keygate_core::model::Credentials;
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -6,18 +6,18 @@ use chrono::{DateTime, Utc};
 
 use super::context::REQUEST_ID_HEADER;
 use crate::config::{EnvoyConfig, EnvoyHeaders};
-use crate::core::admin::KeyView;
-use crate::core::admin::audit::AuditListing;
-use crate::core::audit::AuditEntry;
-use crate::core::error::CoreError;
-use crate::core::gateway::{GatewayDecision, HttpRequest};
-use crate::core::limits::{LimitOverrides, LimitState, QuotaState, RateState};
-use crate::core::model::{
-    ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
-};
-use crate::core::tokens::AccessToken;
 use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
+use keygate_core::admin::KeyView;
+use keygate_core::admin::audit::AuditListing;
+use keygate_core::audit::AuditEntry;
+use keygate_core::error::CoreError;
+use keygate_core::gateway::{GatewayDecision, HttpRequest};
+use keygate_core::limits::{LimitOverrides, LimitState, QuotaState, RateState};
+use keygate_core::model::{
+    ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
+};
+use keygate_core::tokens::AccessToken;
 
 /// A protobuf timestamp for a core time.
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {

@@ -11,11 +11,11 @@ use super::context::{request_id_from, request_span, respond};
 use super::convert;
 use super::status::to_status;
 use crate::config::EnvoyConfig;
-use crate::core::engine::Engine;
-use crate::core::gateway;
-use crate::core::policy::Policy;
 use crate::proto::envoy_auth as envoy;
 use crate::proto::envoy_auth::authorization_server::Authorization;
+use keygate_core::engine::Engine;
+use keygate_core::gateway;
+use keygate_core::policy::Policy;
 
 /// The fully qualified name of Envoy's authorization service, as health reports it.
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";

@@ -18,12 +18,12 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
-use crate::core::admin::Admin;
-use crate::core::engine::Engine;
-use crate::core::metrics::Metrics;
-use crate::core::oauth::OAuth;
 use crate::proto::{self, keygate_v1 as pb};
 use crate::tls::{CurrentConfig, TlsIncoming};
+use keygate_core::admin::Admin;
+use keygate_core::engine::Engine;
+use keygate_core::metrics::Metrics;
+use keygate_core::oauth::OAuth;
 
 /// The services that decide, as health reports them: readiness probes and Envoy's health checks
 /// name one of these.

@@ -6,7 +6,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::core::error::{CoreError, ErrorCode};
+use keygate_core::error::{CoreError, ErrorCode};
 
 /// The domain of keygate's `google.rpc.ErrorInfo` details.
 pub const ERROR_DOMAIN: &str = "keygate";

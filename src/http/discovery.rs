@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::{INTROSPECTION_PATH, JWKS_PATH, TOKEN_PATH};
-use crate::core::oauth::{CLIENT_CREDENTIALS, OAuth};
+use keygate_core::oauth::{CLIENT_CREDENTIALS, OAuth};
 
 /// How long verifiers may cache the JWKS. Short, because a rotation publishes a new key at once;
 /// verifiers that meet an unknown `kid` fetch it again anyway.

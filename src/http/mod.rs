@@ -20,10 +20,10 @@ use opentelemetry::context::FutureExt as _;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::core::metrics::{Edge, Metrics};
-use crate::core::oauth::OAuth;
 use crate::telemetry;
 use crate::tls::TlsListener;
+use keygate_core::metrics::{Edge, Metrics};
+use keygate_core::oauth::OAuth;
 
 /// Where clients get tokens.
 pub const TOKEN_PATH: &str = "/oauth/token";

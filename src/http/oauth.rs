@@ -13,10 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::core::client_credential::is_valid_client_id;
-use crate::core::error::{CoreError, ErrorCode, OAuthError, OAuthErrorKind};
-use crate::core::model::Credentials;
-use crate::core::oauth::{Introspection, IntrospectionCaller, OAuth, TokenRequest, introspection_claims};
+use keygate_core::client_credential::is_valid_client_id;
+use keygate_core::error::{CoreError, ErrorCode, OAuthError, OAuthErrorKind};
+use keygate_core::model::Credentials;
+use keygate_core::oauth::{Introspection, IntrospectionCaller, OAuth, TokenRequest, introspection_claims};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 /// The challenge sent with `invalid_client`.

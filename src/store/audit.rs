@@ -9,10 +9,10 @@ use sea_orm::{
 
 use super::entities::audit_event;
 use super::sql::{SqlStore, map_err};
-use crate::core::audit::{AuditEntry, AuditQuery};
-use crate::core::error::StoreError;
-use crate::core::model::Page;
-use crate::core::ports::AuditStore;
+use keygate_core::audit::{AuditEntry, AuditQuery};
+use keygate_core::error::StoreError;
+use keygate_core::model::Page;
+use keygate_core::ports::AuditStore;
 
 /// Inserts `entry` through `conn`: inside a change's transaction, so that both commit or neither.
 pub(super) async fn insert<C: ConnectionTrait>(conn: &C, entry: &AuditEntry) -> Result<(), DbErr> {

@@ -15,11 +15,11 @@ use super::quota_usage::{limit_columns, limits_from_columns};
 use super::sql::{
     SqlStore, announce, contains_pattern, fingerprint_column, join_scopes, map_err, search_text, stored_secret,
 };
-use crate::core::audit::AuditEntry;
-use crate::core::error::StoreError;
-use crate::core::hashing::{Fingerprint, StoredSecret};
-use crate::core::model::{ApiClientRecord, Page};
-use crate::core::ports::{ClientStore, DisableOutcome};
+use keygate_core::audit::AuditEntry;
+use keygate_core::error::StoreError;
+use keygate_core::hashing::{Fingerprint, StoredSecret};
+use keygate_core::model::{ApiClientRecord, Page};
+use keygate_core::ports::{ClientStore, DisableOutcome};
 
 fn to_client(model: api_client::Model) -> ApiClientRecord {
     ApiClientRecord {

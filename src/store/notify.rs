@@ -16,8 +16,8 @@ use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
 use super::sql::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
-use crate::core::signing::Keyring;
-use crate::core::verdicts::VerdictCache;
+use keygate_core::signing::Keyring;
+use keygate_core::verdicts::VerdictCache;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often the listener checks that its connection still delivers.

@@ -16,13 +16,13 @@ use sea_orm::{
 use super::audit;
 use super::entities::{api_key, organization};
 use super::quota_usage::{limit_columns, limits_from_columns};
-use crate::core::audit::AuditEntry;
-use crate::core::error::StoreError;
-use crate::core::hashing::{Fingerprint, StoredSecret};
-use crate::core::limits::LimitField;
-use crate::core::metrics::PoolStats;
-use crate::core::model::{ApiKeyRecord, Organization, Page};
-use crate::core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
+use keygate_core::audit::AuditEntry;
+use keygate_core::error::StoreError;
+use keygate_core::hashing::{Fingerprint, StoredSecret};
+use keygate_core::limits::LimitField;
+use keygate_core::metrics::PoolStats;
+use keygate_core::model::{ApiKeyRecord, Organization, Page};
+use keygate_core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
 
 /// How the store connects.
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use keygate::app::{self, State};
-use keygate::core::admin::{NewKey, RotateKey};
-use keygate::core::clock::ManualClock;
-use keygate::core::credential;
-use keygate::core::model::{Credentials, Reason};
+use keygate_core::admin::{NewKey, RotateKey};
+use keygate_core::clock::ManualClock;
+use keygate_core::credential;
+use keygate_core::model::{Credentials, Reason};
 
 use crate::backend_tests;
 use crate::support::{Backend, TestDb, admin_ctx, start_time, test_config};

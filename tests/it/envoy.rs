@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keygate::core::credential;
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::envoy_auth::authorization_client::AuthorizationClient;
+use keygate_core::credential;
 use serde_json::Value;
 use tonic::Code;
 

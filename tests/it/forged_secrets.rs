@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use keygate::core::{client_credential, credential};
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::{client_credential, credential};
 use pb::DecisionReason as R;
 use sea_orm::{ConnectionTrait, Database, Statement};
 

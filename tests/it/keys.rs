@@ -1,8 +1,8 @@
 //! The API-key lifecycle over gRPC: create, authorize, authenticate failures, expiry, rotation
 //! with a grace period, update, disable, list; each against SQLite and PostgreSQL.
 
-use keygate::core::credential;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::credential;
 use pb::DecisionReason as R;
 use tonic::{Code, Request};
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use keygate::core::credential;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::credential;
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -7,8 +7,8 @@
 use josekit::jws::JwsHeader;
 use josekit::jwt::{self, JwtPayload};
 use keygate::app;
-use keygate::core::signing::Algorithm;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::signing::Algorithm;
 use pb::DecisionReason as R;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use keygate::app;
-use keygate::core::admin::{NewKey, NewOrganization, RotateKey};
-use keygate::core::audit::{AuditEntry, AuditQuery};
-use keygate::core::clock::ManualClock;
-use keygate::core::error::CoreError;
-use keygate::core::hashing::StoredSecret;
-use keygate::core::model::{Credentials, Page};
-use keygate::core::ports::{AuditStore, RotateOutcome, Rotation, Store};
+use keygate_core::admin::{NewKey, NewOrganization, RotateKey};
+use keygate_core::audit::{AuditEntry, AuditQuery};
+use keygate_core::clock::ManualClock;
+use keygate_core::error::CoreError;
+use keygate_core::hashing::StoredSecret;
+use keygate_core::model::{Credentials, Page};
+use keygate_core::ports::{AuditStore, RotateOutcome, Rotation, Store};
 
 use crate::backend_tests;
 use crate::support::{Backend, TestDb, admin_ctx, start_time, test_config};

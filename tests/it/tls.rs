@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate::app::{self, AppError};
-use keygate::core::clock::ManualClock;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::clock::ManualClock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};

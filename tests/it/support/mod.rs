@@ -14,8 +14,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use keygate::app::{self, AppError};
 use keygate::config::{Config, Sources};
-use keygate::core::clock::ManualClock;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::clock::ManualClock;
 use pb::admin_service_client::AdminServiceClient;
 use pb::auth_service_client::AuthServiceClient;
 use tokio::sync::oneshot;
@@ -228,10 +228,10 @@ pub fn as_admin<T>(message: T, key: &str) -> Request<T> {
 }
 
 /// An in-process admin call's context: the caller's key in `x-api-key`, a fixed request id.
-pub fn admin_ctx(key: &str) -> keygate::core::admin::AdminContext {
-    keygate::core::admin::AdminContext {
-        credentials: keygate::core::model::Credentials { authorization: String::new(), api_key: key.to_owned() },
-        origin: keygate::core::audit::RequestOrigin {
+pub fn admin_ctx(key: &str) -> keygate_core::admin::AdminContext {
+    keygate_core::admin::AdminContext {
+        credentials: keygate_core::model::Credentials { authorization: String::new(), api_key: key.to_owned() },
+        origin: keygate_core::audit::RequestOrigin {
             request_id: "in-process".into(),
             client_request_id: String::new(),
             peer: String::new(),

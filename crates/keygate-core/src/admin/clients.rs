@@ -7,13 +7,13 @@ use super::{
     Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
     require_subset,
 };
-use crate::core::client_credential::{client_id_for, generate_secret, is_valid_client_id};
-use crate::core::error::CoreError;
-use crate::core::limits::LimitOverrides;
-use crate::core::model::{ApiClientRecord, PrincipalKind};
-use crate::core::ports::DisableOutcome;
-use crate::core::signing::SigningKeyRecord;
-use crate::core::validate::{Violations, is_valid_slug};
+use crate::client_credential::{client_id_for, generate_secret, is_valid_client_id};
+use crate::error::CoreError;
+use crate::limits::LimitOverrides;
+use crate::model::{ApiClientRecord, PrincipalKind};
+use crate::ports::DisableOutcome;
+use crate::signing::SigningKeyRecord;
+use crate::validate::{Violations, is_valid_slug};
 
 /// How often creation tries another random suffix when a client id is taken.
 const CLIENT_ID_ATTEMPTS: usize = 3;

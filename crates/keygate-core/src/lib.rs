@@ -1,5 +1,8 @@
 //! The pure core: the decision engine, the admin use cases and the ports they need.
-//! Nothing here knows tonic, axum or SeaORM.
+//! Nothing here knows tonic, axum, SeaORM or Redis: Cargo holds it to that, since this crate
+//! does not depend on them.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
 pub mod argon2_workers;

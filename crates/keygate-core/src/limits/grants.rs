@@ -3,8 +3,8 @@
 //! credential they call with. Platform admins are not held to these bounds.
 
 use super::{LimitDefaults, LimitField, LimitOverrides, Limits};
-use crate::core::error::{CoreError, FieldViolation};
-use crate::core::model::PrincipalKind;
+use crate::error::{CoreError, FieldViolation};
+use crate::model::PrincipalKind;
 
 /// How a request asks for one of a credential's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +172,7 @@ fn noun(kind: PrincipalKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::limits::{KindDefaults, RateLimit};
+    use crate::limits::{KindDefaults, RateLimit};
 
     /// Keys: no rate limit and 5 slots by default; clients 200 a minute.
     fn defaults() -> LimitDefaults {

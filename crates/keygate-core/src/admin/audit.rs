@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Admin, AdminContext, MAX_SEARCH};
-use crate::core::audit::{AuditEntry, AuditQuery};
-use crate::core::error::CoreError;
-use crate::core::validate::{Violations, is_valid_slug};
+use crate::audit::{AuditEntry, AuditQuery};
+use crate::error::CoreError;
+use crate::validate::{Violations, is_valid_slug};
 
 /// What `ListAuditEvents` asks for; empty filters match everything.
 #[derive(Debug, Clone, Default)]

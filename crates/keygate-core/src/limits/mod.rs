@@ -4,8 +4,8 @@
 //! Quota usage is also tallied here per replica and written to the database in batches
 //! ([`Limiter::flush`]), so that it survives restarts.
 
-#[cfg(test)]
-pub(crate) mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod gcra;
 pub mod grants;
 pub mod memory;

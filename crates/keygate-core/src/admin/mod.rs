@@ -829,7 +829,7 @@ fn require_subset(caller: &Principal, scopes: &[String], verb: &str) -> Result<(
 #[cfg(test)]
 mod redaction_tests {
     use super::*;
-    use crate::core::oauth::TokenRequest;
+    use crate::oauth::TokenRequest;
 
     /// What `{:?}` of the types that carry secrets prints: never the secret, so a future log
     /// line with a Debug of one of them cannot leak it.

@@ -465,7 +465,7 @@ fn is_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::scopes::DEFAULT_SCOPES;
+    use crate::scopes::DEFAULT_SCOPES;
 
     fn registry() -> ScopeRegistry {
         ScopeRegistry::new(DEFAULT_SCOPES.iter().copied())
