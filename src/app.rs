@@ -30,12 +30,13 @@ use keygate_core::last_used::LastUsedRecorder;
 use keygate_core::limits::memory::MemoryCounters;
 use keygate_core::limits::{Counters, LeaseSettings, Limiter};
 use keygate_core::metrics::{LimitsInstruments, Metrics};
+use keygate_core::model::SigningKeyRecord;
 use keygate_core::oauth::{OAuth, OAuthParts};
 use keygate_core::policy::Policy;
 use keygate_core::ports::{ClientStore, Store};
 use keygate_core::scopes::ScopeRegistry;
 use keygate_core::sealing::KeyEncryptionKey;
-use keygate_core::signing::{self, KeySource, Keyring, KeyringSettings, SigningKeyRecord};
+use keygate_core::signing::{self, KeySource, Keyring, KeyringSettings};
 use keygate_core::tokens::{TokenSettings, TokenVerifier};
 use keygate_core::verdicts::{VerdictCache, VerdictSettings};
 

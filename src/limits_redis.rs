@@ -12,8 +12,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
 use keygate_core::limits::memory::MemoryCounters;
-use keygate_core::limits::{Admission, Charge, CounterError, Counters, QuotaWindow, RateState, gcra};
+use keygate_core::limits::{Admission, Charge, CounterError, Counters, QuotaWindow, gcra};
 use keygate_core::metrics::LimitsInstruments;
+use keygate_core::model::RateState;
 
 /// How long a month's quota counter outlives its month: long enough for a replica whose clock
 /// lags to still find it, and short next to the month itself. The database keeps the usage.

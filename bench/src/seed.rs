@@ -4,7 +4,8 @@
 
 use keygate::store::entities::api_key;
 use keygate_core::credential;
-use keygate_core::hashing::{Fingerprint, HashLimits, HashParams, SecretHasher};
+use keygate_core::hashing::{HashLimits, HashParams, SecretHasher};
+use keygate_core::model::Fingerprint;
 use sea_orm::{ActiveValue, Database, EntityTrait};
 
 /// The shared secret of seeded keys (32 base62 characters).

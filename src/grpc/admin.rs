@@ -11,8 +11,8 @@ use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::admin_service_server::AdminService;
 use keygate_core::admin::clients::NewClient;
 use keygate_core::admin::{Admin, NewKey, NewOrganization, RotateKey};
-use keygate_core::audit::RequestOrigin;
 use keygate_core::error::CoreError;
+use keygate_core::model::RequestOrigin;
 use keygate_core::ports::KeyChanges;
 
 /// The AdminService implementation.

@@ -6,8 +6,7 @@ use uuid::Uuid;
 
 use crate::telemetry::RequestSpan;
 use keygate_core::admin::AdminContext;
-use keygate_core::audit::RequestOrigin;
-use keygate_core::model::Credentials;
+use keygate_core::model::{Credentials, RequestOrigin};
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -10,12 +10,11 @@ use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
 use keygate_core::admin::KeyView;
 use keygate_core::admin::audit::AuditListing;
-use keygate_core::audit::AuditEntry;
 use keygate_core::error::CoreError;
 use keygate_core::gateway::{GatewayDecision, HttpRequest};
-use keygate_core::limits::{LimitOverrides, LimitState, QuotaState, RateState};
 use keygate_core::model::{
-    ApiClientRecord, ClientStatus, Credentials, Decision, KeyStatus, Organization, Principal, PrincipalKind, Reason,
+    ApiClientRecord, AuditEntry, ClientStatus, Credentials, Decision, KeyStatus, LimitOverrides, LimitState,
+    Organization, Principal, PrincipalKind, QuotaState, RateState, Reason,
 };
 use keygate_core::tokens::AccessToken;
 

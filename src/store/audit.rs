@@ -9,9 +9,8 @@ use sea_orm::{
 
 use super::entities::audit_event;
 use super::sql::{SqlStore, map_err};
-use keygate_core::audit::{AuditEntry, AuditQuery};
 use keygate_core::error::StoreError;
-use keygate_core::model::Page;
+use keygate_core::model::{AuditEntry, AuditQuery, Page};
 use keygate_core::ports::AuditStore;
 
 /// Inserts `entry` through `conn`: inside a change's transaction, so that both commit or neither.

@@ -15,10 +15,8 @@ use super::quota_usage::{limit_columns, limits_from_columns};
 use super::sql::{
     SqlStore, announce, contains_pattern, fingerprint_column, join_scopes, map_err, search_text, stored_secret,
 };
-use keygate_core::audit::AuditEntry;
 use keygate_core::error::StoreError;
-use keygate_core::hashing::{Fingerprint, StoredSecret};
-use keygate_core::model::{ApiClientRecord, Page};
+use keygate_core::model::{ApiClientRecord, AuditEntry, Fingerprint, Page, StoredSecret};
 use keygate_core::ports::{ClientStore, DisableOutcome};
 
 fn to_client(model: api_client::Model) -> ApiClientRecord {

@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, T
 use super::entities::quota_usage;
 use super::sql::{SqlStore, map_err};
 use keygate_core::error::StoreError;
-use keygate_core::limits::{LimitOverrides, UsageRow};
+use keygate_core::model::{LimitOverrides, UsageRow};
 use keygate_core::ports::UsageStore;
 
 /// A credential's limits from its four nullable columns (a negative number, which keygate never

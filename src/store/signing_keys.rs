@@ -8,10 +8,9 @@ use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Tr
 use super::audit;
 use super::entities::signing_key;
 use super::sql::{SIGNING_KEYS_CHANGED, SqlStore, announce, map_err};
-use keygate_core::audit::AuditEntry;
 use keygate_core::error::StoreError;
+use keygate_core::model::{AuditEntry, SigningKeyRecord};
 use keygate_core::ports::SigningKeyStore;
-use keygate_core::signing::SigningKeyRecord;
 
 #[async_trait]
 impl SigningKeyStore for SqlStore {

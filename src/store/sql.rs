@@ -16,12 +16,9 @@ use sea_orm::{
 use super::audit;
 use super::entities::{api_key, organization};
 use super::quota_usage::{limit_columns, limits_from_columns};
-use keygate_core::audit::AuditEntry;
 use keygate_core::error::StoreError;
-use keygate_core::hashing::{Fingerprint, StoredSecret};
-use keygate_core::limits::LimitField;
 use keygate_core::metrics::PoolStats;
-use keygate_core::model::{ApiKeyRecord, Organization, Page};
+use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, LimitField, Organization, Page, StoredSecret};
 use keygate_core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
 
 /// How the store connects.

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use keygate::app;
 use keygate_core::admin::{NewKey, NewOrganization, RotateKey};
-use keygate_core::audit::{AuditEntry, AuditQuery};
 use keygate_core::clock::ManualClock;
 use keygate_core::error::CoreError;
-use keygate_core::hashing::StoredSecret;
-use keygate_core::model::{Credentials, Page};
+use keygate_core::model::{AuditEntry, AuditQuery, Credentials, Page, StoredSecret};
 use keygate_core::ports::{AuditStore, RotateOutcome, Rotation, Store};
 
 use crate::backend_tests;

@@ -11,11 +11,13 @@ use prometheus_client::metrics::family::Family;
 use super::clock::Clock;
 use super::credential::{self, ParsedKey};
 use super::error::CoreError;
-use super::hashing::{SecretHasher, StoredSecret, Verification};
+use super::hashing::{SecretHasher, Verification};
 use super::last_used::LastUsedRecorder;
-use super::limits::{AdmitRequest, LimitVerdict, Limiter, QuotaState};
+use super::limits::{AdmitRequest, LimitVerdict, Limiter};
 use super::metrics::{DecisionCounters, ReasonLabels};
-use super::model::{AuthFailure, Credentials, Decision, Principal, PrincipalKind, Reason, ScopeMatch};
+use super::model::{
+    AuthFailure, Credentials, Decision, Principal, PrincipalKind, QuotaState, Reason, ScopeMatch, StoredSecret,
+};
 use super::ports::{ClientStore, SecretSlot, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};

@@ -14,8 +14,7 @@ use serde_json::Value;
 
 use super::clock::Clock;
 use super::error::CoreError;
-use super::limits::LimitOverrides;
-use super::model::{AuthFailure, Principal, PrincipalKind, Reason};
+use super::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
 use super::signing::Algorithm;
 use super::tokens::numeric_date;
 

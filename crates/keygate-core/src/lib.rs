@@ -6,7 +6,6 @@
 
 pub mod admin;
 pub mod argon2_workers;
-pub mod audit;
 pub mod client_credential;
 pub mod clock;
 pub mod credential;

@@ -3,12 +3,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::audit::{AuditEntry, AuditQuery};
 use super::error::StoreError;
-use super::hashing::{Fingerprint, StoredSecret};
-use super::limits::{LimitOverrides, UsageRow};
-use super::model::{ApiClientRecord, ApiKeyRecord, Organization, Page};
-use super::signing::SigningKeyRecord;
+use super::model::{
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, LimitOverrides, Organization, Page,
+    SigningKeyRecord, StoredSecret, UsageRow,
+};
 
 /// Changes to a key's descriptive fields; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,7 +18,7 @@ pub struct KeyChanges {
     /// Each limit that is `Some` replaces the key's.
     pub limits: LimitOverrides,
     /// Limits to return to the configured default, by wire name (see
-    /// [`super::limits::LimitField`]); checked before they reach a store.
+    /// [`super::model::LimitField`]); checked before they reach a store.
     pub reset_limits: Vec<String>,
 }
 

@@ -11,9 +11,9 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::audit::AuditEntry;
 use super::clock::Clock;
 use super::error::CoreError;
+use super::model::{AuditEntry, SigningKeyRecord};
 use super::ports::SigningKeyStore;
 use super::sealing::{self, KeyEncryptionKey};
 
@@ -61,33 +61,6 @@ impl Algorithm {
             Algorithm::EdDsa => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(|e| e.to_string())?),
         };
         Ok(verifier)
-    }
-}
-
-/// A signing key as stored. The private key never leaves keygate; only `public_jwk` is published.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SigningKeyRecord {
-    /// The RFC 7638 thumbprint of the public key.
-    pub kid: String,
-    pub algorithm: String,
-    /// PKCS#8 PEM; in the database, sealed with the key-encryption key when one is configured
-    /// (see [`sealing`]), and opened when read.
-    pub private_key_pem: String,
-    /// The public key as a JWK (JSON), with `kid`, `alg` and `use`.
-    pub public_jwk: String,
-    pub created_at: DateTime<Utc>,
-    /// When a newer key took over signing.
-    pub retired_at: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Debug for SigningKeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyRecord")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .field("created_at", &self.created_at)
-            .field("retired_at", &self.retired_at)
-            .finish_non_exhaustive()
     }
 }
 

@@ -13,8 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::CoreError;
 use super::issuers::TrustedIssuer;
-use super::limits::LimitOverrides;
-use super::model::{AuthFailure, Principal, PrincipalKind, Reason};
+use super::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
 use super::signing::{Algorithm, Keyring};
 
 /// The `typ` of keygate's access tokens (RFC 9068 §2.1).

@@ -12,9 +12,8 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use super::limits::LimitOverrides;
 use super::metrics::CacheInstruments;
-use super::model::{ApiClientRecord, ApiKeyRecord};
+use super::model::{ApiClientRecord, ApiKeyRecord, LimitOverrides};
 use super::tokens::VerifiedToken;
 
 /// The slice of a key record a decision needs.

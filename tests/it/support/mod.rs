@@ -231,7 +231,7 @@ pub fn as_admin<T>(message: T, key: &str) -> Request<T> {
 pub fn admin_ctx(key: &str) -> keygate_core::admin::AdminContext {
     keygate_core::admin::AdminContext {
         credentials: keygate_core::model::Credentials { authorization: String::new(), api_key: key.to_owned() },
-        origin: keygate_core::audit::RequestOrigin {
+        origin: keygate_core::model::RequestOrigin {
             request_id: "in-process".into(),
             client_request_id: String::new(),
             peer: String::new(),

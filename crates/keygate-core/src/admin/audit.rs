@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{Admin, AdminContext, MAX_SEARCH};
-use crate::audit::{AuditEntry, AuditQuery};
 use crate::error::CoreError;
+use crate::model::{AuditEntry, AuditQuery};
 use crate::validate::{Violations, is_valid_slug};
 
 /// What `ListAuditEvents` asks for; empty filters match everything.

@@ -9,10 +9,9 @@ use super::{
 };
 use crate::client_credential::{client_id_for, generate_secret, is_valid_client_id};
 use crate::error::CoreError;
-use crate::limits::LimitOverrides;
-use crate::model::{ApiClientRecord, PrincipalKind};
+use crate::limits::check_overrides;
+use crate::model::{ApiClientRecord, LimitOverrides, PrincipalKind, SigningKeyRecord};
 use crate::ports::DisableOutcome;
-use crate::signing::SigningKeyRecord;
 use crate::validate::{Violations, is_valid_slug};
 
 /// How often creation tries another random suffix when a client id is taken.
@@ -50,7 +49,7 @@ impl Admin {
             violations.required_text("name", &request.name, MAX_NAME);
             violations.optional_text("description", &request.description, MAX_DESCRIPTION);
             self.check_scopes(&mut violations, "scopes", &request.scopes);
-            request.limits.check(&mut violations);
+            check_overrides(&request.limits, &mut violations);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }

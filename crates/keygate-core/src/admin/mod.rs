@@ -15,16 +15,18 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use super::audit::{AuditEntry, RequestOrigin};
 use super::clock::Clock;
 use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
 use super::limits::grants::{GrantBounds, asked_on_change, asked_on_create};
-use super::limits::{LimitDefaults, LimitField, LimitOverrides, check_resets};
+use super::limits::{LimitDefaults, check_overrides, check_resets};
 use super::metrics::ReasonLabels;
-use super::model::{ApiKeyRecord, Credentials, KeyStatus, Organization, Page, Principal, PrincipalKind};
+use super::model::{
+    ApiKeyRecord, AuditEntry, Credentials, KeyStatus, LimitField, LimitOverrides, Organization, Page, Principal,
+    PrincipalKind, RequestOrigin,
+};
 use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
 use super::signing::Keyring;
@@ -200,7 +202,7 @@ impl Admin {
             if let Some(days) = request.expires_in_days {
                 violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
             }
-            request.limits.check(&mut violations);
+            check_overrides(&request.limits, &mut violations);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }
@@ -255,7 +257,7 @@ impl Admin {
                 violations
                     .add("key_id", "nothing to update: set name, description, scopes, a limit or a limit to reset");
             }
-            changes.limits.check(&mut violations);
+            check_overrides(&changes.limits, &mut violations);
             check_resets("reset_limits", &changes.reset_limits, &changes.limits, &mut violations);
             if let Some(name) = &changes.name {
                 violations.required_text("name", name, MAX_NAME);
@@ -625,7 +627,7 @@ impl Admin {
     ) -> Result<T, CoreError> {
         let result = change.await;
         if let Err(err) = &result
-            && let Err(store_err) = self.audit.record(&entry.refused(err)).await
+            && let Err(store_err) = self.audit.record(&entry.refused(err.code().as_str())).await
         {
             // The caller still learns why the change was refused; the log misses the attempt.
             tracing::warn!(action = %entry.action, request_id = %entry.request_id, error = %store_err, "audit entry of a refused change not recorded");
@@ -804,7 +806,7 @@ fn operator_entry(actor: &str, action: &str, at: DateTime<Utc>) -> AuditEntry {
         organization: String::new(),
         action: action.to_owned(),
         target: String::new(),
-        outcome: super::audit::SUCCESS.to_owned(),
+        outcome: super::model::SUCCESS.to_owned(),
         request_id: String::new(),
         client_request_id: String::new(),
         peer: String::new(),

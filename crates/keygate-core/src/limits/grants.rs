@@ -2,9 +2,10 @@
 //! looser than the operator's ceiling for their organization's plan, nor than the limits of the
 //! credential they call with. Platform admins are not held to these bounds.
 
-use super::{LimitDefaults, LimitField, LimitOverrides, Limits};
+use super::{LimitDefaults, Limits};
 use crate::error::{CoreError, FieldViolation};
 use crate::model::PrincipalKind;
+use crate::model::{LimitField, LimitOverrides};
 
 /// How a request asks for one of a credential's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::gcra::{self, RateOutcome};
-use super::{Admission, Charge, CounterError, Counters, QuotaWindow, RateState};
+use super::{Admission, Charge, CounterError, Counters, QuotaWindow};
+use crate::model::RateState;
 
 const SHARDS: usize = 32;
 

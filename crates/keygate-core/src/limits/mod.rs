@@ -19,10 +19,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use quota::QuotaWindow;
-pub use usage::{UsageRow, UsageTally};
+pub use usage::UsageTally;
 
 use super::error::CoreError;
-use super::model::{Principal, PrincipalKind};
+use super::model::{LimitField, LimitOverrides, LimitState, Principal, PrincipalKind, QuotaState, RateState, Slot};
 use super::ports::UsageStore;
 use super::validate::Violations;
 
@@ -35,111 +35,24 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// A credential's own limits, stored with it. `None` takes the configured default for its kind;
-/// `Some(0)` means no limit of that sort.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
-    pub rate_per_minute: Option<u32>,
-    pub rate_burst: Option<u32>,
-    pub max_quota: Option<u64>,
-    pub max_concurrency: Option<u32>,
-}
-
 /// The most a credential's own limits may say.
 const MAX_RATE_PER_MINUTE: u32 = 60_000_000;
 const MAX_QUOTA: u64 = 1_000_000_000_000;
 const MAX_CONCURRENCY: u32 = 100_000;
 
-impl LimitOverrides {
-    /// Whether any limit is set.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+/// Adds a violation for each of `overrides`' limits out of range, under its wire field name.
+pub fn check_overrides(overrides: &LimitOverrides, violations: &mut Violations) {
+    if overrides.rate_per_minute.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
+        violations.add("rate_limit_per_minute", format!("must be at most {MAX_RATE_PER_MINUTE} (0: no rate limit)"));
     }
-
-    /// These limits, with `fallback`'s where these leave one unset.
-    pub fn or(self, fallback: Self) -> Self {
-        Self {
-            rate_per_minute: self.rate_per_minute.or(fallback.rate_per_minute),
-            rate_burst: self.rate_burst.or(fallback.rate_burst),
-            max_quota: self.max_quota.or(fallback.max_quota),
-            max_concurrency: self.max_concurrency.or(fallback.max_concurrency),
-        }
+    if overrides.rate_burst.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
+        violations.add("rate_limit_burst", format!("must be at most {MAX_RATE_PER_MINUTE} (0: a minute's worth)"));
     }
-
-    /// One limit as set (0: no limit of that sort); `None` when unset.
-    pub fn get(&self, field: LimitField) -> Option<u64> {
-        match field {
-            LimitField::RatePerMinute => self.rate_per_minute.map(u64::from),
-            LimitField::RateBurst => self.rate_burst.map(u64::from),
-            LimitField::MaxQuota => self.max_quota,
-            LimitField::MaxConcurrency => self.max_concurrency.map(u64::from),
-        }
+    if overrides.max_quota.is_some_and(|n| n > MAX_QUOTA) {
+        violations.add("max_quota", format!("must be at most {MAX_QUOTA} (0: no quota)"));
     }
-
-    /// Sets (`Some`) or unsets (`None`) one limit; values beyond a field's type saturate.
-    pub fn set(&mut self, field: LimitField, value: Option<u64>) {
-        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        match field {
-            LimitField::RatePerMinute => self.rate_per_minute = value.map(narrow),
-            LimitField::RateBurst => self.rate_burst = value.map(narrow),
-            LimitField::MaxQuota => self.max_quota = value,
-            LimitField::MaxConcurrency => self.max_concurrency = value.map(narrow),
-        }
-    }
-
-    /// Adds a violation for each limit out of range, under its wire field name.
-    pub fn check(&self, violations: &mut Violations) {
-        if self.rate_per_minute.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
-            violations
-                .add("rate_limit_per_minute", format!("must be at most {MAX_RATE_PER_MINUTE} (0: no rate limit)"));
-        }
-        if self.rate_burst.is_some_and(|n| n > MAX_RATE_PER_MINUTE) {
-            violations.add("rate_limit_burst", format!("must be at most {MAX_RATE_PER_MINUTE} (0: a minute's worth)"));
-        }
-        if self.max_quota.is_some_and(|n| n > MAX_QUOTA) {
-            violations.add("max_quota", format!("must be at most {MAX_QUOTA} (0: no quota)"));
-        }
-        if self.max_concurrency.is_some_and(|n| n > MAX_CONCURRENCY) {
-            violations.add("max_concurrency", format!("must be at most {MAX_CONCURRENCY} (0: no limit)"));
-        }
-    }
-}
-
-/// One of a credential's own limits, by its wire name (a field of the `Limits` message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitField {
-    RatePerMinute,
-    RateBurst,
-    MaxQuota,
-    MaxConcurrency,
-}
-
-impl LimitField {
-    pub const ALL: [LimitField; 4] = [Self::RatePerMinute, Self::RateBurst, Self::MaxQuota, Self::MaxConcurrency];
-
-    /// The field's name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RatePerMinute => "rate_limit_per_minute",
-            Self::RateBurst => "rate_limit_burst",
-            Self::MaxQuota => "max_quota",
-            Self::MaxConcurrency => "max_concurrency",
-        }
-    }
-
-    /// The field named `name`, if any.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|field| field.name() == name)
-    }
-
-    /// Whether `overrides` sets this limit.
-    pub fn is_set_in(self, overrides: &LimitOverrides) -> bool {
-        match self {
-            Self::RatePerMinute => overrides.rate_per_minute.is_some(),
-            Self::RateBurst => overrides.rate_burst.is_some(),
-            Self::MaxQuota => overrides.max_quota.is_some(),
-            Self::MaxConcurrency => overrides.max_concurrency.is_some(),
-        }
+    if overrides.max_concurrency.is_some_and(|n| n > MAX_CONCURRENCY) {
+        violations.add("max_concurrency", format!("must be at most {MAX_CONCURRENCY} (0: no limit)"));
     }
 }
 
@@ -228,14 +141,6 @@ impl LimitDefaults {
     }
 }
 
-/// A slot a long-running request holds, until released or until its lease ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slot {
-    /// Random and unguessable; only the principal that holds it can release it.
-    pub id: String,
-    pub expires_at: DateTime<Utc>,
-}
-
 /// What one admission asks the counters to check and charge, all or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge<'a> {
@@ -266,17 +171,6 @@ pub struct SlotCharge<'a> {
     pub max: u32,
     pub id: &'a str,
     pub expires_micros: i64,
-}
-
-/// A rate limit's state after a decision, for `X-RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateState {
-    /// The steady rate, in requests a minute.
-    pub limit: u32,
-    /// Requests that may be sent right now.
-    pub remaining: u32,
-    /// Until the allowance is whole again.
-    pub reset_after: Duration,
 }
 
 /// What the counters decided.
@@ -367,23 +261,6 @@ pub enum LimitVerdict {
         state: LimitState,
         retry_after: Duration,
     },
-}
-
-/// What a caller learns about its limits with a decision.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LimitState {
-    pub rate: Option<RateState>,
-    pub quota: Option<QuotaState>,
-}
-
-/// A monthly quota's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaState {
-    pub max_quota: u64,
-    /// Units left this month.
-    pub remaining: u64,
-    /// When the next month's quota starts.
-    pub refresh_at: DateTime<Utc>,
 }
 
 /// How long concurrency slots are leased.

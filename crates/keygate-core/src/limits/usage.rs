@@ -6,15 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use super::QuotaWindow;
-
-/// One replica's total usage of one subject in one month, as written to the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageRow {
-    pub subject: String,
-    pub window_start: DateTime<Utc>,
-    /// Everything this replica admitted in the window (a total, not an increment).
-    pub used: u64,
-}
+use crate::model::UsageRow;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {

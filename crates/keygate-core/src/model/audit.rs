@@ -1,11 +1,10 @@
-//! The audit log: one entry per admin change, written in the same transaction as the change (or,
+//! The audit log's entries: one per admin change, written in the same transaction as the change (or,
 //! for a refused change, on its own), and read back through `ListAuditEvents`. Entries are never
 //! updated or deleted, and never hold a secret.
 
 use chrono::{DateTime, Utc};
 
-use super::error::CoreError;
-use super::model::Principal;
+use super::principal::Principal;
 
 /// The outcome of a change that was made.
 pub const SUCCESS: &str = "success";
@@ -59,9 +58,9 @@ impl AuditEntry {
         Self { target: target.to_owned(), organization: organization.to_owned(), ..self.clone() }
     }
 
-    /// The same entry, refused with `err`.
-    pub fn refused(&self, err: &CoreError) -> Self {
-        Self { outcome: err.code().as_str().to_owned(), ..self.clone() }
+    /// The same entry, refused with the error code `code` (e.g. `PERMISSION_DENIED`).
+    pub fn refused(&self, code: &str) -> Self {
+        Self { outcome: code.to_owned(), ..self.clone() }
     }
 }
 
