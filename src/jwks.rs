@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-
-use keygate_core::issuers::JwksSource;
+use keygate_core::ports::JwksSource;
 
 /// The most a JWKS document may weigh; larger answers are refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;

@@ -11,10 +11,11 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
+use keygate_core::limits::gcra;
 use keygate_core::limits::memory::MemoryCounters;
-use keygate_core::limits::{Admission, Charge, CounterError, Counters, QuotaWindow, gcra};
 use keygate_core::metrics::LimitsInstruments;
-use keygate_core::model::RateState;
+use keygate_core::model::{Admission, Charge, QuotaWindow, RateState};
+use keygate_core::ports::{CounterError, Counters};
 
 /// How long a month's quota counter outlives its month: long enough for a replica whose clock
 /// lags to still find it, and short next to the month itself. The database keeps the usage.
@@ -372,7 +373,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use keygate_core::limits::{QuotaCharge, RateLimit, SlotCharge};
+    use keygate_core::model::{QuotaCharge, RateLimit, SlotCharge};
 
     /// The Redis the tests use unless `TEST_REDIS_URL` says otherwise.
     const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";

@@ -1,14 +1,11 @@
-//! Time as a parameter: everything that depends on "now" asks a [`Clock`], so tests can move time.
+//! The clocks: the wall clock, and a manual one tests move. Everything that depends on "now"
+//! asks a [`Clock`] (a port), so time is a parameter.
 
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-/// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time, truncated to milliseconds so that it survives every database round trip.
-    fn now(&self) -> DateTime<Utc>;
-}
+use super::ports::Clock;
 
 /// The real wall clock.
 #[derive(Debug, Default, Clone, Copy)]

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use super::clock::Clock;
 use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::{SecretHasher, Verification};
@@ -18,7 +17,7 @@ use super::metrics::{DecisionCounters, ReasonLabels};
 use super::model::{
     AuthFailure, Credentials, Decision, Principal, PrincipalKind, QuotaState, Reason, ScopeMatch, StoredSecret,
 };
-use super::ports::{ClientStore, SecretSlot, Store};
+use super::ports::{ClientStore, Clock, SecretSlot, Store};
 use super::scopes::{ScopeRegistry, any_grants};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};

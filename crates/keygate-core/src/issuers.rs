@@ -5,27 +5,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use josekit::jwk::JwkSet;
 use josekit::jws::JwsVerifier;
 use josekit::jwt::JwtPayload;
 use serde_json::Value;
 
-use super::clock::Clock;
 use super::error::CoreError;
 use super::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
+use super::ports::{Clock, JwksSource};
 use super::signing::Algorithm;
 use super::tokens::numeric_date;
-
-/// Where an issuer's JWK Set document comes from (an HTTPS URL or a file).
-#[async_trait]
-pub trait JwksSource: Send + Sync + 'static {
-    /// The document's text.
-    async fn fetch(&self) -> Result<String, String>;
-    /// Where it comes from, for logs.
-    fn describe(&self) -> String;
-}
 
 /// One trusted issuer, as configured.
 #[derive(Debug, Clone)]

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 
 use super::client_credential::{is_valid_client_id, is_well_formed_secret};
-use super::clock::Clock;
 use super::engine::Engine;
 use super::error::{CoreError, OAuthError, OAuthErrorKind};
 use super::hashing::{SecretHasher, Verification};
 use super::last_used::LastUsedRecorder;
 use super::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
-use super::ports::ClientStore;
+use super::ports::{ClientStore, Clock};
 use super::scopes::any_grants;
 use super::signing::Keyring;
 use super::tokens::{self, AccessToken, Subject, TokenSettings};

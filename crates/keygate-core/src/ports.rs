@@ -1,9 +1,14 @@
-//! The ports: what the core needs from storage. Adapters in `crate::store` implement them.
+//! The ports: every trait the core needs from the world, on one page, with its contract. The
+//! stores (`Store`, `ClientStore`, `SigningKeyStore`, `AuditStore`, `UsageStore`) are implemented
+//! on SeaORM by keygate's `adapters::sql`; the rate-limit [`Counters`] in memory here
+//! (`limits::memory`) and on Redis by keygate's adapters; a [`JwksSource`] over HTTP or files;
+//! the [`Clock`] by `clock`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::error::StoreError;
+use super::error::{CoreError, StoreError};
+use super::model::{Admission, Charge, QuotaWindow};
 use super::model::{
     ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, LimitOverrides, Organization, Page,
     SigningKeyRecord, StoredSecret, UsageRow,
@@ -222,4 +227,52 @@ pub trait UsageStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Sets `replica`'s totals to `rows`: totals, so that writing them twice counts them once.
     async fn record_usage(&self, replica: &str, rows: &[UsageRow], now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// Why the counters could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CounterError {
+    #[error("rate-limit counters unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CounterError> for CoreError {
+    fn from(err: CounterError) -> Self {
+        let CounterError::Unavailable(detail) = err;
+        // Debug only: a backend logs its outage once when it starts, not once per request.
+        tracing::debug!(error = %detail, "rate-limit counters unavailable");
+        CoreError::Unavailable("the rate-limit counters are unavailable".into())
+    }
+}
+
+/// Where counters live: one process's memory, or a store every replica shares. Implementations
+/// must check and charge a [`Charge`] atomically.
+#[async_trait]
+pub trait Counters: Send + Sync + 'static {
+    /// Checks every limit in `charge`; charges all of them only when all have room.
+    async fn admit(&self, charge: &Charge<'_>) -> Result<Admission, CounterError>;
+    /// The usage counted in `window` for `subject`, or `None` when there is no counter yet.
+    async fn quota_used(&self, subject: &str, window: QuotaWindow) -> Result<Option<u64>, CounterError>;
+    /// Releases `slot_id` of `subject`; `false` when it was not held (released or expired).
+    async fn release_slot(&self, subject: &str, slot_id: &str) -> Result<bool, CounterError>;
+    /// Whether the backend answers; for health.
+    async fn ping(&self) -> Result<(), CounterError>;
+    /// Forgets what no longer limits anything at `now_micros` (idle subjects, ended leases, past
+    /// months), for backends whose memory does not expire by itself.
+    fn sweep(&self, _now_micros: i64, _current: QuotaWindow) {}
+}
+
+/// Where an issuer's JWK Set document comes from (an HTTPS URL or a file).
+#[async_trait]
+pub trait JwksSource: Send + Sync + 'static {
+    /// The document's text.
+    async fn fetch(&self) -> Result<String, String>;
+    /// Where it comes from, for logs.
+    fn describe(&self) -> String;
+}
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time, truncated to milliseconds so that it survives every database round trip.
+    fn now(&self) -> DateTime<Utc>;
 }

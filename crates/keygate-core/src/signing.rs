@@ -11,10 +11,9 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::clock::Clock;
 use super::error::CoreError;
 use super::model::{AuditEntry, SigningKeyRecord};
-use super::ports::SigningKeyStore;
+use super::ports::{Clock, SigningKeyStore};
 use super::sealing::{self, KeyEncryptionKey};
 
 /// The signature algorithms keygate signs with.

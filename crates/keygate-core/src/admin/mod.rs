@@ -15,7 +15,6 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use super::clock::Clock;
 use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
@@ -27,7 +26,7 @@ use super::model::{
     ApiKeyRecord, AuditEntry, Credentials, KeyStatus, LimitField, LimitOverrides, Organization, Page, Principal,
     PrincipalKind, RequestOrigin,
 };
-use super::ports::{AuditStore, ClientStore, KeyChanges, Revival, RotateOutcome, Rotation, Store};
+use super::ports::{AuditStore, ClientStore, Clock, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
 use super::signing::Keyring;
 use super::validate::{Violations, is_valid_slug};

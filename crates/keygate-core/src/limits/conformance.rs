@@ -1,11 +1,15 @@
 //! One body of tests that every [`Counters`] backend must pass, with an injected clock: the
 //! in-memory backend runs it here, the Redis backend in its own module.
+// A test suite, compiled outside `cfg(test)` only for the adapters' tests (feature `testing`):
+// its failures are assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{Admission, Charge, Counters, QuotaCharge, QuotaWindow, RateLimit, SlotCharge};
+use crate::model::{Admission, Charge, QuotaCharge, QuotaWindow, RateLimit, SlotCharge};
+use crate::ports::Counters;
 
 const SECOND: i64 = 1_000_000;
 

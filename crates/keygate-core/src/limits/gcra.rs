@@ -3,7 +3,7 @@
 //! at `per_minute` tokens a minute would, without a timer or a refill step. Times are microseconds
 //! since the Unix epoch, so that the Redis script and this code compute the same thing.
 
-use super::RateLimit;
+use crate::model::RateLimit;
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
 

@@ -173,7 +173,8 @@ fn noun(kind: PrincipalKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{KindDefaults, RateLimit};
+    use crate::limits::KindDefaults;
+    use crate::model::RateLimit;
 
     /// Keys: no rate limit and 5 slots by default; clients 200 a minute.
     fn defaults() -> LimitDefaults {

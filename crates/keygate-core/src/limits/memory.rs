@@ -10,8 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::gcra::{self, RateOutcome};
-use super::{Admission, Charge, CounterError, Counters, QuotaWindow};
 use crate::model::RateState;
+use crate::model::{Admission, Charge, QuotaWindow};
+use crate::ports::{CounterError, Counters};
 
 const SHARDS: usize = 32;
 

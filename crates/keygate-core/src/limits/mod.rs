@@ -9,31 +9,22 @@ pub mod conformance;
 pub mod gcra;
 pub mod grants;
 pub mod memory;
-mod quota;
 mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use quota::QuotaWindow;
 pub use usage::UsageTally;
 
 use super::error::CoreError;
-use super::model::{LimitField, LimitOverrides, LimitState, Principal, PrincipalKind, QuotaState, RateState, Slot};
-use super::ports::UsageStore;
+use super::model::{
+    Admission, Charge, LimitField, LimitOverrides, LimitState, Principal, PrincipalKind, QuotaCharge, QuotaState,
+    QuotaWindow, RateLimit, RateState, Slot, SlotCharge,
+};
+use super::ports::{Counters, UsageStore};
 use super::validate::Violations;
-
-/// A steady rate with a burst allowance (GCRA; see [`gcra`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests a minute at the steady rate (at least 1).
-    pub per_minute: u32,
-    /// Requests that may arrive at once after a quiet spell (at least 1).
-    pub burst: u32,
-}
 
 /// The most a credential's own limits may say.
 const MAX_RATE_PER_MINUTE: u32 = 60_000_000;
@@ -139,93 +130,6 @@ impl LimitDefaults {
             max_concurrency: Some(overrides.max_concurrency.unwrap_or(defaults.max_concurrency)).filter(|n| *n > 0),
         }
     }
-}
-
-/// What one admission asks the counters to check and charge, all or nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Charge<'a> {
-    /// Whose counters: e.g. `api_key:k_abc123`.
-    pub subject: &'a str,
-    /// Microseconds since the Unix epoch, from the caller's clock (never the backend's).
-    pub now_micros: i64,
-    pub rate: Option<RateLimit>,
-    pub quota: Option<QuotaCharge>,
-    pub slot: Option<SlotCharge<'a>>,
-}
-
-/// The quota part of a charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaCharge {
-    pub max: u64,
-    pub cost: u64,
-    pub window: QuotaWindow,
-    /// The usage to start from when the backend holds no counter for this window yet (it
-    /// answers [`Admission::NeedsSeed`] without it).
-    pub seed: Option<u64>,
-}
-
-/// The concurrency part of a charge: take slot `id` until `expires_micros` if fewer than `max`
-/// unexpired slots are held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlotCharge<'a> {
-    pub max: u32,
-    pub id: &'a str,
-    pub expires_micros: i64,
-}
-
-/// What the counters decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Every limit had room and all were charged.
-    Admitted {
-        rate: Option<RateState>,
-        quota_used: Option<u64>,
-    },
-    RateLimited {
-        retry_after: Duration,
-        limit: u32,
-    },
-    QuotaExceeded {
-        used: u64,
-    },
-    ConcurrencyLimit {
-        retry_after: Duration,
-    },
-    /// The quota counter for the window is missing: charge again with a seed.
-    NeedsSeed,
-}
-
-/// Why the counters could not decide.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CounterError {
-    #[error("rate-limit counters unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl From<CounterError> for CoreError {
-    fn from(err: CounterError) -> Self {
-        let CounterError::Unavailable(detail) = err;
-        // Debug only: a backend logs its outage once when it starts, not once per request.
-        tracing::debug!(error = %detail, "rate-limit counters unavailable");
-        CoreError::Unavailable("the rate-limit counters are unavailable".into())
-    }
-}
-
-/// Where counters live: one process's memory, or a store every replica shares. Implementations
-/// must check and charge a [`Charge`] atomically.
-#[async_trait]
-pub trait Counters: Send + Sync + 'static {
-    /// Checks every limit in `charge`; charges all of them only when all have room.
-    async fn admit(&self, charge: &Charge<'_>) -> Result<Admission, CounterError>;
-    /// The usage counted in `window` for `subject`, or `None` when there is no counter yet.
-    async fn quota_used(&self, subject: &str, window: QuotaWindow) -> Result<Option<u64>, CounterError>;
-    /// Releases `slot_id` of `subject`; `false` when it was not held (released or expired).
-    async fn release_slot(&self, subject: &str, slot_id: &str) -> Result<bool, CounterError>;
-    /// Whether the backend answers; for health.
-    async fn ping(&self) -> Result<(), CounterError>;
-    /// Forgets what no longer limits anything at `now_micros` (idle subjects, ended leases, past
-    /// months), for backends whose memory does not expire by itself.
-    fn sweep(&self, _now_micros: i64, _current: QuotaWindow) {}
 }
 
 /// What an admission asks beyond the request itself.

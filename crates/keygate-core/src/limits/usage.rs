@@ -5,8 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use super::QuotaWindow;
-use crate::model::UsageRow;
+use crate::model::{QuotaWindow, UsageRow};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {

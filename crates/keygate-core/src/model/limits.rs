@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::quota::QuotaWindow;
+
 /// A credential's own limits, stored with it. `None` takes the configured default for its kind;
 /// `Some(0)` means no limit of that sort.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,4 +135,67 @@ pub struct UsageRow {
     pub window_start: DateTime<Utc>,
     /// Everything this replica admitted in the window (a total, not an increment).
     pub used: u64,
+}
+
+/// A steady rate with a burst allowance (GCRA; see `limits::gcra`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a minute at the steady rate (at least 1).
+    pub per_minute: u32,
+    /// Requests that may arrive at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
+
+/// What one admission asks the counters to check and charge, all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge<'a> {
+    /// Whose counters: e.g. `api_key:k_abc123`.
+    pub subject: &'a str,
+    /// Microseconds since the Unix epoch, from the caller's clock (never the backend's).
+    pub now_micros: i64,
+    pub rate: Option<RateLimit>,
+    pub quota: Option<QuotaCharge>,
+    pub slot: Option<SlotCharge<'a>>,
+}
+
+/// The quota part of a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaCharge {
+    pub max: u64,
+    pub cost: u64,
+    pub window: QuotaWindow,
+    /// The usage to start from when the backend holds no counter for this window yet (it
+    /// answers [`Admission::NeedsSeed`] without it).
+    pub seed: Option<u64>,
+}
+
+/// The concurrency part of a charge: take slot `id` until `expires_micros` if fewer than `max`
+/// unexpired slots are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCharge<'a> {
+    pub max: u32,
+    pub id: &'a str,
+    pub expires_micros: i64,
+}
+
+/// What the counters decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every limit had room and all were charged.
+    Admitted {
+        rate: Option<RateState>,
+        quota_used: Option<u64>,
+    },
+    RateLimited {
+        retry_after: Duration,
+        limit: u32,
+    },
+    QuotaExceeded {
+        used: u64,
+    },
+    ConcurrencyLimit {
+        retry_after: Duration,
+    },
+    /// The quota counter for the window is missing: charge again with a seed.
+    NeedsSeed,
 }

@@ -6,6 +6,7 @@ mod audit;
 mod limits;
 mod page;
 mod principal;
+mod quota;
 mod records;
 mod secrets;
 
@@ -13,5 +14,6 @@ pub use audit::*;
 pub use limits::*;
 pub use page::*;
 pub use principal::*;
+pub use quota::*;
 pub use records::*;
 pub use secrets::*;
