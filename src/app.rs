@@ -12,23 +12,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::adapters::jwks::{FileSource, UrlSource};
+use crate::adapters::policy_file::{self, PolicyFileError};
+use crate::adapters::redis::{OnOutage, RedisCounters, RedisSettings};
+use crate::adapters::sql::SqlStore;
+use crate::adapters::sql::StoreSettings;
 use crate::config::{Config, LimitsBackend, RedisFailureMode};
 use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError, HealthState, Readiness};
-use crate::jwks::{FileSource, UrlSource};
-use crate::limits_redis::{OnOutage, RedisCounters, RedisSettings};
-use crate::policy_file::{self, PolicyFileError};
-use crate::store::SqlStore;
-use crate::store::sql::StoreSettings;
+use crate::observability::metrics::Metrics;
 use keygate_core::admin::{Admin, AdminParts, AdminSettings};
 use keygate_core::engine::{Engine, EngineParts};
 use keygate_core::error::{CoreError, StoreError};
 use keygate_core::hashing::{Fingerprints, HashLimits, SecretHasher};
+use keygate_core::instruments::LimitsInstruments;
 use keygate_core::issuers::{IssuerSettings, OrganizationBinding, TrustedIssuer};
 use keygate_core::last_used::LastUsedRecorder;
 use keygate_core::limits::memory::MemoryCounters;
 use keygate_core::limits::{LeaseSettings, Limiter};
-use keygate_core::metrics::{LimitsInstruments, Metrics};
 use keygate_core::model::SigningKeyRecord;
 use keygate_core::oauth::{OAuth, OAuthParts};
 use keygate_core::policy::Policy;
@@ -68,7 +69,7 @@ pub enum AppError {
     #[error("http server: {0}")]
     Http(std::io::Error),
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::transport::tls::TlsError),
 }
 
 /// Everything a running keygate holds.
@@ -209,8 +210,8 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     }));
     let pool = store.clone();
     let metrics = Arc::new(Metrics::new(
-        engine.decision_counter(),
-        admin.refusal_counter(),
+        engine.decision_counters(),
+        admin.refusal_counters(),
         verdicts.instruments(),
         hasher.instruments(),
         limits_instruments,
@@ -364,7 +365,7 @@ pub async fn serve(
         tracing::warn!(issuer = %config.token_issuer(), "oauth.issuer is not set; replicas must share one issuer, so set it to keygate's public URL");
     }
     // Bad TLS files stop start-up here, before anything is served.
-    let tls_files = crate::tls::load(&config.tls)?;
+    let tls_files = crate::transport::tls::load(&config.tls)?;
     if let Some(cert) = &config.tls.cert_file {
         let mtls = config.tls.client_ca_file.is_some();
         tracing::info!(cert = %cert.display(), client_certificates = mtls, "tls on both listeners");
@@ -417,7 +418,7 @@ pub async fn serve(
     let tls = match tls_files {
         Some((current, tls)) => {
             let every = Duration::from_secs(config.tls.reload_poll_secs);
-            tasks.spawn(crate::tls::follow(config.tls.clone(), current, every, stop_rx.clone()));
+            tasks.spawn(crate::transport::tls::follow(config.tls.clone(), current, every, stop_rx.clone()));
             Some(tls)
         }
         None => None,
@@ -426,7 +427,7 @@ pub async fn serve(
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
         let (verdicts, keyring) = (state.verdicts.clone(), state.keyring.clone());
-        tasks.spawn(crate::store::notify::follow_key_changes(url, verdicts, keyring, listening_tx, stop_rx));
+        tasks.spawn(crate::adapters::sql::notify::follow_key_changes(url, verdicts, keyring, listening_tx, stop_rx));
         let wait = Duration::from_secs(config.database.timeout_secs);
         if tokio::time::timeout(wait, listening).await.is_err() {
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
@@ -449,13 +450,15 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     let traced = config.traces.exporting();
-    let transport = |tls: &Option<crate::tls::CurrentConfig>| grpc::Transport { tls: tls.clone(), traced };
+    let transport =
+        |tls: &Option<crate::transport::tls::CurrentConfig>| crate::transport::Transport { tls: tls.clone(), traced };
     let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
     let services = grpc::Services {
         engine: state.engine.clone(),
         admin: state.admin.clone(),
         oauth: state.oauth.clone(),
         envoy_authz,
+        token_endpoint: format!("{}{}", state.oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH),
     };
     let grpc_served = grpc::serve(
         listeners.grpc,

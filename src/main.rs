@@ -117,8 +117,8 @@ async fn run(command: Command) -> Result<(), String> {
             flags.extend(flag("http_addr", http_addr));
             flags.extend(flag("metrics_addr", metrics_addr));
             let config = common.load(flags).map_err(|e| e.to_string())?;
-            let telemetry =
-                keygate::telemetry::init_with_traces(&config.log, &config.traces).map_err(|e| e.to_string())?;
+            let telemetry = keygate::observability::telemetry::init_with_traces(&config.log, &config.traces)
+                .map_err(|e| e.to_string())?;
             log_ignored(&config);
             let grpc = bind(config.grpc_addr).await?;
             let http = bind(config.http_addr).await?;
@@ -154,7 +154,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::RotateSigningKey { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
-            keygate::telemetry::init(&config.log);
+            keygate::observability::telemetry::init(&config.log);
             log_ignored(&config);
             let kid = app::rotate_signing_key(&config, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: new signing key in use; the previous one stays published until its tokens expire");
@@ -163,7 +163,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Migrate { common } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
-            keygate::telemetry::init(&config.log);
+            keygate::observability::telemetry::init(&config.log);
             log_ignored(&config);
             app::open_store(&config, true).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: database migrated");
@@ -171,7 +171,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Bootstrap { common, org, force } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
-            keygate::telemetry::init(&config.log);
+            keygate::observability::telemetry::init(&config.log);
             log_ignored(&config);
             let key = app::bootstrap(&config, Arc::new(SystemClock), &org, force).await.map_err(|e| e.to_string())?;
             eprintln!("keygate: created the platform admin key for organization {org:?}; it is shown once, below");

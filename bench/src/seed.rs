@@ -2,7 +2,7 @@
 //! shares one secret, hashed once with cheap argon2id parameters, so that seeding a million keys
 //! takes seconds; their ids differ, so every look-up is a real primary-key read.
 
-use keygate::store::entities::api_key;
+use keygate::adapters::sql::entities::api_key;
 use keygate_core::credential;
 use keygate_core::hashing::{HashLimits, HashParams, SecretHasher};
 use keygate_core::model::Fingerprint;

@@ -4,7 +4,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response};
 use uuid::Uuid;
 
-use crate::telemetry::RequestSpan;
+use crate::observability::telemetry::RequestSpan;
 use keygate_core::admin::AdminContext;
 use keygate_core::model::{Credentials, RequestOrigin};
 
@@ -62,7 +62,7 @@ pub fn admin_context<T>(request: &Request<T>) -> AdminContext {
     AdminContext { credentials: caller_credentials(request), origin }
 }
 
-/// The call's span (see [`crate::telemetry`]), or a disabled one when traces are off.
+/// The call's span (see [`crate::observability::telemetry`]), or a disabled one when traces are off.
 pub fn request_span<T>(request: &Request<T>) -> RequestSpan {
     request.extensions().get::<RequestSpan>().cloned().unwrap_or_else(|| RequestSpan(tracing::Span::none()))
 }

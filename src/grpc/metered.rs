@@ -11,7 +11,7 @@ use std::time::Instant;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use keygate_core::metrics::{Edge, Metrics};
+use crate::observability::metrics::{Edge, Metrics};
 
 /// The services whose methods are labelled by name; any other path is `other`, so that
 /// made-up paths cannot grow the label set.

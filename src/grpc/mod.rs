@@ -18,11 +18,12 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
+use crate::observability::metrics::Metrics;
 use crate::proto::{self, keygate_v1 as pb};
-use crate::tls::{CurrentConfig, TlsIncoming};
+use crate::transport::Transport;
+use crate::transport::tls::TlsIncoming;
 use keygate_core::admin::Admin;
 use keygate_core::engine::Engine;
-use keygate_core::metrics::Metrics;
 use keygate_core::oauth::OAuth;
 
 /// The services that decide, as health reports them: readiness probes and Envoy's health checks
@@ -47,14 +48,8 @@ pub struct Services {
     pub oauth: Arc<OAuth>,
     /// Envoy's `Check`, over the same engine.
     pub envoy_authz: envoy::EnvoyAuthz,
-}
-
-/// How the gRPC listener is served.
-pub struct Transport {
-    /// TLS when set (see [`crate::tls`]), else plain HTTP/2.
-    pub tls: Option<CurrentConfig>,
-    /// Whether each call gets an exported span (see [`crate::telemetry`]).
-    pub traced: bool,
+    /// The token endpoint's URL, which `CreateApiClient` tells new clients.
+    pub token_endpoint: String,
 }
 
 /// Serves AuthService, AdminService, Envoy's Authorization, health and reflection (v1 and
@@ -73,8 +68,7 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let Services { engine, admin, oauth, envoy_authz } = services;
-    let token_endpoint = format!("{}{}", oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH);
+    let Services { engine, admin, oauth, envoy_authz, token_endpoint } = services;
     let mut routes = Routes::builder();
     routes
         .add_service(pb::auth_service_server::AuthServiceServer::new(auth::AuthApi::new(engine, oauth)))

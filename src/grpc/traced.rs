@@ -1,5 +1,5 @@
 //! A tower layer around the gRPC server that opens one span per call (see
-//! [`crate::telemetry`]), joined to the caller's trace, with the final status code; handlers find
+//! [`crate::observability::telemetry`]), joined to the caller's trace, with the final status code; handlers find
 //! the span in the request's extensions to record their decision. Off, it only runs a call whose
 //! caller sent `traceparent` in the caller's trace, for the log lines' trace id.
 
@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::metered::{response_code, rpc_label};
-use crate::telemetry::{self, RequestSpan};
+use crate::observability::telemetry::{self, RequestSpan};
 
 /// Wraps services in [`Traced`]; `enabled` is whether spans are exported at all.
 #[derive(Clone, Copy)]

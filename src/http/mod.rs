@@ -20,9 +20,10 @@ use opentelemetry::context::FutureExt as _;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::telemetry;
-use crate::tls::TlsListener;
-use keygate_core::metrics::{Edge, Metrics};
+use crate::observability::metrics::{Edge, Metrics};
+use crate::observability::telemetry;
+use crate::transport::Transport;
+use crate::transport::tls::TlsListener;
 use keygate_core::oauth::OAuth;
 
 /// Where clients get tokens.
@@ -69,7 +70,7 @@ async fn metered(State(metrics): State<Arc<Metrics>>, request: Request, next: Ne
     response
 }
 
-/// Runs a request in its own span (see [`crate::telemetry`]), joined to the caller's trace.
+/// Runs a request in its own span (see [`crate::observability::telemetry`]), joined to the caller's trace.
 async fn traced(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str);
     let span = telemetry::http_span(request.headers(), request.method(), route);
@@ -105,7 +106,7 @@ pub async fn serve(
     oauth: Arc<OAuth>,
     metrics: Arc<Metrics>,
     with_metrics: bool,
-    transport: crate::grpc::Transport,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut routes = router(oauth, metrics, with_metrics);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use keygate::config::TlsConfig;
 use keygate::proto::keygate_v1 as pb;
-use keygate::tls::{CurrentConfig, TlsIncoming, TlsListener};
+use keygate::transport::tls::{CurrentConfig, TlsIncoming, TlsListener};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -53,7 +53,7 @@ fn server_tls(dir: &Path, ca: &Ca) -> CurrentConfig {
     std::fs::write(&cert_file, cert).expect("write cert");
     std::fs::write(&key_file, key).expect("write key");
     let config = TlsConfig { cert_file: Some(cert_file), key_file: Some(key_file), ..TlsConfig::default() };
-    let (updates, current) = keygate::tls::load(&config).expect("receiver tls").expect("tls on");
+    let (updates, current) = keygate::transport::tls::load(&config).expect("receiver tls").expect("tls on");
     // Nothing replaces the configuration: the receiver keeps the first.
     drop(updates);
     current

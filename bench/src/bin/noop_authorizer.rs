@@ -133,7 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The subscriber keygate runs with under the benchmark (JSON at info): without one, tracing
     // hands every span of tonic and h2 to the `log` crate instead, which costs the baseline more
     // than keygate pays.
-    keygate::telemetry::init(&LogConfig { format: LogFormat::Json, level: "info".into() });
+    keygate::observability::telemetry::init(&LogConfig { format: LogFormat::Json, level: "info".into() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     let shaped = std::env::args().any(|arg| arg == "--shaped");

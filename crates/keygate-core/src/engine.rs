@@ -5,15 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 
 use super::credential::{self, ParsedKey};
 use super::error::CoreError;
 use super::hashing::{SecretHasher, Verification};
+use super::instruments::ReasonCounters;
 use super::last_used::LastUsedRecorder;
 use super::limits::{AdmitRequest, LimitVerdict, Limiter};
-use super::metrics::{DecisionCounters, ReasonLabels};
 use super::model::{
     AuthFailure, Credentials, Decision, Principal, PrincipalKind, QuotaState, Reason, ScopeMatch, StoredSecret,
 };
@@ -66,7 +64,7 @@ pub struct Engine {
     last_used: Arc<LastUsedRecorder>,
     verdicts: Arc<VerdictCache>,
     limiter: Arc<Limiter>,
-    decisions: DecisionCounters,
+    decisions: Arc<ReasonCounters>,
 }
 
 /// Why a token verification did not produce a verdict: shared by every caller that waited for
@@ -80,23 +78,12 @@ enum TokenError {
 impl Engine {
     pub fn new(parts: EngineParts) -> Self {
         let EngineParts { store, clients, tokens, hasher, clock, scopes, last_used, verdicts, limiter } = parts;
-        Self {
-            store,
-            clients,
-            tokens,
-            hasher,
-            clock,
-            scopes,
-            last_used,
-            verdicts,
-            limiter,
-            decisions: DecisionCounters::default(),
-        }
+        Self { store, clients, tokens, hasher, clock, scopes, last_used, verdicts, limiter, decisions: Arc::default() }
     }
 
     /// Decisions by reason, for registration.
-    pub fn decision_counter(&self) -> Family<ReasonLabels, Counter> {
-        self.decisions.family()
+    pub fn decision_counters(&self) -> Arc<ReasonCounters> {
+        self.decisions.clone()
     }
 
     /// Resolves a credential (an API key or a bearer JWT) to a principal.

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::argon2_workers::Argon2Workers;
 use super::error::CoreError;
-use super::metrics::HashingInstruments;
+use super::instruments::HashingInstruments;
 use super::model::{Fingerprint, StoredSecret};
 
 /// argon2id cost parameters.

@@ -12,7 +12,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use super::metrics::CacheInstruments;
+use super::instruments::CacheInstruments;
 use super::model::{ApiClientRecord, ApiKeyRecord, LimitOverrides};
 use super::tokens::VerifiedToken;
 

@@ -3,7 +3,7 @@
 //! its caller through the engine and checks the admin scope it needs; every change is recorded in
 //! the audit log in the same transaction as the change, and every change an admin attempted and
 //! was refused on its own. Calls by credentials holding no admin scope at all are only counted
-//! ([`Admin::refusal_counter`]): anyone with any key could otherwise fill the log.
+//! ([`Admin::refusal_counters`]): anyone with any key could otherwise fill the log.
 
 pub mod audit;
 pub mod clients;
@@ -12,16 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 
 use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
 use super::hashing::SecretHasher;
+use super::instruments::LabeledCounters;
 use super::limits::grants::{GrantBounds, asked_on_change, asked_on_create};
 use super::limits::{LimitDefaults, check_overrides, check_resets};
-use super::metrics::ReasonLabels;
 use super::model::{
     ApiKeyRecord, AuditEntry, Credentials, KeyStatus, LimitField, LimitOverrides, Organization, Page, Principal,
     PrincipalKind, RequestOrigin,
@@ -160,7 +158,7 @@ pub struct Admin {
     verdicts: Arc<VerdictCache>,
     settings: AdminSettings,
     /// Refusals not recorded in the audit log, by reason.
-    refusals: Family<ReasonLabels, Counter>,
+    refusals: Arc<LabeledCounters>,
 }
 
 /// What [`Admin`] is built from.
@@ -180,13 +178,13 @@ pub struct AdminParts {
 impl Admin {
     pub fn new(parts: AdminParts) -> Self {
         let AdminParts { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings } = parts;
-        let refusals = Family::default();
+        let refusals = Arc::default();
         Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings, refusals }
     }
 
     /// Admin calls refused without an audit entry, by reason (`unauthenticated`,
     /// `no_admin_scope`), for registration.
-    pub fn refusal_counter(&self) -> Family<ReasonLabels, Counter> {
+    pub fn refusal_counters(&self) -> Arc<LabeledCounters> {
         self.refusals.clone()
     }
 
@@ -655,7 +653,7 @@ impl Admin {
     }
 
     fn refused(&self, reason: &'static str) {
-        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+        self.refusals.inc(reason);
     }
 
     /// The bounds an organization admin's grant of limits to a new or changed credential of

@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 
+use super::SqlStore;
 use super::audit;
 use super::entities::signing_key;
-use super::sql::{SIGNING_KEYS_CHANGED, SqlStore, announce, map_err};
+use super::plumbing::{SIGNING_KEYS_CHANGED, announce, map_err};
 use keygate_core::error::StoreError;
 use keygate_core::model::{AuditEntry, SigningKeyRecord};
 use keygate_core::ports::SigningKeyStore;

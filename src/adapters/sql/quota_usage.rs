@@ -6,39 +6,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
 
+use super::SqlStore;
 use super::entities::quota_usage;
-use super::sql::{SqlStore, map_err};
+use super::plumbing::map_err;
 use keygate_core::error::StoreError;
-use keygate_core::model::{LimitOverrides, UsageRow};
+use keygate_core::model::UsageRow;
 use keygate_core::ports::UsageStore;
-
-/// A credential's limits from its four nullable columns (a negative number, which keygate never
-/// writes, reads as "no limit").
-pub(super) fn limits_from_columns(
-    per_minute: Option<i32>,
-    burst: Option<i32>,
-    max_quota: Option<i64>,
-    max_concurrency: Option<i32>,
-) -> LimitOverrides {
-    LimitOverrides {
-        rate_per_minute: per_minute.map(|n| u32::try_from(n).unwrap_or(0)),
-        rate_burst: burst.map(|n| u32::try_from(n).unwrap_or(0)),
-        max_quota: max_quota.map(|n| u64::try_from(n).unwrap_or(0)),
-        max_concurrency: max_concurrency.map(|n| u32::try_from(n).unwrap_or(0)),
-    }
-}
-
-/// The four columns of a credential's limits; values beyond the column range are clamped (the
-/// admin use cases bound them far below).
-pub(super) fn limit_columns(limits: &LimitOverrides) -> (Option<i32>, Option<i32>, Option<i64>, Option<i32>) {
-    let small = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    (
-        limits.rate_per_minute.map(small),
-        limits.rate_burst.map(small),
-        limits.max_quota.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-        limits.max_concurrency.map(small),
-    )
-}
 
 #[async_trait]
 impl UsageStore for SqlStore {

@@ -15,7 +15,7 @@ use chrono::Utc;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
-use super::sql::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
+use super::plumbing::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
 use keygate_core::signing::Keyring;
 use keygate_core::verdicts::VerdictCache;
 

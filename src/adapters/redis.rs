@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
+use keygate_core::instruments::LimitsInstruments;
 use keygate_core::limits::gcra;
 use keygate_core::limits::memory::MemoryCounters;
-use keygate_core::metrics::LimitsInstruments;
 use keygate_core::model::{Admission, Charge, QuotaWindow, RateState};
 use keygate_core::ports::{CounterError, Counters};
 

@@ -1,54 +1,86 @@
-//! Metrics in the Prometheus/OpenMetrics text format. Components own their instruments (the
-//! engine its decisions, the verdict cache its hits, misses and propagation delays, the hasher
-//! its argon2 timings), so nothing is threaded through them; [`Metrics`] registers them all,
+//! Metrics in the Prometheus/OpenMetrics text format. The core's components own their
+//! instruments (`keygate_core::instruments`: the engine its decisions, the verdict cache its hits,
+//! misses and propagation delays, the hasher its argon2 timings); [`Metrics`] registers them,
 //! records requests at the edges, and renders the text for `/metrics`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use keygate_core::instruments::{
+    self, CacheInstruments, HashingInstruments, LabeledCounters, LimitsInstruments, ReasonCounters,
+};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::model::Reason;
-
-/// Latency buckets from 50 µs to about 1.6 s.
-pub fn latency_histogram() -> Histogram {
+/// Latency buckets from 50 µs to about 1.6 s, the same as the core's histograms.
+fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
 }
 
-/// A decision's reason, as `Reason::as_str`.
+/// A decision's reason (or an admin refusal's), as a label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
+struct ReasonLabels {
+    reason: &'static str,
 }
 
-/// Decisions by reason: each reason's counter is looked up in the family on its first decision
-/// only, not hashed on every request.
-#[derive(Debug, Default)]
-pub struct DecisionCounters {
-    family: Family<ReasonLabels, Counter>,
-    by_reason: [OnceLock<Counter>; Reason::ALL.len()],
+/// One of the core's instruments, as Prometheus sees it.
+#[derive(Debug)]
+enum Exported {
+    Counter(instruments::Counter),
+    Gauge(instruments::Gauge),
+    Histogram(instruments::Histogram),
+    /// Counters by `reason`, only those counted so far.
+    Reasons(Arc<ReasonCounters>),
+    Labeled(Arc<LabeledCounters>),
 }
 
-impl DecisionCounters {
-    /// Counts one decision.
-    pub fn inc(&self, reason: Reason) {
-        let resolve = || self.family.get_or_create(&ReasonLabels { reason: reason.as_str() }).clone();
-        match self.by_reason.get(reason as usize) {
-            Some(slot) => slot.get_or_init(resolve).inc(),
-            None => resolve().inc(),
-        };
+impl Exported {
+    fn by_reason(&self) -> Option<Vec<(&'static str, u64)>> {
+        match self {
+            Exported::Reasons(counters) => Some(counters.counted()),
+            Exported::Labeled(counters) => Some(counters.counted()),
+            _ => None,
+        }
+    }
+}
+
+impl EncodeMetric for Exported {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            Exported::Counter(counter) => encoder.encode_counter::<NoLabelSet, _, u64>(&counter.get(), None),
+            Exported::Gauge(gauge) => encoder.encode_gauge(&gauge.get()),
+            Exported::Histogram(histogram) => {
+                let snapshot = histogram.snapshot();
+                encoder.encode_histogram::<NoLabelSet>(snapshot.sum, snapshot.count, &snapshot.buckets, None)
+            }
+            Exported::Reasons(_) | Exported::Labeled(_) => {
+                for (reason, count) in self.by_reason().unwrap_or_default() {
+                    let labels = ReasonLabels { reason };
+                    encoder.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+                }
+                Ok(())
+            }
+        }
     }
 
-    /// The family, for registration.
-    pub fn family(&self) -> Family<ReasonLabels, Counter> {
-        self.family.clone()
+    fn metric_type(&self) -> MetricType {
+        match self {
+            Exported::Gauge(_) => MetricType::Gauge,
+            Exported::Histogram(_) => MetricType::Histogram,
+            Exported::Counter(_) | Exported::Reasons(_) | Exported::Labeled(_) => MetricType::Counter,
+        }
+    }
+
+    /// A family with nothing counted yet is left out, as prometheus-client's own families are.
+    fn is_empty(&self) -> bool {
+        self.by_reason().is_some_and(|counted| counted.is_empty())
     }
 }
 
@@ -93,47 +125,6 @@ pub struct RouteLabels {
     pub rpc: String,
 }
 
-/// What the verdict cache counts.
-#[derive(Debug, Clone)]
-pub struct CacheInstruments {
-    pub lookups: Counter,
-    pub misses: Counter,
-    /// Seconds from a change's commit on one replica to its invalidation on this one.
-    pub propagation: Histogram,
-}
-
-impl Default for CacheInstruments {
-    fn default() -> Self {
-        Self { lookups: Counter::default(), misses: Counter::default(), propagation: latency_histogram() }
-    }
-}
-
-/// What the argon2 hasher counts.
-#[derive(Debug, Clone)]
-pub struct HashingInstruments {
-    pub verifications: Counter,
-    pub refused: Counter,
-    pub seconds: Histogram,
-}
-
-impl Default for HashingInstruments {
-    fn default() -> Self {
-        Self { verifications: Counter::default(), refused: Counter::default(), seconds: latency_histogram() }
-    }
-}
-
-/// What the rate-limit counters report: whether their backend answers, and how many decisions
-/// were made with local limits because it did not.
-#[derive(Debug, Clone, Default)]
-pub struct LimitsInstruments {
-    /// 1 while the counters' backend answers (always 1 in memory), 0 during an outage.
-    pub backend_up: Gauge,
-    /// Admissions decided by this replica's own counters while the shared backend was down.
-    pub fallback_decisions: Counter,
-    /// Whether the backend is Redis: then `backend_up` is also reported as `keygate_redis_up`.
-    pub redis: bool,
-}
-
 /// The database pool as seen at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolStats {
@@ -166,8 +157,8 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Registers the components' instruments and the edges' own.
     pub fn new(
-        decisions: Family<ReasonLabels, Counter>,
-        admin_refusals: Family<ReasonLabels, Counter>,
+        decisions: Arc<ReasonCounters>,
+        admin_refusals: Arc<LabeledCounters>,
         cache: CacheInstruments,
         hashing: HashingInstruments,
         limits: LimitsInstruments,
@@ -181,34 +172,58 @@ impl Metrics {
         let (pool_size, pool_idle) = (Gauge::default(), Gauge::default());
         registry.register("requests", "Requests by transport, RPC or route, and status", requests.clone());
         registry.register("request_duration_seconds", "Request latency by transport and RPC", request_seconds.clone());
-        registry.register("decisions", "Authorization decisions by reason", decisions);
+        registry.register("decisions", "Authorization decisions by reason", Exported::Reasons(decisions));
         registry.register(
             "admin_refusals",
             "Admin calls refused without an audit entry: unauthenticated, or by a credential with no admin scope",
-            admin_refusals,
+            Exported::Labeled(admin_refusals),
         );
-        registry.register("verdict_cache_lookups", "Credential look-ups in the verdict cache", cache.lookups);
-        registry.register("verdict_cache_misses", "Look-ups that had to verify (database, argon2)", cache.misses);
+        registry.register(
+            "verdict_cache_lookups",
+            "Credential look-ups in the verdict cache",
+            Exported::Counter(cache.lookups),
+        );
+        registry.register(
+            "verdict_cache_misses",
+            "Look-ups that had to verify (database, argon2)",
+            Exported::Counter(cache.misses),
+        );
         registry.register(
             "revocation_propagation_seconds",
             "Delay from a change committed on any replica to its cache invalidation here",
-            cache.propagation,
+            Exported::Histogram(cache.propagation),
         );
-        registry.register("argon2_verifications", "argon2id verifications run", hashing.verifications);
-        registry.register("argon2_refused", "Verifications refused because the queue was full", hashing.refused);
-        registry.register("argon2_duration_seconds", "argon2id verification time", hashing.seconds);
+        registry.register(
+            "argon2_verifications",
+            "argon2id verifications run",
+            Exported::Counter(hashing.verifications),
+        );
+        registry.register(
+            "argon2_refused",
+            "Verifications refused because the queue was full",
+            Exported::Counter(hashing.refused),
+        );
+        registry.register(
+            "argon2_duration_seconds",
+            "argon2id verification time",
+            Exported::Histogram(hashing.seconds),
+        );
         registry.register(
             "limits_backend_up",
             "Whether the rate-limit counters' backend answers",
-            limits.backend_up.clone(),
+            Exported::Gauge(limits.backend_up.clone()),
         );
         registry.register(
             "limits_fallback_decisions",
             "Admissions decided with local limits because Redis was unreachable",
-            limits.fallback_decisions,
+            Exported::Counter(limits.fallback_decisions),
         );
         if limits.redis {
-            registry.register("redis_up", "Whether Redis, home of the shared counters, answers", limits.backend_up);
+            registry.register(
+                "redis_up",
+                "Whether Redis, home of the shared counters, answers",
+                Exported::Gauge(limits.backend_up),
+            );
         }
         let database_up = Gauge::default();
         registry.register(

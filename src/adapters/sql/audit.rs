@@ -7,8 +7,9 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::SqlStore;
 use super::entities::audit_event;
-use super::sql::{SqlStore, map_err};
+use super::plumbing::map_err;
 use keygate_core::error::StoreError;
 use keygate_core::model::{AuditEntry, AuditQuery, Page};
 use keygate_core::ports::AuditStore;

@@ -1,175 +1,23 @@
-//! The SeaORM store: one implementation of `core::ports::Store` for SQLite and PostgreSQL.
-
-use std::time::Duration;
+//! The API keys and organizations: `Store` on SQLite and PostgreSQL.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keygate_migrations::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Expr, LikeExpr};
-use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, Statement,
-    TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
+use super::SqlStore;
 use super::audit;
 use super::entities::{api_key, organization};
-use super::quota_usage::{limit_columns, limits_from_columns};
+use super::plumbing::{
+    announce, contains_pattern, fingerprint_column, join_scopes, limit_columns, limits_from_columns, map_err,
+    search_text, stored_secret,
+};
 use keygate_core::error::StoreError;
-use keygate_core::metrics::PoolStats;
-use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, LimitField, Organization, Page, StoredSecret};
+use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, LimitField, Organization, Page};
 use keygate_core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
-
-/// How the store connects.
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    pub url: String,
-    pub max_connections: u32,
-    /// How long to wait for a connection before answering UNAVAILABLE.
-    pub timeout: Duration,
-}
-
-/// SQLite or PostgreSQL through SeaORM.
-#[derive(Debug, Clone)]
-pub struct SqlStore {
-    db: DatabaseConnection,
-    /// The hot-path look-up gives up after this long, so a hung database means UNAVAILABLE.
-    timeout: Duration,
-}
-
-impl SqlStore {
-    /// Connects (creating a SQLite file when needed). Does not migrate.
-    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
-        if let Some(path) = sqlite_file(&settings.url) {
-            owner_only(&path)?;
-        }
-        let statement_ms = settings.timeout.as_millis();
-        let mut options = ConnectOptions::new(settings.url.clone());
-        options
-            .max_connections(settings.max_connections)
-            .min_connections(1)
-            .connect_timeout(settings.timeout)
-            .acquire_timeout(settings.timeout)
-            .sqlx_logging(false)
-            .map_sqlx_postgres_opts(move |opts| opts.options([("statement_timeout", format!("{}ms", statement_ms))]))
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-            });
-        let db = Database::connect(options).await.map_err(map_err)?;
-        Ok(Self { db, timeout: settings.timeout })
-    }
-
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await.map_err(map_err)
-    }
-
-    /// Whether every migration has been applied.
-    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
-        let pending = Migrator::get_pending_migrations(&self.db).await.map_err(map_err)?;
-        Ok(pending.is_empty())
-    }
-
-    /// The connection pool, for the other port implementations.
-    pub(super) fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    /// Runs a hot-path look-up, giving up after the configured timeout so that a hung database
-    /// means UNAVAILABLE.
-    pub(super) async fn within_timeout<T>(&self, lookup: impl Future<Output = T>) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout, lookup)
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("look-up took longer than {:?}", self.timeout)))
-    }
-
-    /// Open and idle connections of the pool, for metrics.
-    pub fn pool_stats(&self) -> PoolStats {
-        let (size, idle) = match self.db.get_database_backend() {
-            DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
-            DbBackend::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
-            _ => (0, 0),
-        };
-        PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX) }
-    }
-
-    /// Whether other replicas may share this database (PostgreSQL), so changes must be announced.
-    pub fn is_postgres(&self) -> bool {
-        self.db.get_database_backend() == DbBackend::Postgres
-    }
-
-    /// `sqlite` or `postgres`, for logs.
-    pub fn backend_name(&self) -> &'static str {
-        match self.db.get_database_backend() {
-            DbBackend::Sqlite => "sqlite",
-            DbBackend::Postgres => "postgres",
-            _ => "other",
-        }
-    }
-}
-
-/// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
-/// database cannot answer now, which is not the caller's fault.
-fn is_busy(err: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
-        return false;
-    };
-    let code = e.as_database_error().and_then(|db| db.code().map(|c| c.into_owned()));
-    let primary = code.and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
-    matches!(primary, Some(5 | 6))
-}
-
-pub(super) fn map_err(err: DbErr) -> StoreError {
-    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
-        return StoreError::Conflict(message);
-    }
-    let unavailable = match &err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
-            sea_orm::sqlx::Error::Io(_)
-                | sea_orm::sqlx::Error::PoolTimedOut
-                | sea_orm::sqlx::Error::PoolClosed
-                | sea_orm::sqlx::Error::WorkerCrashed
-                | sea_orm::sqlx::Error::Tls(_)
-        ),
-        _ => false,
-    } || is_busy(&err);
-    if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
-}
-
-/// The PostgreSQL channel on which key, client and signing-key changes are announced; payload
-/// `"{key_id or client_id or SIGNING_KEYS_CHANGED} {sent_unix_micros}"`.
-pub const KEY_CHANGES_CHANNEL: &str = "keygate_key_changes";
-/// The announced id that means "the signing keys changed".
-pub const SIGNING_KEYS_CHANGED: &str = "@signing-keys";
-
-/// Announces a change to `key_id` to the other replicas. `pg_notify` inside a transaction is
-/// delivered on commit, and not at all on rollback. SQLite has one process: nothing to announce.
-pub(super) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    // Wall time, for measuring propagation delay only; no decision depends on it.
-    let sent = Utc::now().timestamp_micros();
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [KEY_CHANGES_CHANNEL.into(), format!("{key_id} {sent}").into()],
-    );
-    conn.execute_raw(statement).await?;
-    Ok(())
-}
 
 /// Writes the organization row to take its lock (a row lock on PostgreSQL, the write lock on
 /// SQLite), so that concurrent counts of its active keys happen one after another.
@@ -199,14 +47,6 @@ fn enabled_key(key_id: &str) -> Condition {
     Condition::all().add(api_key::Column::KeyId.eq(key_id)).add(api_key::Column::DisabledAt.is_null())
 }
 
-pub(super) fn search_text(name: &str, description: &str) -> String {
-    format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
-}
-
-pub(super) fn join_scopes(scopes: &[String]) -> String {
-    scopes.join(" ")
-}
-
 fn to_org(model: organization::Model) -> Organization {
     Organization {
         slug: model.slug,
@@ -217,15 +57,6 @@ fn to_org(model: organization::Model) -> Organization {
         created_at: model.created_at,
         updated_at: model.updated_at,
     }
-}
-
-/// A hash column and its fingerprint column; an unreadable fingerprint counts as none.
-pub(super) fn stored_secret(phc: String, fingerprint: Option<&str>) -> StoredSecret {
-    StoredSecret { phc, fingerprint: fingerprint.and_then(Fingerprint::from_column) }
-}
-
-pub(super) fn fingerprint_column(secret: &StoredSecret) -> Option<String> {
-    secret.fingerprint.map(Fingerprint::to_column)
 }
 
 fn to_key(model: api_key::Model) -> ApiKeyRecord {
@@ -284,20 +115,6 @@ fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
         max_quota: ActiveValue::Set(max_quota),
         max_concurrency: ActiveValue::Set(max_concurrency),
     }
-}
-
-/// `%term%` with LIKE's wildcards in `term` escaped by `\`.
-pub(super) fn contains_pattern(term: &str) -> LikeExpr {
-    let mut pattern = String::with_capacity(term.len() + 2);
-    pattern.push('%');
-    for c in term.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    LikeExpr::new(pattern).escape('\\')
 }
 
 #[async_trait]
@@ -565,56 +382,5 @@ impl Store for SqlStore {
             .exec(&self.db);
         self.within_timeout(write).await?.map_err(map_err)?;
         Ok(())
-    }
-}
-
-/// The file of a `sqlite:` URL; `None` for PostgreSQL and in-memory databases.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
-}
-
-/// Makes the database file readable by its owner alone before SQLite opens it: it holds hashes,
-/// signing keys and the audit log. SQLite gives its `-wal` and `-shm` files the database file's
-/// permissions, so those follow. A file that exists with wider permissions is narrowed, with a
-/// warning.
-#[cfg(unix)]
-fn owner_only(path: &std::path::Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let io = |err: std::io::Error| StoreError::Unavailable(format!("{}: {err}", path.display()));
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => return Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(io(err)),
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        let Ok(metadata) = std::fs::metadata(&file) else { continue };
-        if metadata.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(file = %file.display(), "database file was readable by others; narrowing it to its owner");
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn owner_only(_path: &std::path::Path) -> Result<(), StoreError> {
-    Ok(())
-}
-
-#[cfg(test)]
-mod file_tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls_name_their_file() {
-        assert_eq!(sqlite_file("sqlite://keygate.db?mode=rwc"), Some("keygate.db".into()));
-        assert_eq!(sqlite_file("sqlite:///var/lib/keygate/keygate.db"), Some("/var/lib/keygate/keygate.db".into()));
-        assert_eq!(sqlite_file("sqlite:data.db"), Some("data.db".into()));
-        assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("postgres://u@h:5432/db"), None);
     }
 }

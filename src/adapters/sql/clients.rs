@@ -9,11 +9,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::SqlStore;
 use super::audit;
 use super::entities::api_client;
-use super::quota_usage::{limit_columns, limits_from_columns};
-use super::sql::{
-    SqlStore, announce, contains_pattern, fingerprint_column, join_scopes, map_err, search_text, stored_secret,
+use super::plumbing::{
+    announce, contains_pattern, fingerprint_column, join_scopes, limit_columns, limits_from_columns, map_err,
+    search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
 use keygate_core::model::{ApiClientRecord, AuditEntry, Fingerprint, Page, StoredSecret};

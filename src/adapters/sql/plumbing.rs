@@ -1,0 +1,121 @@
+//! What every SQL adapter file shares: error mapping, change announcements, search patterns
+//! and the columns of secrets and limits.
+
+use chrono::Utc;
+use sea_orm::sea_query::LikeExpr;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr, Statement};
+
+use keygate_core::error::StoreError;
+use keygate_core::model::{Fingerprint, LimitOverrides, StoredSecret};
+
+/// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
+/// database cannot answer now, which is not the caller's fault.
+fn is_busy(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    let code = e.as_database_error().and_then(|db| db.code().map(|c| c.into_owned()));
+    let primary = code.and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+    matches!(primary, Some(5 | 6))
+}
+
+pub(crate) fn map_err(err: DbErr) -> StoreError {
+    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+        return StoreError::Conflict(message);
+    }
+    let unavailable = match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
+                | sea_orm::sqlx::Error::Tls(_)
+        ),
+        _ => false,
+    } || is_busy(&err);
+    if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
+}
+
+/// The PostgreSQL channel on which key, client and signing-key changes are announced; payload
+/// `"{key_id or client_id or SIGNING_KEYS_CHANGED} {sent_unix_micros}"`.
+pub const KEY_CHANGES_CHANNEL: &str = "keygate_key_changes";
+/// The announced id that means "the signing keys changed".
+pub const SIGNING_KEYS_CHANGED: &str = "@signing-keys";
+
+/// Announces a change to `key_id` to the other replicas. `pg_notify` inside a transaction is
+/// delivered on commit, and not at all on rollback. SQLite has one process: nothing to announce.
+pub(crate) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    // Wall time, for measuring propagation delay only; no decision depends on it.
+    let sent = Utc::now().timestamp_micros();
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [KEY_CHANGES_CHANNEL.into(), format!("{key_id} {sent}").into()],
+    );
+    conn.execute_raw(statement).await?;
+    Ok(())
+}
+
+pub(crate) fn search_text(name: &str, description: &str) -> String {
+    format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
+}
+
+pub(crate) fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+/// A hash column and its fingerprint column; an unreadable fingerprint counts as none.
+pub(crate) fn stored_secret(phc: String, fingerprint: Option<&str>) -> StoredSecret {
+    StoredSecret { phc, fingerprint: fingerprint.and_then(Fingerprint::from_column) }
+}
+
+pub(crate) fn fingerprint_column(secret: &StoredSecret) -> Option<String> {
+    secret.fingerprint.map(Fingerprint::to_column)
+}
+
+/// `%term%` with LIKE's wildcards in `term` escaped by `\`.
+pub(crate) fn contains_pattern(term: &str) -> LikeExpr {
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    LikeExpr::new(pattern).escape('\\')
+}
+
+/// A credential's limits from its four nullable columns (a negative number, which keygate never
+/// writes, reads as "no limit").
+pub(crate) fn limits_from_columns(
+    per_minute: Option<i32>,
+    burst: Option<i32>,
+    max_quota: Option<i64>,
+    max_concurrency: Option<i32>,
+) -> LimitOverrides {
+    LimitOverrides {
+        rate_per_minute: per_minute.map(|n| u32::try_from(n).unwrap_or(0)),
+        rate_burst: burst.map(|n| u32::try_from(n).unwrap_or(0)),
+        max_quota: max_quota.map(|n| u64::try_from(n).unwrap_or(0)),
+        max_concurrency: max_concurrency.map(|n| u32::try_from(n).unwrap_or(0)),
+    }
+}
+
+/// The four columns of a credential's limits; values beyond the column range are clamped (the
+/// admin use cases bound them far below).
+pub(crate) fn limit_columns(limits: &LimitOverrides) -> (Option<i32>, Option<i32>, Option<i64>, Option<i32>) {
+    let small = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    (
+        limits.rate_per_minute.map(small),
+        limits.rate_burst.map(small),
+        limits.max_quota.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        limits.max_concurrency.map(small),
+    )
+}
