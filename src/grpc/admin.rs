@@ -9,11 +9,9 @@ use super::convert;
 use super::status::to_status;
 use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::admin_service_server::AdminService;
-use keygate_core::admin::clients::NewClient;
-use keygate_core::admin::{Admin, NewKey, NewOrganization, RotateKey};
+use keygate_core::admin::Admin;
 use keygate_core::error::CoreError;
 use keygate_core::model::RequestOrigin;
-use keygate_core::ports::KeyChanges;
 
 /// The AdminService implementation.
 pub struct AdminApi {
@@ -52,16 +50,7 @@ impl AdminService for AdminApi {
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let new_key = NewKey {
-            name: r.name,
-            description: r.description,
-            scopes: r.scopes,
-            expires_in_days: r.expires_in_days.map(i64::from),
-            organization: r.organization,
-            limits: convert::limits(r.limits),
-        };
-        let result = self.admin.create_key(&ctx, new_key).await;
+        let result = self.admin.create_key(&ctx, convert::new_key(request.into_inner())).await;
         reply(result, &ctx.origin, |issued| pb::CreateApiKeyResponse {
             api_key: issued.api_key,
             key: Some(convert::api_key(issued.view)),
@@ -85,21 +74,14 @@ impl AdminService for AdminApi {
             self.admin.list_keys(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
         reply(result, &ctx.origin, |(keys, total)| pb::ListApiKeysResponse {
             api_keys: keys.into_iter().map(convert::api_key).collect(),
-            total: i64::try_from(total).unwrap_or(i64::MAX),
+            total: convert::total(total),
         })
     }
 
     async fn update_api_key(&self, request: Request<pb::UpdateApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let changes = KeyChanges {
-            name: r.name,
-            description: r.description,
-            scopes: r.scopes.map(|s| s.values),
-            limits: convert::limits(r.limits),
-            reset_limits: r.reset_limits,
-        };
-        let result = self.admin.update_key(&ctx, &r.key_id, changes).await;
+        let (key_id, changes) = convert::key_changes(request.into_inner());
+        let result = self.admin.update_key(&ctx, &key_id, changes).await;
         reply(result, &ctx.origin, convert::api_key)
     }
 
@@ -108,13 +90,7 @@ impl AdminService for AdminApi {
         request: Request<pb::RotateApiKeyRequest>,
     ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let rotate = RotateKey {
-            key_id: r.key_id,
-            grace_period_days: r.grace_period_days.map(i64::from),
-            expires_in_days: r.expires_in_days.map(i64::from),
-        };
-        let result = self.admin.rotate_key(&ctx, rotate).await;
+        let result = self.admin.rotate_key(&ctx, convert::rotate_key(request.into_inner())).await;
         reply(result, &ctx.origin, |issued| pb::RotateApiKeyResponse {
             key_id: issued.view.key.key_id.clone(),
             api_key: issued.api_key,
@@ -138,9 +114,7 @@ impl AdminService for AdminApi {
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let new_org = NewOrganization { slug: r.slug, name: r.name, plan: r.plan };
-        let result = self.admin.create_organization(&ctx, new_org).await;
+        let result = self.admin.create_organization(&ctx, convert::new_organization(request.into_inner())).await;
         reply(result, &ctx.origin, convert::organization)
     }
 
@@ -162,7 +136,7 @@ impl AdminService for AdminApi {
         let result = self.admin.list_organizations(&ctx, i64::from(r.offset), i64::from(r.limit)).await;
         reply(result, &ctx.origin, |(orgs, total)| pb::ListOrganizationsResponse {
             organizations: orgs.into_iter().map(convert::organization).collect(),
-            total: i64::try_from(total).unwrap_or(i64::MAX),
+            total: convert::total(total),
         })
     }
 
@@ -171,15 +145,7 @@ impl AdminService for AdminApi {
         request: Request<pb::CreateApiClientRequest>,
     ) -> Result<Response<pb::CreateApiClientResponse>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let new_client = NewClient {
-            name: r.name,
-            description: r.description,
-            scopes: r.scopes,
-            organization: r.organization,
-            limits: convert::limits(r.limits),
-        };
-        let result = self.admin.create_client(&ctx, new_client).await;
+        let result = self.admin.create_client(&ctx, convert::new_client(request.into_inner())).await;
         reply(result, &ctx.origin, |issued| pb::CreateApiClientResponse {
             client_id: issued.client.client_id.clone(),
             client_secret: issued.client_secret,
@@ -207,7 +173,7 @@ impl AdminService for AdminApi {
             self.admin.list_clients(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
         reply(result, &ctx.origin, |(clients, total)| pb::ListApiClientsResponse {
             clients: clients.into_iter().map(convert::api_client).collect(),
-            total: i64::try_from(total).unwrap_or(i64::MAX),
+            total: convert::total(total),
         })
     }
 
@@ -257,7 +223,7 @@ impl AdminService for AdminApi {
         };
         reply(result, &ctx.origin, |(events, total)| pb::ListAuditEventsResponse {
             events: events.into_iter().map(convert::audit_event).collect(),
-            total: i64::try_from(total).unwrap_or(i64::MAX),
+            total: convert::total(total),
         })
     }
 }

@@ -8,15 +8,102 @@ use super::context::REQUEST_ID_HEADER;
 use crate::config::{EnvoyConfig, EnvoyHeaders};
 use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
-use keygate_core::admin::KeyView;
 use keygate_core::admin::audit::AuditListing;
+use keygate_core::admin::clients::NewClient;
+use keygate_core::admin::{KeyView, NewKey, NewOrganization, RotateKey};
+use keygate_core::engine::AuthorizeInput;
 use keygate_core::error::CoreError;
 use keygate_core::gateway::{GatewayDecision, HttpRequest};
 use keygate_core::model::{
     ApiClientRecord, AuditEntry, ClientStatus, Credentials, Decision, KeyStatus, LimitOverrides, LimitState,
-    Organization, Principal, PrincipalKind, QuotaState, RateState, Reason,
+    Organization, Principal, PrincipalKind, QuotaState, RateState, Reason, ScopeMatch,
 };
+use keygate_core::oauth::TokenRequest;
+use keygate_core::ports::KeyChanges;
 use keygate_core::tokens::AccessToken;
+
+/// What an action costs when the request does not say.
+const DEFAULT_COST: u64 = 1;
+
+/// What `Authorize` and `AcquireSlot` ask, borrowed from the request.
+pub fn authorize_input<'a>(
+    credentials: &'a Credentials,
+    required_scopes: &'a [String],
+    organization: &'a str,
+    cost: Option<u32>,
+) -> AuthorizeInput<'a> {
+    AuthorizeInput {
+        credentials,
+        required_scopes,
+        organization,
+        scope_match: ScopeMatch::All,
+        cost: cost.map_or(DEFAULT_COST, u64::from),
+        lease: None,
+    }
+}
+
+pub fn authenticate_response(principal: Principal, request_id: String) -> pb::AuthenticateResponse {
+    pb::AuthenticateResponse { principal: Some(self::principal(principal)), request_id }
+}
+
+pub fn token_request(request: pb::IssueTokenRequest) -> TokenRequest {
+    TokenRequest {
+        grant_type: request.grant_type,
+        client_id: request.client_id,
+        client_secret: request.client_secret,
+        scope: request.scope,
+    }
+}
+
+pub fn new_key(request: pb::CreateApiKeyRequest) -> NewKey {
+    NewKey {
+        name: request.name,
+        description: request.description,
+        scopes: request.scopes,
+        expires_in_days: request.expires_in_days.map(i64::from),
+        organization: request.organization,
+        limits: limits(request.limits),
+    }
+}
+
+/// The key an update names, and the changes it asks for.
+pub fn key_changes(request: pb::UpdateApiKeyRequest) -> (String, KeyChanges) {
+    let changes = KeyChanges {
+        name: request.name,
+        description: request.description,
+        scopes: request.scopes.map(|s| s.values),
+        limits: limits(request.limits),
+        reset_limits: request.reset_limits,
+    };
+    (request.key_id, changes)
+}
+
+pub fn rotate_key(request: pb::RotateApiKeyRequest) -> RotateKey {
+    RotateKey {
+        key_id: request.key_id,
+        grace_period_days: request.grace_period_days.map(i64::from),
+        expires_in_days: request.expires_in_days.map(i64::from),
+    }
+}
+
+pub fn new_organization(request: pb::CreateOrganizationRequest) -> NewOrganization {
+    NewOrganization { slug: request.slug, name: request.name, plan: request.plan }
+}
+
+pub fn new_client(request: pb::CreateApiClientRequest) -> NewClient {
+    NewClient {
+        name: request.name,
+        description: request.description,
+        scopes: request.scopes,
+        organization: request.organization,
+        limits: limits(request.limits),
+    }
+}
+
+/// A total for a list response.
+pub fn total(total: u64) -> i64 {
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
 
 /// A protobuf timestamp for a core time.
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+mod call;
 pub mod context;
 pub mod convert;
 pub mod envoy;

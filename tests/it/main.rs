@@ -17,6 +17,7 @@ mod image;
 mod issuers;
 mod keys;
 mod kubelet;
+mod layout;
 mod lifetimes;
 mod limits;
 mod limits_redis;
