@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use keygate_core::admin::Plan;
-use keygate_core::credential::is_valid_prefix;
+use keygate_core::credentials::api_key::is_valid_prefix;
+use keygate_core::credentials::hashing::HashParams;
+use keygate_core::credentials::scopes::{DEFAULT_SCOPES, is_well_formed};
 use keygate_core::gateway::UnmatchedAction;
-use keygate_core::hashing::HashParams;
 use keygate_core::limits::{KindDefaults, LimitDefaults};
 use keygate_core::model::LimitOverrides;
-use keygate_core::scopes::{DEFAULT_SCOPES, is_well_formed};
-use keygate_core::sealing::KeyEncryptionKey;
-use keygate_core::signing::Algorithm;
+use keygate_core::tokens::sealing::KeyEncryptionKey;
+use keygate_core::tokens::signing::Algorithm;
 
 mod traces;
 

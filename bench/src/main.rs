@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use keygate::proto::keygate_v1 as pb;
-use keygate_core::credential;
+use keygate_core::credentials::api_key as credential;
 use keygate_core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
 use load::{MakeRequest, Stats, closed_loop, connect, open_loop};
 

@@ -3,8 +3,8 @@
 //! takes seconds; their ids differ, so every look-up is a real primary-key read.
 
 use keygate::adapters::sql::entities::api_key;
-use keygate_core::credential;
-use keygate_core::hashing::{HashLimits, HashParams, SecretHasher};
+use keygate_core::credentials::api_key as credential;
+use keygate_core::credentials::hashing::{HashLimits, HashParams, SecretHasher};
 use keygate_core::model::Fingerprint;
 use sea_orm::{ActiveValue, Database, EntityTrait};
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use keygate_core::credentials::scopes::ScopeRegistry;
 use keygate_core::policy::{Policy, PolicyErrors};
-use keygate_core::scopes::ScopeRegistry;
 
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]

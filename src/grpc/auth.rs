@@ -59,7 +59,8 @@ impl AuthService for AuthApi {
         let span = tracing::debug_span!("authorize", request_id = %call.id());
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
-        let input = convert::authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
+        let input =
+            convert::authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
         call.run(span, async {
             let decision = self.engine.authorize(&input).await?;
             call.decided(&decision);
@@ -87,7 +88,8 @@ impl AuthService for AuthApi {
         let span = tracing::debug_span!("acquire_slot", request_id = %call.id());
         let request = request.into_inner();
         let credentials = convert::credentials(request.credentials);
-        let input = convert::authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
+        let input =
+            convert::authorize_input(&credentials, &request.required_scopes, &request.organization, request.cost);
         call.run(span, async {
             let decision = self.engine.acquire_slot(&input, request.lease_seconds).await?;
             call.decided(&decision);

@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use keygate_core::client_credential::is_valid_client_id;
+use keygate_core::credentials::client::is_valid_client_id;
 use keygate_core::error::{CoreError, ErrorCode, OAuthError, OAuthErrorKind};
 use keygate_core::model::Credentials;
 use keygate_core::oauth::{Introspection, IntrospectionCaller, OAuth, TokenRequest, introspection_claims};

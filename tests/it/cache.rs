@@ -6,7 +6,7 @@ use std::sync::Arc;
 use keygate::app::{self, State};
 use keygate_core::admin::{NewKey, RotateKey};
 use keygate_core::clock::ManualClock;
-use keygate_core::credential;
+use keygate_core::credentials::api_key as credential;
 use keygate_core::model::{Credentials, Reason};
 
 use crate::backend_tests;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::envoy_auth::authorization_client::AuthorizationClient;
-use keygate_core::credential;
+use keygate_core::credentials::api_key as credential;
 use serde_json::Value;
 use tonic::Code;
 

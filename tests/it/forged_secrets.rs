@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use keygate::proto::keygate_v1 as pb;
-use keygate_core::{client_credential, credential};
+use keygate_core::credentials::{api_key as credential, client as client_credential};
 use pb::DecisionReason as R;
 use sea_orm::{ConnectionTrait, Database, Statement};
 

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use keygate::config::{Config, LimitsBackend, LogFormat, RedisFailureMode, Sources};
 use keygate::proto::keygate_v1::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
+use keygate_core::credentials::scopes::ScopeRegistry;
 use keygate_core::policy::Policy;
-use keygate_core::scopes::ScopeRegistry;
 use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer};

@@ -2,7 +2,7 @@
 //! with a grace period, update, disable, list; each against SQLite and PostgreSQL.
 
 use keygate::proto::keygate_v1 as pb;
-use keygate_core::credential;
+use keygate_core::credentials::api_key as credential;
 use pb::DecisionReason as R;
 use tonic::{Code, Request};
 

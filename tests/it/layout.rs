@@ -69,7 +69,9 @@ fn no_two_modules_import_each_other_even_through_others() {
         assert!(edges > 20, "{crate_root}: the scan found imports ({edges})");
         let cycles: Vec<String> = graphs
             .iter()
-            .filter_map(|(parent, graph)| Some(format!("under `{}`: {}", parent.join("::"), find_cycle(graph)?.join(" -> "))))
+            .filter_map(|(parent, graph)| {
+                Some(format!("under `{}`: {}", parent.join("::"), find_cycle(graph)?.join(" -> ")))
+            })
             .collect();
         assert!(cycles.is_empty(), "{crate_root}: modules import each other in a circle:\n{}", cycles.join("\n"));
     }
@@ -257,12 +259,23 @@ fn the_checker_finds_a_cycle_and_resolves_paths() {
     let acyclic: BTreeMap<String, BTreeSet<String>> = [("a".to_owned(), BTreeSet::from(["b".to_owned()]))].into();
     assert_eq!(find_cycle(&acyclic), None);
 
-    let paths = imported_paths("use super::{model::{Page, Reason}, ports::Store};\nlet x = crate::limits::gcra::decide(1);");
+    let paths =
+        imported_paths("use super::{model::{Page, Reason}, ports::Store};\nlet x = crate::limits::gcra::decide(1);");
     assert_eq!(paths.len(), 4, "{paths:?}");
-    let modules: BTreeSet<Vec<String>> =
-        [vec![], vec!["limits".into()], vec!["limits".into(), "gcra".into()], vec!["model".into()], vec!["ports".into()]].into();
+    let modules: BTreeSet<Vec<String>> = [
+        vec![],
+        vec!["limits".into()],
+        vec!["limits".into(), "gcra".into()],
+        vec!["model".into()],
+        vec!["ports".into()],
+    ]
+    .into();
     let from = vec!["limits".to_owned(), "memory".to_owned()];
-    assert_eq!(resolve(&from, &paths[0], &modules), Some(vec!["limits".to_owned()]), "super of limits::memory is limits");
+    assert_eq!(
+        resolve(&from, &paths[0], &modules),
+        Some(vec!["limits".to_owned()]),
+        "super of limits::memory is limits"
+    );
     assert_eq!(resolve(&["engine".to_owned()], &paths[0], &modules), Some(vec!["model".to_owned()]));
     assert_eq!(resolve(&from, &paths[3], &modules), Some(vec!["limits".to_owned(), "gcra".to_owned()]));
     assert!(production_code("use a;\n#[cfg(test)]\nmod tests {\nuse crate::b;\n}\n").contains("use a;"));

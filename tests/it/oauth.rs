@@ -547,8 +547,10 @@ async fn other_algorithms_and_pem_files_sign() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (current, previous) = (dir.path().join("current.pem"), dir.path().join("previous.pem"));
     let now = chrono::Utc::now();
-    let current_key = keygate_core::signing::generate(keygate_core::signing::Algorithm::Rs256, now).expect("key");
-    let previous_key = keygate_core::signing::generate(keygate_core::signing::Algorithm::Es256, now).expect("key");
+    let current_key =
+        keygate_core::tokens::signing::generate(keygate_core::tokens::signing::Algorithm::Rs256, now).expect("key");
+    let previous_key =
+        keygate_core::tokens::signing::generate(keygate_core::tokens::signing::Algorithm::Es256, now).expect("key");
     std::fs::write(&current, &current_key.private_key_pem).expect("write");
     std::fs::write(&previous, &previous_key.private_key_pem).expect("write");
     let files = format!("{},{}", current.display(), previous.display());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use keygate::proto::keygate_v1 as pb;
-use keygate_core::credential;
+use keygate_core::credentials::api_key as credential;
 use tonic::Code;
 use tonic::transport::Channel;
 

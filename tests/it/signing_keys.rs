@@ -8,7 +8,7 @@ use josekit::jws::JwsHeader;
 use josekit::jwt::{self, JwtPayload};
 use keygate::app;
 use keygate::proto::keygate_v1 as pb;
-use keygate_core::signing::Algorithm;
+use keygate_core::tokens::signing::Algorithm;
 use pb::DecisionReason as R;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;

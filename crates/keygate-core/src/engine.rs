@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::credential::{self, ParsedKey};
 use super::error::CoreError;
-use super::hashing::{SecretHasher, Verification};
 use super::instruments::ReasonCounters;
 use super::last_used::LastUsedRecorder;
 use super::limits::{AdmitRequest, LimitVerdict, Limiter};
@@ -16,10 +14,12 @@ use super::model::{
     AuthFailure, Credentials, Decision, Principal, PrincipalKind, QuotaState, Reason, ScopeMatch, StoredSecret,
 };
 use super::ports::{ClientStore, Clock, SecretSlot, Store};
-use super::scopes::{ScopeRegistry, any_grants};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
+use crate::credentials::api_key::{self, ParsedKey};
+use crate::credentials::hashing::{SecretHasher, Verification};
+use crate::credentials::scopes::{ScopeRegistry, any_grants};
 
 /// What `Authorize` asks, borrowed from the request so that nothing is copied per call.
 #[derive(Debug, Clone, Copy)]
@@ -292,7 +292,7 @@ impl Engine {
 
     async fn verify_key(&self, presented: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
         // Malformed keys and bad checksums never reach the cache, the database or argon2.
-        let Some(parsed) = credential::parse(presented) else {
+        let Some(parsed) = api_key::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
         let verified =

@@ -5,25 +5,18 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
-pub mod argon2_workers;
-pub mod client_credential;
 pub mod clock;
-pub mod credential;
+pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod gateway;
-pub mod hashing;
 pub mod instruments;
-pub mod issuers;
 pub mod last_used;
 pub mod limits;
 pub mod model;
 pub mod oauth;
 pub mod policy;
 pub mod ports;
-pub mod scopes;
-pub mod sealing;
-pub mod signing;
 pub mod tokens;
 pub mod validate;
 pub mod verdicts;

@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use super::client_credential::{is_valid_client_id, is_well_formed_secret};
-use super::engine::Engine;
-use super::error::{CoreError, OAuthError, OAuthErrorKind};
-use super::hashing::{SecretHasher, Verification};
-use super::last_used::LastUsedRecorder;
-use super::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
-use super::ports::{ClientStore, Clock};
-use super::scopes::any_grants;
-use super::signing::Keyring;
-use super::tokens::{self, AccessToken, Subject, TokenSettings};
-use super::verdicts::{CachedClient, VerdictCache, Verified, client_digest};
+use crate::credentials::client::{is_valid_client_id, is_well_formed_secret};
+use crate::credentials::hashing::{SecretHasher, Verification};
+use crate::credentials::scopes::any_grants;
+use crate::engine::Engine;
+use crate::error::{CoreError, OAuthError, OAuthErrorKind};
+use crate::last_used::LastUsedRecorder;
+use crate::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
+use crate::ports::{ClientStore, Clock};
+use crate::tokens::signing::Keyring;
+use crate::tokens::{self, AccessToken, Subject, TokenSettings};
+use crate::verdicts::{CachedClient, VerdictCache, Verified, client_digest};
 
 /// The only grant keygate serves.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";

@@ -15,7 +15,7 @@
 use std::fmt;
 
 use super::model::ScopeMatch;
-use super::scopes::ScopeRegistry;
+use crate::credentials::scopes::ScopeRegistry;
 
 /// The most routes a policy may hold; matching is linear, and a longer list is a mistake.
 const MAX_ROUTES: usize = 10_000;
@@ -465,7 +465,7 @@ fn is_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scopes::DEFAULT_SCOPES;
+    use crate::credentials::scopes::DEFAULT_SCOPES;
 
     fn registry() -> ScopeRegistry {
         ScopeRegistry::new(DEFAULT_SCOPES.iter().copied())

@@ -16,7 +16,7 @@ use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
 use super::plumbing::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
-use keygate_core::signing::Keyring;
+use keygate_core::tokens::signing::Keyring;
 use keygate_core::verdicts::VerdictCache;
 
 const RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use super::{
     Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
     require_subset,
 };
-use crate::client_credential::{client_id_for, generate_secret, is_valid_client_id};
+use crate::credentials::client::{client_id_for, generate_secret, is_valid_client_id};
 use crate::error::CoreError;
 use crate::limits::check_overrides;
 use crate::model::{ApiClientRecord, LimitOverrides, PrincipalKind, SigningKeyRecord};

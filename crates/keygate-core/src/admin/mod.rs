@@ -13,10 +13,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use super::credential;
 use super::engine::Engine;
 use super::error::CoreError;
-use super::hashing::SecretHasher;
 use super::instruments::LabeledCounters;
 use super::limits::grants::{GrantBounds, asked_on_change, asked_on_create};
 use super::limits::{LimitDefaults, check_overrides, check_resets};
@@ -25,10 +23,12 @@ use super::model::{
     PrincipalKind, RequestOrigin,
 };
 use super::ports::{AuditStore, ClientStore, Clock, KeyChanges, Revival, RotateOutcome, Rotation, Store};
-use super::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
-use super::signing::Keyring;
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
+use crate::credentials::api_key;
+use crate::credentials::hashing::SecretHasher;
+use crate::credentials::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
+use crate::tokens::signing::Keyring;
 
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 1000;
@@ -246,7 +246,7 @@ impl Admin {
         changes: KeyChanges,
     ) -> Result<KeyView, CoreError> {
         let (caller, entry) = self
-            .changer(ctx, "admin:keys:write", "api_key.update", id_or_nothing(key_id, credential::is_valid_key_id))
+            .changer(ctx, "admin:keys:write", "api_key.update", id_or_nothing(key_id, api_key::is_valid_key_id))
             .await?;
         self.audited(&entry, async {
             let mut violations = Violations::default();
@@ -311,7 +311,7 @@ impl Admin {
                 ctx,
                 "admin:keys:write",
                 "api_key.rotate",
-                id_or_nothing(&request.key_id, credential::is_valid_key_id),
+                id_or_nothing(&request.key_id, api_key::is_valid_key_id),
             )
             .await?;
         self.audited(&entry, async {
@@ -347,7 +347,7 @@ impl Admin {
             {
                 return Err(outliving(deadline, now, "rotate a key whose new secret would outlive"));
             }
-            let generated = credential::generate_for(&self.settings.key_prefix, &key.key_id);
+            let generated = api_key::generate_for(&self.settings.key_prefix, &key.key_id);
             let rotation = Rotation {
                 new_secret_hash: self.hasher.hash(generated.secret.clone()).await?,
                 previous_key_expires_at: (now + Duration::days(grace)).min(key.expires_at).min(expires_at).max(now),
@@ -393,7 +393,7 @@ impl Admin {
     /// Disables a key at once, grace-period secret included. Disabling twice is harmless.
     pub async fn disable_key(&self, ctx: &AdminContext, key_id: &str) -> Result<KeyView, CoreError> {
         let (caller, entry) = self
-            .changer(ctx, "admin:keys:write", "api_key.disable", id_or_nothing(key_id, credential::is_valid_key_id))
+            .changer(ctx, "admin:keys:write", "api_key.disable", id_or_nothing(key_id, api_key::is_valid_key_id))
             .await?;
         self.audited(&entry, async {
             let key = self.visible_key(&caller, key_id).await?;
@@ -524,7 +524,7 @@ impl Admin {
     ) -> Result<IssuedKey, CoreError> {
         let NewKey { name, description, scopes, limits, .. } = key;
         let now = self.clock.now();
-        let generated = credential::generate(&self.settings.key_prefix);
+        let generated = api_key::generate(&self.settings.key_prefix);
         let record = ApiKeyRecord {
             key_id: generated.key_id.clone(),
             key_prefix: generated.key_prefix.clone(),
@@ -732,7 +732,7 @@ impl Admin {
 
     /// A key the caller may see: its organization's, or any for a platform admin.
     async fn visible_key(&self, caller: &Caller, key_id: &str) -> Result<ApiKeyRecord, CoreError> {
-        if !credential::is_valid_key_id(key_id) {
+        if !api_key::is_valid_key_id(key_id) {
             return Err(CoreError::invalid("key_id", "is not a key id (k_ followed by 12 letters or digits)"));
         }
         let not_found = || CoreError::NotFound(format!("API key {key_id} not found"));

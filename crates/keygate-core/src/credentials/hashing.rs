@@ -12,10 +12,10 @@ use rand::rngs::OsRng;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-use super::argon2_workers::Argon2Workers;
-use super::error::CoreError;
-use super::instruments::HashingInstruments;
-use super::model::{Fingerprint, StoredSecret};
+use crate::credentials::argon2_workers::Argon2Workers;
+use crate::error::CoreError;
+use crate::instruments::HashingInstruments;
+use crate::model::{Fingerprint, StoredSecret};
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, JwsVerifier, RS256};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::error::CoreError;
-use super::model::{AuditEntry, SigningKeyRecord};
-use super::ports::{Clock, SigningKeyStore};
-use super::sealing::{self, KeyEncryptionKey};
+use crate::error::CoreError;
+use crate::model::{AuditEntry, SigningKeyRecord};
+use crate::ports::{Clock, SigningKeyStore};
+use crate::tokens::sealing::{self, KeyEncryptionKey};
 
 /// The signature algorithms keygate signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::error::FieldViolation;
+use crate::error::FieldViolation;
 
 /// keygate's own admin scopes, always registered.
 pub const ADMIN_SCOPES: &[&str] = &[

@@ -2,6 +2,13 @@
 //! trusted outside issuers. Verification pins the algorithm to the key's, requires `kid`, and
 //! checks `iss`, `aud`, `exp` and `nbf` against the clock with a small leeway.
 
+pub mod claims;
+pub mod issuers;
+pub mod sealing;
+pub mod signing;
+
+pub use claims::numeric_date;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -11,10 +18,10 @@ use josekit::jws::{JwsHeader, JwsVerifier};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::{Map, Value};
 
-use super::error::CoreError;
-use super::issuers::TrustedIssuer;
-use super::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
-use super::signing::{Algorithm, Keyring};
+use crate::error::CoreError;
+use crate::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
+use crate::tokens::issuers::TrustedIssuer;
+use crate::tokens::signing::{Algorithm, Keyring};
 
 /// The `typ` of keygate's access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -289,17 +296,6 @@ impl TokenVerifier {
 
 fn verified(principal: Principal, payload: &JwtPayload) -> VerifiedToken {
     VerifiedToken { principal, not_before: numeric_date(payload, "nbf"), client_id: None, outside: None, generation: 0 }
-}
-
-/// A NumericDate claim (seconds since the epoch, possibly fractional), read without josekit's
-/// getters, which panic on absurd values.
-pub fn numeric_date(payload: &JwtPayload, claim: &str) -> Option<DateTime<Utc>> {
-    let seconds = payload.claim(claim)?.as_f64()?;
-    if !seconds.is_finite() || !(0.0..=1e11).contains(&seconds) {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation)] // bounded above
-    DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
 }
 
 /// Checks the signature with `verifier` (which pins the algorithm and the key id), then `iss`,

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::error::CoreError;
+use crate::error::CoreError;
 
 type Job = Box<dyn FnOnce() + Send>;
 

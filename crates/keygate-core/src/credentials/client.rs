@@ -1,7 +1,7 @@
 //! OAuth2 client credentials: readable client ids (`xsoar-production-3f9a2c`, a slug of the
 //! name and a random suffix) and secrets of about 256 bits, of which only a hash is stored.
 
-use super::credential::{BASE62, random_chars};
+use crate::credentials::api_key::{BASE62, random_chars};
 
 /// What every client secret starts with, so that leaked secrets are recognisable.
 const SECRET_PREFIX: &str = "kgcs_";

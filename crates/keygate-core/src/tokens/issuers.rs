@@ -11,11 +11,11 @@ use josekit::jws::JwsVerifier;
 use josekit::jwt::JwtPayload;
 use serde_json::Value;
 
-use super::error::CoreError;
-use super::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
-use super::ports::{Clock, JwksSource};
-use super::signing::Algorithm;
-use super::tokens::numeric_date;
+use super::claims::numeric_date;
+use crate::error::CoreError;
+use crate::model::{AuthFailure, LimitOverrides, Principal, PrincipalKind, Reason};
+use crate::ports::{Clock, JwksSource};
+use crate::tokens::signing::Algorithm;
 
 /// One trusted issuer, as configured.
 #[derive(Debug, Clone)]
