@@ -15,12 +15,12 @@ use tokio::task::JoinSet;
 use crate::adapters::jwks::{FileSource, UrlSource};
 use crate::adapters::policy_file::{self, PolicyFileError};
 use crate::adapters::redis::{OnOutage, RedisCounters, RedisSettings};
-use crate::adapters::sql::SqlStore;
-use crate::adapters::sql::StoreSettings;
+use crate::adapters::sql::{SqlStore, StoreSettings};
 use crate::config::{Config, LimitsBackend, RedisFailureMode};
 use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError, HealthState, Readiness};
 use crate::observability::metrics::Metrics;
+use crate::tasks;
 use keygate_core::admin::{Admin, AdminParts, AdminSettings};
 use keygate_core::credentials::hashing::{Fingerprints, HashLimits, SecretHasher};
 use keygate_core::credentials::scopes::ScopeRegistry;
@@ -561,11 +561,7 @@ async fn probe_health(
 
 /// Reads the signing keys again every `every`, until told to stop.
 async fn refresh_signing_keys(keyring: Arc<Keyring>, every: Duration, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while tasks::next_turn(every, &mut stop).await {
         if let Err(err) = keyring.reload().await {
             tracing::warn!(error = %err, "signing keys could not be reloaded; will retry");
         }
@@ -579,11 +575,7 @@ async fn flush_last_used(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while tasks::next_turn(every, &mut stop).await {
         match recorder.flush(store.as_ref(), store.as_ref()).await {
             Ok(0) => {}
             Ok(written) => tracing::debug!(written, "last_used_at flushed"),
@@ -595,11 +587,7 @@ async fn flush_last_used(
 /// Writes quota usage every `every` and lets idle counters go, until told to stop.
 async fn flush_usage(limiter: Arc<Limiter>, clock: Arc<dyn Clock>, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut last_sweep = clock.now();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while tasks::next_turn(every, &mut stop).await {
         let now = clock.now();
         match limiter.flush(now).await {
             Ok(0) => {}

@@ -17,4 +17,5 @@ pub mod healthcheck;
 pub mod http;
 pub mod observability;
 pub mod proto;
+pub mod tasks;
 pub mod transport;

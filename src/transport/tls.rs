@@ -131,11 +131,7 @@ pub async fn follow(config: TlsConfig, current: ConfigUpdates, every: Duration, 
     let mut loaded = files.read().ok();
     // The last problem logged, so that files that stay bad are reported once, not every tick.
     let mut reported: Option<String> = None;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+    while crate::tasks::next_turn(every, &mut stop).await {
         let outcome = files.read().and_then(|contents| {
             if loaded.as_ref() == Some(&contents) {
                 return Ok(None);
