@@ -25,6 +25,8 @@ pub mod ports;
 pub mod scopes;
 pub mod sealing;
 pub mod signing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokens;
 pub mod validate;
 pub mod verdicts;

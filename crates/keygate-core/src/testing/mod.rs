@@ -1,0 +1,8 @@
+//! What tests need beyond the ports: an in-memory store with the SQL store's semantics, and the
+//! conformance suite that holds every store (in memory, SQLite, PostgreSQL) to the ports'
+//! written contracts. Behind the `testing` feature, for the adapters' tests.
+
+pub mod memory_store;
+pub mod store_conformance;
+
+pub use memory_store::MemoryStore;
