@@ -2,6 +2,8 @@
 //! conformance suite that holds every store (in memory, SQLite, PostgreSQL) to the ports'
 //! written contracts. Behind the `testing` feature, for the adapters' tests.
 
+#[cfg(test)]
+pub(crate) mod harness;
 pub mod memory_store;
 pub mod store_conformance;
 
