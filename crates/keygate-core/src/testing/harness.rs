@@ -85,7 +85,10 @@ pub(crate) struct Core {
     pub engine: Arc<Engine>,
     pub admin: Admin,
     pub oauth: OAuth,
+    pub verdicts: Arc<VerdictCache>,
     pub keyring: Arc<Keyring>,
+    pub hasher: SecretHasher,
+    pub last_used: Arc<LastUsedRecorder>,
 }
 
 impl Core {
@@ -158,7 +161,7 @@ impl Core {
             clock: now,
             last_used: last_used.clone(),
         });
-        Self { clock, store, engine, admin, oauth, keyring }
+        Self { clock, store, engine, admin, oauth, verdicts, keyring, hasher, last_used }
     }
 
     /// Runs `keygate bootstrap`: the platform organization and its admin key (`*`).

@@ -7,4 +7,11 @@ pub(crate) mod harness;
 pub mod memory_store;
 pub mod store_conformance;
 
+#[cfg(test)]
+mod limiter_tests;
+#[cfg(test)]
+mod oauth_tests;
+#[cfg(test)]
+mod verdict_tests;
+
 pub use memory_store::MemoryStore;
