@@ -33,5 +33,6 @@ mod secrets;
 mod shutdown;
 mod signing_keys;
 mod store;
+mod store_conformance;
 mod tls;
 mod traces;

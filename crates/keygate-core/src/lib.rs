@@ -17,6 +17,8 @@ pub mod model;
 pub mod oauth;
 pub mod policy;
 pub mod ports;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokens;
 pub mod validate;
 pub mod verdicts;

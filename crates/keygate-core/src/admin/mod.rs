@@ -7,6 +7,8 @@
 
 pub mod audit;
 pub mod clients;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -44,6 +44,7 @@ pub async fn run_all(counters: &dyn Counters) {
     slots_are_limited_released_and_expire(counters).await;
 }
 
+// A failed check panics, as in any test; behind `testing` this is no test code to clippy.
 async fn rate_bursts_refill_and_retry_after(counters: &dyn Counters) {
     let who = subject("rate");
     let now = start().timestamp_micros();

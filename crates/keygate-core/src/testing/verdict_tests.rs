@@ -1,0 +1,137 @@
+//! The verdict cache, alone and in the engine: a verified credential costs argon2 once; a change
+//! made elsewhere (another replica, whose announcement arrives as an invalidation) is seen once
+//! its verdicts are dropped; a verification that overlapped an invalidation is not kept.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration as StdDuration;
+
+use crate::admin::clients::NewClient;
+use crate::credentials::api_key;
+use crate::model::{AuditEntry, Reason};
+use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
+use crate::ports::{ClientStore, RotateOutcome, Rotation, Store};
+use crate::testing::harness::{Core, ctx, scopes};
+use crate::verdicts::{VerdictCache, VerdictSettings, Verified, digest};
+
+/// An entry for a change made behind the use cases' back, as another replica would.
+fn elsewhere() -> AuditEntry {
+    AuditEntry { organization: "elsewhere".into(), action: "test".into(), ..AuditEntry::default() }
+}
+
+#[tokio::test]
+async fn a_verified_key_costs_argon2_once() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let key = core.key(&root, "", &["graph:read"]).await.api_key;
+    let before = core.hasher.verifications();
+    for _ in 0..3 {
+        core.authenticate(&key).await.expect("works");
+    }
+    assert_eq!(core.hasher.verifications(), before + 1);
+    assert!(core.verdicts.entry_count() <= 3, "entries are per credential");
+}
+
+#[tokio::test]
+async fn a_revocation_elsewhere_is_seen_once_its_verdict_is_dropped() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let issued = core.key(&root, "", &["graph:read"]).await;
+    let id = issued.view.key.key_id.clone();
+    core.authenticate(&issued.api_key).await.expect("cached now");
+
+    // Another replica disables the key: until its announcement arrives, the verdict stands.
+    assert!(core.store.disable_key(&id, core.now(), &elsewhere()).await.expect("disable"));
+    assert!(core.authenticate(&issued.api_key).await.is_ok(), "stale until the announcement");
+    core.verdicts.invalidate_key(&id);
+    assert_eq!(core.authenticate(&issued.api_key).await.map(|p| p.id), Err(Reason::ExpiredApiKey));
+}
+
+#[tokio::test]
+async fn a_refusal_is_remembered_and_dropped_with_its_key() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let issued = core.key(&root, "", &["graph:read"]).await;
+    let record = issued.view.key.clone();
+    // A secret the key does not have (yet): refused, and the refusal is cached under the key.
+    let other = api_key::generate_for("sk_test_", &record.key_id);
+    assert!(core.authenticate(&other.full).await.is_err());
+    // Another replica rotates the key to exactly that secret.
+    let rotation = Rotation {
+        new_secret_hash: core.hasher.hash(other.secret.clone()).await.expect("hash"),
+        previous_key_expires_at: core.now(),
+        expires_at: record.expires_at,
+        replaces_hash: record.secret_hash.clone(),
+    };
+    let outcome = core.store.rotate_key(&record.key_id, &rotation, None, core.now(), &elsewhere()).await;
+    assert_eq!(outcome.expect("rotate"), RotateOutcome::Rotated);
+    assert!(core.authenticate(&other.full).await.is_err(), "the cached refusal stands until the announcement");
+    core.verdicts.invalidate_key(&record.key_id);
+    assert!(core.authenticate(&other.full).await.is_ok(), "dropped with the key's other verdicts");
+}
+
+#[tokio::test]
+async fn a_client_change_elsewhere_drops_its_tokens_verdicts() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let request = NewClient { name: "Sync".into(), scopes: scopes(&["search:read"]), ..NewClient::default() };
+    let client = core.admin.create_client(&ctx(&root), request).await.expect("client");
+    let id = client.client.client_id.clone();
+    let token_request = TokenRequest {
+        grant_type: CLIENT_CREDENTIALS.into(),
+        client_id: id.clone(),
+        client_secret: client.client_secret.clone(),
+        scope: String::new(),
+    };
+    let token = core.oauth.issue_token(&token_request).await.expect("token").token;
+    core.authenticate(&token).await.expect("cached now");
+    core.store.disable_client(&id, true, core.now(), &elsewhere()).await.expect("disable elsewhere");
+    assert!(core.authenticate(&token).await.is_ok(), "stale until the announcement");
+    core.verdicts.invalidate_key(&id);
+    assert_eq!(core.authenticate(&token).await.map(|p| p.id), Err(Reason::RevokedToken));
+}
+
+fn cache() -> VerdictCache {
+    let hour = StdDuration::from_secs(3600);
+    VerdictCache::new(VerdictSettings { max_entries: 100, ttl: hour, negative_ttl: hour })
+}
+
+fn invalid(tag: usize) -> Verified {
+    Verified::Invalid { key_id: Some(format!("k_{tag:012}")) }
+}
+
+#[tokio::test]
+async fn a_verification_overlapping_an_invalidation_is_redone() {
+    let cache = Arc::new(cache());
+    let calls = AtomicUsize::new(0);
+    let verify = || {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        let cache = cache.clone();
+        async move {
+            if n == 0 {
+                // A change is announced while the first verification reads the database.
+                cache.invalidate_key("k_000000000099");
+            }
+            Ok::<_, ()>(invalid(n))
+        }
+    };
+    let verified = cache.get_or_try_verify(digest("presented"), verify).await;
+    assert_eq!((verified, calls.load(Ordering::SeqCst)), (Ok(invalid(1)), 2), "the first read is not kept");
+    let again = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, ()>(invalid(7)) }).await;
+    assert_eq!(again, Ok(invalid(1)), "the second is cached");
+}
+
+#[tokio::test]
+async fn failures_to_verify_are_not_cached() {
+    let cache = cache();
+    let failed = cache.get_or_try_verify(digest("presented"), || async { Err::<Verified, _>("database down") }).await;
+    assert_eq!(failed, Err("database down"));
+    let verified = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(1)) }).await;
+    assert_eq!(verified, Ok(invalid(1)), "verified again once the database answers");
+    cache.invalidate_key("k_000000000001");
+    let after = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(2)) }).await;
+    assert_eq!(after, Ok(invalid(2)), "a refusal naming a key is dropped with it");
+    cache.clear();
+    let cleared = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(3)) }).await;
+    assert_eq!(cleared, Ok(invalid(3)));
+}
