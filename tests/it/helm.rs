@@ -1046,7 +1046,7 @@ fn assert_reads_only_exported(what: &str, read: &[(String, Vec<String>)], export
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_rule_alerts_on_what_the_readme_lists_with_real_series() {
+async fn prometheus_rule_alerts_on_what_the_docs_list_with_real_series() {
     assert!(baseline().all("PrometheusRule").is_empty(), "optional");
     let rendered = render(&values(json!({"prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}}})));
     let rule = rendered.one("PrometheusRule");
@@ -1075,10 +1075,10 @@ async fn prometheus_rule_alerts_on_what_the_readme_lists_with_real_series() {
         assert!(labels.iter().any(|l| l == "namespace"), "{name}: this release's series only, by namespace");
     }
 
-    // Every metric the README's "Watching" asks to alert on has an alert, and so have the
-    // database and Redis gauges.
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let watching = readme.split("- **Watching.**").nth(1).expect("README's Watching item");
+    // Every metric the operations page's "Watching" asks to alert on has an alert, and so have
+    // the database and Redis gauges.
+    let operations = std::fs::read_to_string(root().join("docs/operations.md")).expect("docs/operations.md");
+    let watching = operations.split("- **Watching.**").nth(1).expect("docs/operations.md's Watching item");
     let listed = watching.split("alerts on").nth(1).expect("Watching says what the chart alerts on");
     let end = listed.match_indices('.').find(|(i, _)| listed[i + 1..].starts_with(char::is_whitespace));
     let listed = &listed[..end.expect("the list ends with its sentence").0];
@@ -1087,7 +1087,7 @@ async fn prometheus_rule_alerts_on_what_the_readme_lists_with_real_series() {
         .filter(|word| word.starts_with("keygate_"))
         .map(str::to_owned)
         .collect();
-    assert!(wanted.len() >= 4, "the README lists the alerts: {listed}");
+    assert!(wanted.len() >= 4, "docs/operations.md lists the alerts: {listed}");
     wanted.extend(["keygate_database_up".to_owned(), "keygate_redis_up".to_owned()]);
     let alerted: BTreeSet<&String> = read.iter().map(|(name, _)| name).collect();
     for metric in &wanted {

@@ -1,12 +1,13 @@
 //! keygate's integration tests: the real server on a `127.0.0.1:0` port, driven over gRPC, against
 //! SQLite and PostgreSQL; end-to-end tests of the built binary with grpcurl and OAuth2/JWT client
-//! libraries, behind a real Envoy; the Helm chart.
+//! libraries, behind a real Envoy; the Helm chart; the docs' links and diagrams.
 
 mod support;
 
 mod audit;
 mod cache;
 mod ceilings;
+mod docs;
 mod e2e_grpcurl;
 mod e2e_oauth;
 mod envoy;
