@@ -31,6 +31,7 @@ mod quota_crash;
 mod readme;
 mod rolling;
 mod secrets;
+mod settings_table;
 mod shutdown;
 mod signing_keys;
 mod store;
