@@ -10,6 +10,8 @@ pub mod store_conformance;
 #[cfg(test)]
 mod gateway_tests;
 #[cfg(test)]
+mod issuer_tests;
+#[cfg(test)]
 mod limiter_tests;
 #[cfg(test)]
 mod oauth_tests;
