@@ -8,6 +8,10 @@ pub mod memory_store;
 pub mod store_conformance;
 
 #[cfg(test)]
+mod gateway_tests;
+#[cfg(test)]
+mod issuer_tests;
+#[cfg(test)]
 mod limiter_tests;
 #[cfg(test)]
 mod oauth_tests;
