@@ -16,12 +16,12 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Latency buckets from 50 µs to about 1.6 s, the same as the core's histograms.
+/// The edges' latency histograms, on the core's buckets (50 µs to about 1.6 s).
 fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+    Histogram::new(instruments::LATENCY_BUCKETS)
 }
 
 /// A decision's reason (or an admin refusal's), as a label.
