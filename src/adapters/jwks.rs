@@ -1,5 +1,5 @@
 //! Where outside issuers' JWK Sets come from: an HTTP(S) URL or a local file. The adapters behind
-//! `core::issuers::JwksSource`.
+//! `keygate_core::ports::JwksSource`.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `core::ports::AuditStore` on SQLite and PostgreSQL, and the insert every write of the other
+//! `keygate_core::ports::AuditStore` on SQLite and PostgreSQL, and the insert every write of the other
 //! ports makes with its own transaction. Nothing here updates or deletes an entry.
 
 use async_trait::async_trait;

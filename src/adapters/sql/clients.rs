@@ -1,4 +1,4 @@
-//! `core::ports::ClientStore` on SQLite and PostgreSQL. Changes are announced on the same
+//! `keygate_core::ports::ClientStore` on SQLite and PostgreSQL. Changes are announced on the same
 //! channel as key changes, under the client id, in the same transaction.
 
 use async_trait::async_trait;

@@ -99,7 +99,7 @@ pub mod api_client {
 }
 
 /// `signing_keys`: the keys access tokens are signed with; `private_key_pem` is sealed with the
-/// key-encryption key when one is configured (see `core::sealing`).
+/// key-encryption key when one is configured (see `keygate_core::tokens::sealing`).
 pub mod signing_key {
     use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! `core::ports::UsageStore` on SQLite and PostgreSQL, and the limit columns that keys and
+//! `keygate_core::ports::UsageStore` on SQLite and PostgreSQL, and the limit columns that keys and
 //! clients share.
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! `core::ports::SigningKeyStore` on SQLite and PostgreSQL: every replica reads the same keys;
+//! `keygate_core::ports::SigningKeyStore` on SQLite and PostgreSQL: every replica reads the same keys;
 //! a rotation is announced so that the others reload at once.
 
 use async_trait::async_trait;
