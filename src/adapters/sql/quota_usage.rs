@@ -1,5 +1,4 @@
-//! `keygate_core::ports::UsageStore` on SQLite and PostgreSQL, and the limit columns that keys and
-//! clients share.
+//! `keygate_core::ports::UsageStore` on SQLite and PostgreSQL: each replica's monthly quota usage.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
