@@ -22,6 +22,9 @@ use serde_json::Value;
 
 use super::process::KEYGATE;
 
+/// Numbers the overlays the containers' processes mount, so that no two share a directory.
+static OVERLAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The pod's IP as the kubelet would give it; everything listens on the machine's loopback here.
 pub const POD_IP: &str = "127.0.0.1";
 /// The ClusterIP every Service of the namespace gets in the service-link variables.
@@ -321,13 +324,17 @@ impl Container {
     fn command(&self, argv: &[String]) -> Command {
         let mut script = String::from("set -e\n");
         let mut overlaid: Vec<PathBuf> = Vec::new();
-        for (i, mount) in self.mounts.iter().enumerate() {
+        for mount in &self.mounts {
             // A mount path the host lacks is made in an overlay of its nearest existing
             // ancestor, so the host's tree is never changed.
             let target = Path::new(&mount.target);
             let existing = target.ancestors().find(|a| a.exists()).expect("/ exists").to_owned();
             if existing != target && !overlaid.iter().any(|o| target.starts_with(o)) {
-                let upper = self.root.path().join(format!("overlay-{i}"));
+                // Upper and work directories of its own for every process started, never shared:
+                // a probe's exec or a restart overlays the same path while the container runs,
+                // and overlayfs refuses an upper or work directory another mount is using.
+                let n = OVERLAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let upper = self.root.path().join(format!("overlay-{n}"));
                 std::fs::create_dir_all(upper.join("upper")).expect("overlay dir");
                 std::fs::create_dir_all(upper.join("work")).expect("overlay dir");
                 script.push_str(&format!(
