@@ -11,6 +11,7 @@ use crate::proto::keygate_v1 as pb;
 use crate::proto::keygate_v1::auth_service_server::AuthService;
 use keygate_core::engine::Engine;
 use keygate_core::error::CoreError;
+use keygate_core::model::Reason;
 use keygate_core::oauth::OAuth;
 
 /// The AuthService implementation.
@@ -38,12 +39,12 @@ impl AuthService for AuthApi {
             match self.engine.authenticate(&credentials).await? {
                 Ok(principal) => {
                     tracing::debug!(principal = %principal.id, "authenticated");
-                    call.authenticated(true, "ALLOWED");
+                    call.authenticated(Reason::Allowed);
                     Ok(convert::authenticate_response(principal, call.id().to_owned()))
                 }
                 Err(failure) => {
                     tracing::info!(reason = failure.reason.as_str(), "authentication failed");
-                    call.authenticated(false, failure.reason.as_str());
+                    call.authenticated(failure.reason);
                     Err(CoreError::Unauthenticated(failure))
                 }
             }

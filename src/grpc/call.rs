@@ -11,7 +11,7 @@ use super::context::{request_id, request_span, respond};
 use super::status::to_status;
 use crate::observability::telemetry::RequestSpan;
 use keygate_core::error::CoreError;
-use keygate_core::model::Decision;
+use keygate_core::model::{Decision, Reason};
 
 /// One call in progress.
 pub struct Call {
@@ -45,9 +45,10 @@ impl Call {
         }
     }
 
-    /// Records an authentication's outcome on the exported span.
-    pub fn authenticated(&self, allowed: bool, reason: &str) {
-        self.traced.record_decision(allowed, reason);
+    /// Records an authentication's outcome on the exported span: allowed exactly when `reason`
+    /// is [`Reason::Allowed`].
+    pub fn authenticated(&self, reason: Reason) {
+        self.traced.record_decision(reason == Reason::Allowed, reason.as_str());
     }
 
     /// Runs the use case in `span` and answers with its message, or with its error mapped to a
