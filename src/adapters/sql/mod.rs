@@ -58,6 +58,9 @@ impl SqlStore {
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Deleted and overwritten rows are zeroed, so a replaced secret (a signing
+                    // key sealed in place) leaves no copy in the file's free pages.
+                    .pragma("secure_delete", "ON")
             });
         let db = Database::connect(options).await.map_err(map_err)?;
         Ok(Self { db, timeout: settings.timeout })

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use super::SqlStore;
 use super::audit;
@@ -67,6 +69,12 @@ impl SigningKeyStore for SqlStore {
             .exec(self.connection())
             .await
             .map_err(map_err)?;
+        let db = self.connection();
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // `secure_delete` zeroes the old row's pages; the write-ahead log may still hold
+            // frames with the plain key from before, so it is checkpointed and emptied now.
+            db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await.map_err(map_err)?;
+        }
         Ok(result.rows_affected == 1)
     }
 }
