@@ -453,12 +453,13 @@ pub async fn serve(
     let transport =
         |tls: &Option<crate::transport::tls::CurrentConfig>| crate::transport::Transport { tls: tls.clone(), traced };
     let envoy_authz = EnvoyAuthz::new(state.engine.clone(), policy_rx, config.envoy.clone());
+    let token_endpoint = format!("{}{}", state.oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH);
     let services = grpc::Services {
         engine: state.engine.clone(),
         admin: state.admin.clone(),
         oauth: state.oauth.clone(),
         envoy_authz,
-        token_endpoint: format!("{}{}", state.oauth.settings().issuer.trim_end_matches('/'), crate::http::TOKEN_PATH),
+        token_endpoint: token_endpoint.clone(),
     };
     let grpc_served = grpc::serve(
         listeners.grpc,
@@ -468,9 +469,11 @@ pub async fn serve(
         health,
         wait_for(draining.clone()),
     );
+    let rest = crate::http::admin::AdminRest { admin: state.admin.clone(), token_endpoint };
     let http_served = crate::http::serve(
         listeners.http,
         state.oauth.clone(),
+        rest,
         state.metrics.clone(),
         listeners.metrics.is_none(),
         transport(&tls),

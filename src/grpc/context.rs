@@ -2,46 +2,17 @@
 
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response};
-use uuid::Uuid;
 
 use crate::observability::telemetry::RequestSpan;
+pub use crate::transport::request_id::{REQUEST_ID_HEADER, request_id_from};
+use crate::transport::request_id::{client_request_id, new_request_id};
 use keygate_core::admin::AdminContext;
 use keygate_core::model::{Credentials, RequestOrigin};
 
-/// The header carrying the request id, both ways.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// The caller's `x-request-id` when it is sensible (printable ASCII, at most 128 characters),
-/// otherwise a new UUID.
+/// The caller's `x-request-id` when it is sensible, otherwise a new UUID (see
+/// [`request_id_from`]).
 pub fn request_id(metadata: &MetadataMap) -> String {
     request_id_from(metadata.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()))
-}
-
-/// A given request id when it is sensible (as [`request_id`]), otherwise a new UUID.
-pub fn request_id_from(given: Option<&str>) -> String {
-    given
-        .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(new_request_id, str::to_owned)
-}
-
-/// The caller's `x-request-id` as the admin edge keeps it beside its own: up to 128 ASCII
-/// letters, digits and `-_.:/+=`; anything else (absent, empty, too long, other characters) is
-/// dropped rather than stored.
-pub fn client_request_id(metadata: &MetadataMap) -> String {
-    let given = metadata.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or_default().trim();
-    let usable = given.len() <= MAX_REQUEST_ID_LEN
-        && given
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='));
-    if usable { given.to_owned() } else { String::new() }
-}
-
-/// A new random (v4) UUID, in its hyphenated form, without going through `fmt`.
-fn new_request_id() -> String {
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    Uuid::new_v4().hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// The admin's own credential from metadata: `x-api-key` or `authorization`.
@@ -57,7 +28,8 @@ pub fn caller_credentials<T>(request: &Request<T>) -> Credentials {
 /// entries off as another request's.
 pub fn admin_context<T>(request: &Request<T>) -> AdminContext {
     let peer = request.remote_addr().map(|addr| addr.to_string()).unwrap_or_default();
-    let client_request_id = client_request_id(request.metadata());
+    let given = request.metadata().get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok());
+    let client_request_id = client_request_id(given);
     let origin = RequestOrigin { request_id: new_request_id(), client_request_id, peer };
     AdminContext { credentials: caller_credentials(request), origin }
 }

@@ -1,7 +1,8 @@
 //! The HTTP edge, for OAuth2 clients and token verifiers: the token endpoint, introspection, the
-//! JWK Set and the authorization server metadata; and `/metrics` for Prometheus. Handlers
-//! decode, call the core, encode.
+//! JWK Set and the authorization server metadata; the REST admin API ([`admin`]); and `/metrics`
+//! for Prometheus. Handlers decode, call the core, encode.
 
+pub mod admin;
 mod discovery;
 mod oauth;
 
@@ -22,8 +23,9 @@ use tracing::Instrument;
 
 use crate::observability::metrics::{Edge, Metrics};
 use crate::observability::telemetry;
-use crate::transport::Transport;
 use crate::transport::tls::TlsListener;
+use crate::transport::{PeerAddr, Transport};
+use admin::AdminRest;
 use keygate_core::oauth::OAuth;
 
 /// Where clients get tokens.
@@ -38,15 +40,16 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// Prometheus metrics in the OpenMetrics text format.
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The public routes, over the OAuth use cases, and `/metrics` too unless it has a listener of its
-/// own (`with_metrics`); every request counted and timed.
-pub fn router(oauth: Arc<OAuth>, metrics: Arc<Metrics>, with_metrics: bool) -> Router {
+/// The public routes, over the OAuth and admin use cases, and `/metrics` too unless it has a
+/// listener of its own (`with_metrics`); every request counted and timed.
+pub fn router(oauth: Arc<OAuth>, rest: AdminRest, metrics: Arc<Metrics>, with_metrics: bool) -> Router {
     let oauth_routes = Router::new()
         .route(TOKEN_PATH, post(oauth::token))
         .route(INTROSPECTION_PATH, post(oauth::introspect))
         .route(JWKS_PATH, get(discovery::jwks))
         .route(METADATA_PATH, get(discovery::metadata))
-        .with_state(oauth);
+        .with_state(oauth)
+        .merge(admin::router(rest));
     let routes = if with_metrics { metrics_router(metrics.clone()).merge(oauth_routes) } else { oauth_routes };
     routes.layer(middleware::from_fn_with_state(metrics, metered))
 }
@@ -104,19 +107,27 @@ pub async fn serve_metrics(
 pub async fn serve(
     listener: TcpListener,
     oauth: Arc<OAuth>,
+    rest: AdminRest,
     metrics: Arc<Metrics>,
     with_metrics: bool,
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut routes = router(oauth, metrics, with_metrics);
+    let mut routes = router(oauth, rest, metrics, with_metrics);
     routes = if transport.traced {
         routes.layer(middleware::from_fn(self::traced))
     } else {
         routes.layer(middleware::from_fn(self::in_callers_trace))
     };
     match transport.tls {
-        None => axum::serve(listener, routes).with_graceful_shutdown(shutdown).await,
-        Some(tls) => axum::serve(TlsListener::new(listener, tls), routes).with_graceful_shutdown(shutdown).await,
+        // The peer's address reaches the admin API's audit entries.
+        None => {
+            let routes = routes.into_make_service_with_connect_info::<PeerAddr>();
+            axum::serve(listener, routes).with_graceful_shutdown(shutdown).await
+        }
+        Some(tls) => {
+            let routes = routes.into_make_service_with_connect_info::<PeerAddr>();
+            axum::serve(TlsListener::new(listener, tls), routes).with_graceful_shutdown(shutdown).await
+        }
     }
 }

@@ -29,6 +29,7 @@ mod outage;
 mod propagation;
 mod quota_crash;
 mod readme;
+mod rest_admin;
 mod rolling;
 mod secrets;
 mod settings_table;

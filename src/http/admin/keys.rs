@@ -1,0 +1,312 @@
+//! `/api/admin/api-keys`: create, list, read, update, rotate and disable API keys.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::wire::{Limits, LimitsPatch, ListParams, Listing, optional_time, time, total};
+use super::{AdminRest, Call, Id};
+use keygate_core::admin::{KeyView, NewKey, RotateKey};
+use keygate_core::model::KeyStatus;
+use keygate_core::ports::KeyChanges;
+
+/// The header a key is sent in, as the reference tells its creator.
+const HEADER_NAME: &str = "X-API-Key";
+
+/// A key's status.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Valid and usable.
+    Active,
+    /// Past its expiry.
+    Expired,
+    /// Disabled by an admin; never enabled again.
+    Disabled,
+}
+
+impl From<KeyStatus> for Status {
+    fn from(status: KeyStatus) -> Self {
+        match status {
+            KeyStatus::Active => Self::Active,
+            KeyStatus::Expired => Self::Expired,
+            KeyStatus::Disabled => Self::Disabled,
+        }
+    }
+}
+
+/// An API key as admins see it: never its secret or hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKey {
+    /// The key's stable id (keygate has no other; the same as `key_id`).
+    #[schema(example = "k_abc123def456")]
+    pub id: String,
+    #[schema(example = "k_abc123def456")]
+    pub key_id: String,
+    /// The first part of the key, safe to show: the configured prefix and the key id.
+    #[schema(example = "sk_live_k_abc123def456")]
+    pub key_prefix: String,
+    pub name: String,
+    pub description: String,
+    pub status: Status,
+    pub scopes: Vec<String>,
+    pub organization: String,
+    /// Who created it: the creating credential's principal id.
+    pub created_by: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_rotated_at: Option<String>,
+    /// Until when the secret the last rotation replaced still works, while it does.
+    #[schema(format = DateTime)]
+    pub previous_key_expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub disabled_at: Option<String>,
+    pub limits: Limits,
+}
+
+impl From<KeyView> for ApiKey {
+    fn from(view: KeyView) -> Self {
+        let key = view.key;
+        Self {
+            id: key.key_id.clone(),
+            key_id: key.key_id,
+            key_prefix: key.key_prefix,
+            name: key.name,
+            description: key.description,
+            status: view.status.into(),
+            scopes: key.scopes,
+            organization: key.organization,
+            created_by: key.created_by,
+            created_at: time(key.created_at),
+            updated_at: time(key.updated_at),
+            expires_at: time(key.expires_at),
+            last_used_at: optional_time(key.last_used_at),
+            last_rotated_at: optional_time(key.last_rotated_at),
+            previous_key_expires_at: optional_time(view.previous_key_expires_at),
+            disabled_at: optional_time(key.disabled_at),
+            limits: key.limits.into(),
+        }
+    }
+}
+
+/// A new key.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateKey {
+    /// Required; at most 100 characters.
+    #[schema(example = "SOAR Integration")]
+    pub name: Option<String>,
+    /// At most 1,000 characters.
+    pub description: Option<String>,
+    /// Scopes from the registry; an organization admin grants only scopes it holds.
+    #[schema(example = json!(["investigations:read", "incidents:read"]))]
+    pub scopes: Option<Vec<String>>,
+    /// Days until it expires: the configured default when unset, at most the configured maximum.
+    #[schema(minimum = 1, example = 365)]
+    pub expires_in_days: Option<i64>,
+    pub limits: Option<Limits>,
+    /// The organization to create it in, for platform admins; others create in their own.
+    pub organization: Option<String>,
+}
+
+/// A created key: the full key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    pub key_id: String,
+    /// The full key. keygate keeps only its hash: copy it now.
+    pub api_key: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The header to send it in.
+    #[schema(example = "X-API-Key")]
+    pub header_name: String,
+    /// The key as lists show it.
+    pub key: ApiKey,
+}
+
+/// The keys of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub api_keys: Vec<ApiKey>,
+    /// How many match, in all pages.
+    pub total: i64,
+}
+
+/// Changes to a key: each field sent replaces the key's.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateKey {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub limits: Option<LimitsPatch>,
+}
+
+/// A rotation.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// Days the replaced secret keeps working: 7 when unset, 0 ends it at once.
+    #[schema(minimum = 0, example = 7)]
+    pub grace_period_days: Option<i64>,
+    /// A new expiry in days from now; the key's own expiry when unset.
+    #[schema(minimum = 1, example = 365)]
+    pub expires_in_days: Option<i64>,
+}
+
+/// A rotated key: the new full key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub key_id: String,
+    pub api_key: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// Until when the replaced secret keeps working.
+    #[schema(format = DateTime)]
+    pub previous_key_expires_at: Option<String>,
+}
+
+/// Creates an API key.
+#[utoipa::path(post, path = "/api/admin/api-keys", tag = "api-keys", request_body = CreateKey,
+    responses((status = 201, description = "Created; the full key is in `api_key`, shown once", body = CreatedKey),
+        (status = 409, description = "The organization's plan allows no more active keys", body = ErrorBody)))]
+pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = match call.body::<CreateKey>(body) {
+        Ok(body) => {
+            let request = NewKey {
+                name: body.name.unwrap_or_default(),
+                description: body.description.unwrap_or_default(),
+                scopes: body.scopes.unwrap_or_default(),
+                expires_in_days: body.expires_in_days,
+                organization: body.organization.unwrap_or_default(),
+                limits: body.limits.unwrap_or_default().into(),
+            };
+            rest.admin.create_key(&call.ctx, request).await.map_err(ApiError::from)
+        }
+        Err(err) => Err(err),
+    };
+    call.reply(StatusCode::CREATED, result, |issued| {
+        let key = ApiKey::from(issued.view);
+        CreatedKey {
+            id: key.id.clone(),
+            key_id: key.key_id.clone(),
+            api_key: issued.api_key,
+            name: key.name.clone(),
+            scopes: key.scopes.clone(),
+            expires_at: key.expires_at.clone(),
+            header_name: HEADER_NAME.to_owned(),
+            key,
+        }
+    })
+}
+
+/// Lists API keys, newest first.
+#[utoipa::path(get, path = "/api/admin/api-keys", tag = "api-keys", params(ListParams),
+    responses((status = 200, description = "A page of keys", body = KeyList)))]
+pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query): RawQuery) -> Response {
+    let result = match Listing::parse(query.as_deref()) {
+        Ok(l) => {
+            let listed = rest.admin.list_keys(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await;
+            listed.map_err(ApiError::from)
+        }
+        Err(err) => Err(err),
+    };
+    call.reply(StatusCode::OK, result, |(keys, count)| KeyList {
+        api_keys: keys.into_iter().map(ApiKey::from).collect(),
+        total: total(count),
+    })
+}
+
+/// Reads an API key.
+#[utoipa::path(get, path = "/api/admin/api-keys/{key_id}", tag = "api-keys",
+    params(("key_id" = String, Path, description = "The key's id, e.g. `k_abc123def456`")),
+    responses((status = 200, description = "The key", body = ApiKey),
+        (status = 404, description = "No such key", body = ErrorBody)))]
+pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id) -> Response {
+    let result = rest.admin.get_key(&call.ctx, &key_id).await.map_err(ApiError::from);
+    call.reply(StatusCode::OK, result, ApiKey::from)
+}
+
+/// Changes a key's name, description, scopes or limits.
+#[utoipa::path(patch, path = "/api/admin/api-keys/{key_id}", tag = "api-keys", request_body = UpdateKey,
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 200, description = "The key as changed", body = ApiKey),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "The key is disabled", body = ErrorBody)))]
+pub async fn update(
+    State(rest): State<Arc<AdminRest>>,
+    call: Call,
+    Id(key_id): Id,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = match call.body::<UpdateKey>(body) {
+        Ok(body) => {
+            let (limits, reset_limits) = body.limits.unwrap_or_default().into_changes();
+            let changes = KeyChanges {
+                name: body.name,
+                description: body.description,
+                scopes: body.scopes,
+                limits,
+                reset_limits,
+            };
+            rest.admin.update_key(&call.ctx, &key_id, changes).await.map_err(ApiError::from)
+        }
+        Err(err) => Err(err),
+    };
+    call.reply(StatusCode::OK, result, ApiKey::from)
+}
+
+/// Gives a key a new secret; the old one keeps working for the grace period.
+#[utoipa::path(post, path = "/api/admin/api-keys/{key_id}/rotate", tag = "api-keys", request_body = RotateKeyBody,
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 200, description = "Rotated; the new full key is in `api_key`, shown once", body = RotatedKey),
+        (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "The key is disabled or expired", body = ErrorBody)))]
+pub async fn rotate(
+    State(rest): State<Arc<AdminRest>>,
+    call: Call,
+    Id(key_id): Id,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = match call.body::<RotateKeyBody>(body) {
+        Ok(body) => {
+            let request =
+                RotateKey { key_id, grace_period_days: body.grace_period_days, expires_in_days: body.expires_in_days };
+            rest.admin.rotate_key(&call.ctx, request).await.map_err(ApiError::from)
+        }
+        Err(err) => Err(err),
+    };
+    call.reply(StatusCode::OK, result, |issued| RotatedKey {
+        key_id: issued.view.key.key_id,
+        api_key: issued.api_key,
+        expires_at: time(issued.view.key.expires_at),
+        previous_key_expires_at: optional_time(issued.view.previous_key_expires_at),
+    })
+}
+
+/// Disables a key and its grace-period secret, for good.
+#[utoipa::path(delete, path = "/api/admin/api-keys/{key_id}", tag = "api-keys",
+    params(("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Disabled (or already disabled)"),
+        (status = 404, description = "No such key", body = ErrorBody)))]
+pub async fn disable(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id) -> Response {
+    let result = rest.admin.disable_key(&call.ctx, &key_id).await.map_err(ApiError::from);
+    call.reply_empty(result)
+}

@@ -1,0 +1,168 @@
+//! The REST admin API (`/api/admin/…`), the reference's paths and fields in snake_case, over the
+//! same admin use cases as `keygate.v1.AdminService`: handlers decode, call the core, encode.
+//! Its OpenAPI 3.1 document, generated from these handlers' types, is served at
+//! [`OPENAPI_PATH`].
+
+mod clients;
+mod error;
+mod keys;
+mod openapi;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::transport::PeerAddr;
+use crate::transport::request_id::{REQUEST_ID_HEADER, client_request_id, new_request_id};
+use error::{ApiError, decode_body};
+use keygate_core::admin::{Admin, AdminContext};
+use keygate_core::error::FieldViolation;
+use keygate_core::model::{Credentials, RequestOrigin};
+
+/// Where the OpenAPI document of the admin API is served.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+/// Bodies larger than this are refused with 413; the largest real one is a few kilobytes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the admin routes are given.
+pub struct AdminRest {
+    pub admin: Arc<Admin>,
+    /// Where clients get tokens, told to the creator of a client.
+    pub token_endpoint: String,
+}
+
+/// The admin routes and the OpenAPI document.
+pub fn router(rest: AdminRest) -> Router {
+    let document = openapi::document();
+    Router::new()
+        .route("/api/admin/api-keys", post(keys::create).get(keys::list))
+        .route("/api/admin/api-keys/{key_id}", get(keys::get).patch(keys::update).delete(keys::disable))
+        .route("/api/admin/api-keys/{key_id}/rotate", post(keys::rotate))
+        .route("/api/admin/api-clients", post(clients::create).get(clients::list))
+        .route("/api/admin/api-clients/{client_id}", get(clients::get).delete(clients::disable))
+        .route("/api/admin/api-clients/{client_id}/regenerate-secret", post(clients::regenerate_secret))
+        .route(OPENAPI_PATH, get(move || async move { axum::Json(document.clone()) }))
+        .fallback(|call: Call| async move { ApiError::no_route().respond(&call.ctx.origin.request_id) })
+        .method_not_allowed_fallback(
+            |call: Call| async move { ApiError::no_method().respond(&call.ctx.origin.request_id) },
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(rest))
+}
+
+/// An admin request's context, taken from its headers: the caller's credential (`Authorization`
+/// or `X-API-Key`), keygate's new request id, the caller's `X-Request-Id` and the peer address.
+pub struct Call {
+    pub ctx: AdminContext,
+    /// Whether the body was declared as JSON (or not declared at all).
+    json: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let credentials = Credentials { authorization: text("authorization"), api_key: text("x-api-key") };
+        let peer = parts.extensions.get::<ConnectInfo<PeerAddr>>().map(|info| info.0.0.to_string()).unwrap_or_default();
+        let given = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+        let origin = RequestOrigin { request_id: new_request_id(), client_request_id: client_request_id(given), peer };
+        Ok(Self { ctx: AdminContext { credentials, origin }, json: declares_json(headers) })
+    }
+}
+
+impl Call {
+    /// The body decoded as `T` (see [`decode_body`]), or the error to answer with.
+    pub fn body<T: DeserializeOwned + Default>(&self, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+        let body = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large()
+            } else {
+                ApiError::bad_request(vec![FieldViolation::new("body", "could not be read")])
+            }
+        })?;
+        if !body.iter().all(u8::is_ascii_whitespace) && !self.json {
+            return Err(ApiError::not_json());
+        }
+        decode_body(&body)
+    }
+
+    /// `value` as JSON with `status`, or the error, either way with keygate's request id.
+    pub fn reply<T, U: Serialize>(
+        &self,
+        status: StatusCode,
+        result: Result<T, ApiError>,
+        encode: impl FnOnce(T) -> U,
+    ) -> Response {
+        let request_id = self.ctx.origin.request_id.as_str();
+        let mut response = match result {
+            Ok(value) => (status, axum::Json(encode(value))).into_response(),
+            Err(err) => {
+                tracing::info!(request_id, ?err, "admin request failed");
+                err.respond(request_id)
+            }
+        };
+        self.stamp(&mut response);
+        response
+    }
+
+    /// 204 with no body, or the error.
+    pub fn reply_empty<T>(&self, result: Result<T, ApiError>) -> Response {
+        let mut response = match result {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(err) => err.respond(&self.ctx.origin.request_id),
+        };
+        self.stamp(&mut response);
+        response
+    }
+
+    fn stamp(&self, response: &mut Response) {
+        if let Ok(value) = HeaderValue::from_str(&self.ctx.origin.request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        // Admin answers may carry a secret shown once: never kept by a cache on the way.
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The one id in a resource's path (`{key_id}`, `{client_id}`); a path that does not decode
+/// (not UTF-8) is 400 in the API's error shape.
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(rejection) => {
+                let problem = FieldViolation::new("path", rejection.body_text());
+                let request_id = new_request_id();
+                let mut response = ApiError::bad_request(vec![problem]).respond(&request_id);
+                if let Ok(value) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                Err(response)
+            }
+        }
+    }
+}
+
+/// No `Content-Type`, or `application/json` (with parameters, any case).
+fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return true };
+    let Ok(value) = value.to_str() else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}

@@ -1,0 +1,180 @@
+//! What the admin API's resources share on the wire: times, limits, list parameters.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use keygate_core::error::FieldViolation;
+use keygate_core::model::{LimitField, LimitOverrides};
+
+/// A time as the reference writes it: RFC 3339, UTC, whole seconds (`2027-03-27T00:00:00Z`).
+pub fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn optional_time(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(time)
+}
+
+/// A credential's own limits; an absent or `null` one takes the configured default, `0` means
+/// no limit of that sort.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per minute.
+    #[schema(minimum = 0)]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests allowed at once above the steady rate.
+    #[schema(minimum = 0)]
+    pub rate_limit_burst: Option<u32>,
+    /// Requests per calendar month (UTC).
+    #[schema(minimum = 0)]
+    pub max_quota: Option<u64>,
+    /// Slots held at once.
+    #[schema(minimum = 0)]
+    pub max_concurrency: Option<u32>,
+}
+
+impl From<LimitOverrides> for Limits {
+    fn from(limits: LimitOverrides) -> Self {
+        Self {
+            rate_limit_per_minute: limits.rate_per_minute,
+            rate_limit_burst: limits.rate_burst,
+            max_quota: limits.max_quota,
+            max_concurrency: limits.max_concurrency,
+        }
+    }
+}
+
+impl From<Limits> for LimitOverrides {
+    fn from(limits: Limits) -> Self {
+        Self {
+            rate_per_minute: limits.rate_limit_per_minute,
+            rate_burst: limits.rate_limit_burst,
+            max_quota: limits.max_quota,
+            max_concurrency: limits.max_concurrency,
+        }
+    }
+}
+
+/// A change of limits, as a JSON merge patch (RFC 7396): a number sets a limit, `null` returns
+/// it to the configured default, an absent field leaves it as it is.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsPatch {
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 0)]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 0)]
+    pub rate_limit_burst: Option<Option<u32>>,
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 0)]
+    pub max_quota: Option<Option<u64>>,
+    #[serde(deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 0)]
+    pub max_concurrency: Option<Option<u32>>,
+}
+
+impl LimitsPatch {
+    /// The limits to set and the names of those to reset.
+    pub fn into_changes(self) -> (LimitOverrides, Vec<String>) {
+        let mut resets = Vec::new();
+        let mut reset = |field: LimitField| resets.push(field.name().to_owned());
+        let mut set = LimitOverrides::default();
+        match self.rate_limit_per_minute {
+            Some(Some(value)) => set.rate_per_minute = Some(value),
+            Some(None) => reset(LimitField::RatePerMinute),
+            None => {}
+        }
+        match self.rate_limit_burst {
+            Some(Some(value)) => set.rate_burst = Some(value),
+            Some(None) => reset(LimitField::RateBurst),
+            None => {}
+        }
+        match self.max_quota {
+            Some(Some(value)) => set.max_quota = Some(value),
+            Some(None) => reset(LimitField::MaxQuota),
+            None => {}
+        }
+        match self.max_concurrency {
+            Some(Some(value)) => set.max_concurrency = Some(value),
+            Some(None) => reset(LimitField::MaxConcurrency),
+            None => {}
+        }
+        (set, resets)
+    }
+}
+
+/// A field that was sent, `null` or not: told apart from one left out (the `default`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The parameters of a list, as the document describes them ([`Listing`] reads them).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[allow(dead_code, reason = "read by the OpenAPI document only; Listing::parse reads the query")]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Matches names, descriptions and ids, case-insensitively.
+    pub search: Option<String>,
+    /// How many to skip.
+    #[param(minimum = 0)]
+    pub offset: Option<u32>,
+    /// How many to return: 20 when unset or 0, at most 100.
+    #[param(minimum = 0, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The organization to list, for platform admins; others always list their own.
+    pub organization: Option<String>,
+}
+
+/// A list's parameters read from a query string: every bad one named (400); unknown ones
+/// ignored, as HTTP has it.
+pub struct Listing {
+    pub search: String,
+    pub offset: i64,
+    pub limit: i64,
+    pub organization: String,
+}
+
+impl Listing {
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let pairs: HashMap<String, String> =
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        let mut problems = Vec::new();
+        let mut number = |name: &str| match pairs.get(name).map(|v| v.trim()) {
+            None | Some("") => 0,
+            Some(text) => text.parse::<u32>().map(i64::from).unwrap_or_else(|_| {
+                problems.push(FieldViolation::new(name, "must be a whole number from 0"));
+                0
+            }),
+        };
+        let offset = number("offset");
+        let limit = number("limit");
+        if !problems.is_empty() {
+            return Err(ApiError::bad_request(problems));
+        }
+        let text = |name: &str| pairs.get(name).cloned().unwrap_or_default();
+        Ok(Self { search: text("search"), offset, limit, organization: text("organization") })
+    }
+}
+
+/// How many a list holds in all.
+pub fn total(total: u64) -> i64 {
+    i64::try_from(total).unwrap_or(i64::MAX)
+}
+
+/// A `true`/`false` query parameter (`false` when absent); anything else is 400 naming it.
+pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    let given = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    match given.as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(vec![FieldViolation::new(name, "must be true or false")])),
+    }
+}

@@ -1,0 +1,168 @@
+//! The REST admin API over HTTP: the reference's key and client life cycles, its error shape
+//! and status codes, the same rules as the gRPC admin RPCs, and the OpenAPI document; each
+//! against SQLite and PostgreSQL.
+
+use keygate::proto::keygate_v1 as pb;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::support::{Backend, TestServer};
+
+backend_tests!(keys_live_their_reference_life_cycle_over_rest, clients_and_errors_follow_the_reference,);
+
+/// Sends `body` (when given) as JSON with the admin key; the status and the JSON answer.
+async fn call(server: &TestServer, method: Method, path: &str, auth: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = Client::new().request(method, server.url(path));
+    if !auth.is_empty() {
+        request = request.header("Authorization", format!("Bearer {auth}"));
+    }
+    if let Some(body) = body {
+        request = request.header("Content-Type", "application/json").body(body.to_string());
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    assert!(response.headers().contains_key("x-request-id"), "{path}: every answer has a request id");
+    let text = response.text().await.expect("body");
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("a JSON answer") };
+    (status, value)
+}
+
+async fn keys_live_their_reference_life_cycle_over_rest(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    // The reference's create, as written.
+    let body = json!({
+        "name": "SOAR Integration",
+        "description": "API key for Palo Alto XSOAR integration",
+        "scopes": ["investigations:read", "investigations:write", "incidents:read"],
+        "expires_in_days": 365
+    });
+    let (status, created) = call(&server, Method::POST, "/api/admin/api-keys", &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    for field in ["id", "key_id", "api_key", "name", "scopes", "expires_at", "header_name"] {
+        assert!(created.get(field).is_some(), "create answers {field}: {created}");
+    }
+    assert_eq!(created["header_name"], "X-API-Key");
+    let key_id = created["key_id"].as_str().expect("key id").to_owned();
+    let api_key = created["api_key"].as_str().expect("key").to_owned();
+    assert_eq!(server.reason(&api_key, &["investigations:read"]).await, pb::DecisionReason::Allowed);
+
+    // The list: every field the reference lists, never the secret.
+    let (status, listed) = call(&server, Method::GET, "/api/admin/api-keys?search=SOAR", &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["total"], 1, "{listed}");
+    let listed_key = &listed["api_keys"][0];
+    for field in [
+        "id",
+        "key_id",
+        "key_prefix",
+        "name",
+        "description",
+        "status",
+        "scopes",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "last_used_at",
+        "last_rotated_at",
+        "previous_key_expires_at",
+    ] {
+        assert!(listed_key.get(field).is_some(), "list answers {field}: {listed_key}");
+    }
+    assert_eq!(listed_key["status"], "active");
+    assert!(!listed.to_string().contains(&api_key), "a list never shows the key");
+
+    // Update, then the reference's rotation with its grace period: both secrets work.
+    let patch = json!({"name": "SOAR", "limits": {"max_quota": 1000}});
+    let (status, updated) =
+        call(&server, Method::PATCH, &format!("/api/admin/api-keys/{key_id}"), &admin, Some(patch)).await;
+    assert_eq!(
+        (status, &updated["name"], &updated["limits"]["max_quota"]),
+        (StatusCode::OK, &json!("SOAR"), &json!(1000))
+    );
+    let reset = json!({"limits": {"max_quota": null}});
+    let (_, updated) =
+        call(&server, Method::PATCH, &format!("/api/admin/api-keys/{key_id}"), &admin, Some(reset)).await;
+    assert_eq!(updated["limits"]["max_quota"], Value::Null, "null returns a limit to the default: {updated}");
+    let rotate = json!({"grace_period_days": 7, "expires_in_days": 365});
+    let path = format!("/api/admin/api-keys/{key_id}/rotate");
+    let (status, rotated) = call(&server, Method::POST, &path, &admin, Some(rotate)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert!(rotated["previous_key_expires_at"].is_string(), "{rotated}");
+    let new_key = rotated["api_key"].as_str().expect("new key").to_owned();
+    assert_eq!(server.reason(&new_key, &["incidents:read"]).await, pb::DecisionReason::Allowed);
+    assert_eq!(server.reason(&api_key, &["incidents:read"]).await, pb::DecisionReason::Allowed);
+
+    // Disable: 204, both secrets denied, and rotating it now is a conflict.
+    let (status, _) = call(&server, Method::DELETE, &format!("/api/admin/api-keys/{key_id}"), &admin, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_ne!(server.reason(&new_key, &["incidents:read"]).await, pb::DecisionReason::Allowed);
+    assert_ne!(server.reason(&api_key, &["incidents:read"]).await, pb::DecisionReason::Allowed);
+    let (status, error) = call(&server, Method::POST, &path, &admin, None).await;
+    assert_eq!((status, &error["code"]), (StatusCode::CONFLICT, &json!("conflict")), "{error}");
+    let (_, got) = call(&server, Method::GET, &format!("/api/admin/api-keys/{key_id}"), &admin, None).await;
+    assert_eq!(got["status"], "disabled");
+    server.stop().await;
+}
+
+async fn clients_and_errors_follow_the_reference(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let body = json!({
+        "name": "XSOAR Production",
+        "description": "Palo Alto XSOAR integration for automated investigation",
+        "scopes": ["investigations:read", "investigations:write", "incidents:read"]
+    });
+    let (status, created) = call(&server, Method::POST, "/api/admin/api-clients", &admin, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["token_endpoint"].as_str().unwrap_or_default().ends_with("/oauth/token"), "{created}");
+    let client_id = created["client_id"].as_str().expect("client id").to_owned();
+    let secret = created["client_secret"].as_str().expect("secret").to_owned();
+    let (_, listed) = call(&server, Method::GET, "/api/admin/api-clients?search=XSOAR", &admin, None).await;
+    assert_eq!((&listed["total"], &listed["clients"][0]["status"]), (&json!(1), &json!("active")), "{listed}");
+    assert!(!listed.to_string().contains(&secret));
+    let path = format!("/api/admin/api-clients/{client_id}/regenerate-secret");
+    let (status, regenerated) = call(&server, Method::POST, &path, &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{regenerated}");
+    assert_ne!(regenerated["client_secret"], json!(secret));
+    let (status, _) = call(&server, Method::DELETE, &format!("/api/admin/api-clients/{client_id}"), &admin, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // No credential: 401 with the reference's code and a request id.
+    let (status, error) = call(&server, Method::GET, "/api/admin/api-keys", "", None).await;
+    assert_eq!((status, &error["code"]), (StatusCode::UNAUTHORIZED, &json!("missing_api_key")), "{error}");
+    assert!(!error["request_id"].as_str().unwrap_or_default().is_empty());
+    // A body of the wrong shape: 422 naming every bad field at once.
+    let bad = json!({"name": 7, "scopes": "incidents:read", "colour": "blue"});
+    let (status, error) = call(&server, Method::POST, "/api/admin/api-keys", &admin, Some(bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let fields: Vec<&str> =
+        error["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    for field in ["name", "scopes", "colour"] {
+        assert!(fields.contains(&field), "{field} named: {error}");
+    }
+    // A value the use case refuses: 400 naming it; a bad parameter: 400.
+    let unknown_scope = json!({"name": "x", "scopes": ["nope:read"]});
+    let (status, error) = call(&server, Method::POST, "/api/admin/api-keys", &admin, Some(unknown_scope)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["errors"].to_string().contains("scopes"), "{error}");
+    let (status, error) = call(&server, Method::GET, "/api/admin/api-keys/not-a-key-id", &admin, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a malformed id, as over gRPC: {error}");
+    let (status, error) = call(&server, Method::GET, "/api/admin/api-keys?limit=-1", &admin, None).await;
+    assert_eq!((status, error["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("limit")), "{error}");
+
+    // The OpenAPI document: 3.1, every path served here.
+    let text = reqwest::get(server.url("/api/openapi.json")).await.expect("get").text().await.expect("text");
+    let document: Value = serde_json::from_str(&text).expect("json");
+    assert!(document["openapi"].as_str().unwrap_or_default().starts_with("3.1"), "{}", document["openapi"]);
+    for path in [
+        "/api/admin/api-keys",
+        "/api/admin/api-keys/{key_id}/rotate",
+        "/api/admin/api-clients/{client_id}/regenerate-secret",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} documented");
+    }
+    server.stop().await;
+}
