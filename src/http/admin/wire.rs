@@ -83,29 +83,21 @@ impl LimitsPatch {
     /// The limits to set and the names of those to reset.
     pub fn into_changes(self) -> (LimitOverrides, Vec<String>) {
         let mut resets = Vec::new();
-        let mut reset = |field: LimitField| resets.push(field.name().to_owned());
         let mut set = LimitOverrides::default();
-        match self.rate_limit_per_minute {
-            Some(Some(value)) => set.rate_per_minute = Some(value),
-            Some(None) => reset(LimitField::RatePerMinute),
-            None => {}
-        }
-        match self.rate_limit_burst {
-            Some(Some(value)) => set.rate_burst = Some(value),
-            Some(None) => reset(LimitField::RateBurst),
-            None => {}
-        }
-        match self.max_quota {
-            Some(Some(value)) => set.max_quota = Some(value),
-            Some(None) => reset(LimitField::MaxQuota),
-            None => {}
-        }
-        match self.max_concurrency {
-            Some(Some(value)) => set.max_concurrency = Some(value),
-            Some(None) => reset(LimitField::MaxConcurrency),
-            None => {}
-        }
+        apply(self.rate_limit_per_minute, LimitField::RatePerMinute, &mut set.rate_per_minute, &mut resets);
+        apply(self.rate_limit_burst, LimitField::RateBurst, &mut set.rate_burst, &mut resets);
+        apply(self.max_quota, LimitField::MaxQuota, &mut set.max_quota, &mut resets);
+        apply(self.max_concurrency, LimitField::MaxConcurrency, &mut set.max_concurrency, &mut resets);
         (set, resets)
+    }
+}
+
+/// One field of a merge patch: a value sets `target`, `null` resets `field`, absent does nothing.
+fn apply<T>(patch: Option<Option<T>>, field: LimitField, target: &mut Option<T>, resets: &mut Vec<String>) {
+    match patch {
+        Some(Some(value)) => *target = Some(value),
+        Some(None) => resets.push(field.name().to_owned()),
+        None => {}
     }
 }
 
