@@ -140,6 +140,15 @@ impl AdminService for AdminApi {
         })
     }
 
+    async fn update_organization(
+        &self,
+        request: Request<pb::UpdateOrganizationRequest>,
+    ) -> Result<Response<pb::Organization>, Status> {
+        let ctx = admin_context(&request);
+        let result = self.admin.update_organization(&ctx, convert::organization_update(request.into_inner())).await;
+        reply(result, &ctx.origin, convert::organization)
+    }
+
     async fn create_api_client(
         &self,
         request: Request<pb::CreateApiClientRequest>,
@@ -175,6 +184,16 @@ impl AdminService for AdminApi {
             clients: clients.into_iter().map(convert::api_client).collect(),
             total: convert::total(total),
         })
+    }
+
+    async fn update_api_client(
+        &self,
+        request: Request<pb::UpdateApiClientRequest>,
+    ) -> Result<Response<pb::ApiClient>, Status> {
+        let ctx = admin_context(&request);
+        let (client_id, changes) = convert::client_changes(request.into_inner());
+        let result = self.admin.update_client(&ctx, &client_id, changes).await;
+        reply(result, &ctx.origin, convert::api_client)
     }
 
     async fn regenerate_client_secret(

@@ -10,7 +10,7 @@ use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
 use keygate_core::admin::audit::AuditListing;
 use keygate_core::admin::clients::NewClient;
-use keygate_core::admin::{KeyView, NewKey, NewOrganization, RotateKey};
+use keygate_core::admin::{KeyView, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
 use keygate_core::engine::AuthorizeInput;
 use keygate_core::error::CoreError;
 use keygate_core::gateway::{GatewayDecision, HttpRequest};
@@ -78,6 +78,17 @@ pub fn key_changes(request: pb::UpdateApiKeyRequest) -> (String, KeyChanges) {
     (request.key_id, changes)
 }
 
+pub fn client_changes(request: pb::UpdateApiClientRequest) -> (String, KeyChanges) {
+    let changes = KeyChanges {
+        name: request.name,
+        description: request.description,
+        scopes: request.scopes.map(|s| s.values),
+        limits: limits(request.limits),
+        reset_limits: request.reset_limits,
+    };
+    (request.client_id, changes)
+}
+
 pub fn rotate_key(request: pb::RotateApiKeyRequest) -> RotateKey {
     RotateKey {
         key_id: request.key_id,
@@ -88,6 +99,10 @@ pub fn rotate_key(request: pb::RotateApiKeyRequest) -> RotateKey {
 
 pub fn new_organization(request: pb::CreateOrganizationRequest) -> NewOrganization {
     NewOrganization { slug: request.slug, name: request.name, plan: request.plan }
+}
+
+pub fn organization_update(request: pb::UpdateOrganizationRequest) -> OrganizationUpdate {
+    OrganizationUpdate { slug: request.slug, name: request.name, plan: request.plan }
 }
 
 pub fn new_client(request: pb::CreateApiClientRequest) -> NewClient {

@@ -9,7 +9,14 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::support::{Backend, TestServer};
 
-backend_tests!(keys_live_their_reference_life_cycle_over_rest, clients_and_errors_follow_the_reference,);
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+backend_tests!(
+    keys_live_their_reference_life_cycle_over_rest,
+    clients_and_errors_follow_the_reference,
+    organizations_plans_and_the_audit_log_over_rest,
+);
 
 /// Sends `body` (when given) as JSON with the admin key; the status and the JSON answer.
 async fn call(server: &TestServer, method: Method, path: &str, auth: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -164,5 +171,109 @@ async fn clients_and_errors_follow_the_reference(backend: Backend) {
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} documented");
     }
+    server.stop().await;
+}
+
+async fn organizations_plans_and_the_audit_log_over_rest(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let root = server.admin_key.clone();
+    let body = json!({"slug": "acme", "name": "Acme Corp", "plan": "pro"});
+    let (status, org) = call(&server, Method::POST, "/api/admin/organizations", &root, Some(body)).await;
+    assert_eq!(
+        (status, &org["plan"], &org["max_active_keys"]),
+        (StatusCode::CREATED, &json!("pro"), &json!(50)),
+        "{org}"
+    );
+    let (status, again) =
+        call(&server, Method::POST, "/api/admin/organizations", &root, Some(json!({"slug": "acme", "name": "x"})))
+            .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let acme_admin =
+        |name: &str| json!({"name": name, "scopes": ["admin"], "organization": "acme", "expires_in_days": 30});
+    let (_, created) = call(&server, Method::POST, "/api/admin/api-keys", &root, Some(acme_admin("acme admin"))).await;
+    let acme = created["api_key"].as_str().expect("acme's admin key").to_owned();
+    for n in 0..2 {
+        let (status, _) =
+            call(&server, Method::POST, "/api/admin/api-keys", &root, Some(acme_admin(&format!("k{n}")))).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    // The plan goes down to free (3 keys): acme's 3 keys keep working, a fourth is a conflict.
+    let (status, error) =
+        call(&server, Method::PATCH, "/api/admin/organizations/acme", &acme, Some(json!({"plan": "free"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only the platform changes plans: {error}");
+    let (status, moved) =
+        call(&server, Method::PATCH, "/api/admin/organizations/acme", &root, Some(json!({"plan": "free"}))).await;
+    assert_eq!((status, &moved["max_active_keys"]), (StatusCode::OK, &json!(3)), "{moved}");
+    let (status, own) = call(&server, Method::GET, "/api/admin/api-keys", &acme, None).await;
+    assert_eq!((status, &own["total"]), (StatusCode::OK, &json!(3)), "keys over the new limit keep working");
+    let (status, error) = call(&server, Method::POST, "/api/admin/api-keys", &root, Some(acme_admin("k3"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    let (status, renamed) =
+        call(&server, Method::PATCH, "/api/admin/organizations/acme", &acme, Some(json!({"name": "Acme Inc"}))).await;
+    assert_eq!((status, &renamed["name"]), (StatusCode::OK, &json!("Acme Inc")), "{renamed}");
+    let (status, error) =
+        call(&server, Method::PATCH, "/api/admin/organizations/acme", &root, Some(json!({"plan": "gold"}))).await;
+    assert_eq!((status, error["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("plan")), "{error}");
+    let (status, listed) = call(&server, Method::GET, "/api/admin/organizations", &acme, None).await;
+    assert_eq!((status, &listed["total"]), (StatusCode::OK, &json!(1)), "an organization admin sees its own: {listed}");
+    let (status, _) = call(&server, Method::GET, "/api/admin/organizations/platform", &acme, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A client's update reaches its scopes.
+    let client = json!({"name": "Exporter", "scopes": ["incidents:read", "investigations:read"]});
+    let (_, created) = call(&server, Method::POST, "/api/admin/api-clients", &root, Some(client)).await;
+    let client_id = created["client_id"].as_str().expect("client id").to_owned();
+    let patch =
+        json!({"description": "nightly", "scopes": ["incidents:read"], "limits": {"rate_limit_per_minute": 30}});
+    let path = format!("/api/admin/api-clients/{client_id}");
+    let (status, updated) = call(&server, Method::PATCH, &path, &root, Some(patch)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (&updated["scopes"], &updated["limits"]["rate_limit_per_minute"]),
+        (&json!(["incidents:read"]), &json!(30))
+    );
+
+    // The audit log, filtered: acme's plan changes are the platform's acts.
+    let (status, log) =
+        call(&server, Method::GET, "/api/admin/audit-events?action=organization.update", &root, None).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let outcomes: Vec<&str> =
+        log["events"].as_array().expect("events").iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes, vec!["INVALID_ARGUMENT", "success"], "newest first: {log}");
+    let (_, own_log) =
+        call(&server, Method::GET, "/api/admin/audit-events?action=organization.update", &acme, None).await;
+    assert_eq!(own_log["total"], 2, "acme's refused plan change and its rename: {own_log}");
+    let (status, error) =
+        call(&server, Method::GET, "/api/admin/audit-events?start_time=yesterday&limit=x", &root, None).await;
+    let fields: Vec<&str> =
+        error["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!((status, fields), (StatusCode::BAD_REQUEST, vec!["start_time", "limit"]), "{error}");
+
+    // An API key as the Basic user name (`curl -u KEY:`), here and for Authorize.
+    let response =
+        Client::new().get(server.url("/api/admin/api-keys")).basic_auth(&acme, Some("")).send().await.expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    let basic = format!("Basic {}", STANDARD.encode(format!("{acme}:")));
+    let request = pb::AuthorizeRequest {
+        credentials: Some(pb::Credentials { authorization: basic, api_key: String::new() }),
+        required_scopes: vec!["admin".to_owned()],
+        ..Default::default()
+    };
+    let answer = server.auth().await.authorize(request).await.expect("authorize").into_inner();
+    assert_eq!(answer.decision.expect("decision").reason(), pb::DecisionReason::Allowed);
+    let response = Client::new()
+        .get(server.url("/api/admin/api-keys"))
+        .basic_auth(&acme, Some("a password"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "a password is refused, not ignored");
+
+    // Paths and methods the API does not have: its error shape too.
+    let (status, error) = call(&server, Method::GET, "/api/admin/nothing-here", &root, None).await;
+    assert_eq!((status, &error["code"]), (StatusCode::NOT_FOUND, &json!("not_found")), "{error}");
+    let (status, error) = call(&server, Method::PUT, "/api/admin/api-keys", &root, None).await;
+    assert_eq!((status, &error["code"]), (StatusCode::METHOD_NOT_ALLOWED, &json!("method_not_allowed")), "{error}");
     server.stop().await;
 }

@@ -1,6 +1,8 @@
 //! THE decision engine: credential -> principal -> scopes -> decision. `Authenticate`,
 //! `Authorize`, the admin RPCs' caller check and Envoy's `Check` all come through here.
 
+mod presented;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +16,13 @@ use super::model::{
     AuthFailure, Credentials, Decision, Principal, PrincipalKind, QuotaState, Reason, ScopeMatch, StoredSecret,
 };
 use super::ports::{ClientStore, Clock, SecretSlot, Store};
-use super::tokens::{OutsideIssuer, TokenVerifier, judge_times, looks_like_jwt};
+use super::tokens::{OutsideIssuer, TokenVerifier, judge_times};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
 use crate::credentials::api_key::{self, ParsedKey};
 use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::{ScopeRegistry, any_grants};
+use presented::{Presented, presented_credential};
 
 /// What `Authorize` asks, borrowed from the request so that nothing is copied per call.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +101,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Authentication, CoreError> {
         match presented_credential(credentials) {
-            Ok(Presented::Key(key)) => self.verify_key(key, now).await,
+            Ok(Presented::Key(key)) => self.verify_key(&key, now).await,
             Ok(Presented::Token(token)) => self.verify_token(token, now).await,
             Err(failure) => Ok(Err(failure)),
         }
@@ -442,72 +445,4 @@ fn noun(kind: PrincipalKind) -> &'static str {
 
 fn deny(reason: Reason, message: String, principal: Option<Principal>) -> Decision {
     Decision::new(false, reason, message, principal)
-}
-
-/// A presented credential, told apart by its shape.
-#[derive(Debug, PartialEq, Eq)]
-enum Presented<'a> {
-    Key(&'a str),
-    Token(&'a str),
-}
-
-/// Picks the presented credential: `X-API-Key` (an API key) when set, else a Bearer
-/// `Authorization` (an API key or a JWT).
-fn presented_credential(credentials: &Credentials) -> Result<Presented<'_>, AuthFailure> {
-    let api_key = credentials.api_key.trim();
-    if !api_key.is_empty() {
-        return Ok(Presented::Key(api_key));
-    }
-    let authorization = credentials.authorization.trim();
-    if authorization.is_empty() {
-        return Err(AuthFailure::new(Reason::MissingApiKey, "no API key was included in the request"));
-    }
-    if authorization.eq_ignore_ascii_case(BEARER) {
-        return Err(AuthFailure::new(Reason::MissingApiKey, "the Bearer credential is empty"));
-    }
-    // `Bearer` and one space, read in place (no search for the space: any other scheme fails).
-    let scheme = authorization.get(..BEARER.len()).filter(|scheme| scheme.eq_ignore_ascii_case(BEARER));
-    match (scheme, authorization.get(BEARER.len()..).and_then(|rest| rest.strip_prefix(' '))) {
-        (Some(_), Some(bearer)) => {
-            let bearer = bearer.trim();
-            Ok(if looks_like_jwt(bearer) { Presented::Token(bearer) } else { Presented::Key(bearer) })
-        }
-        _ => Err(AuthFailure::new(Reason::InvalidApiKey, "the Authorization header must use the Bearer scheme")),
-    }
-}
-
-/// The one `Authorization` scheme keygate accepts, matched without regard to case.
-const BEARER: &str = "bearer";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn creds(authorization: &str, api_key: &str) -> Credentials {
-        Credentials { authorization: authorization.into(), api_key: api_key.into() }
-    }
-
-    #[test]
-    fn picks_the_presented_credential() {
-        let pick = |authorization, api_key| {
-            let presented = creds(authorization, api_key);
-            match presented_credential(&presented) {
-                Ok(Presented::Key(key)) => Ok(format!("key {key}")),
-                Ok(Presented::Token(token)) => Ok(format!("token {token}")),
-                Err(failure) => Err(failure.reason),
-            }
-        };
-        assert_eq!(pick("Bearer abc", ""), Ok("key abc".to_owned()));
-        assert_eq!(pick("bearer  abc ", ""), Ok("key abc".to_owned()));
-        assert_eq!(pick("Bearer abc", "xyz"), Ok("key xyz".to_owned()));
-        assert_eq!(pick("Bearer e30.e30.c2ln", ""), Ok("token e30.e30.c2ln".to_owned()));
-        assert_eq!(pick("", "e30.e30.c2ln"), Ok("key e30.e30.c2ln".to_owned()));
-        assert_eq!(pick("", ""), Err(Reason::MissingApiKey));
-        assert_eq!(pick("Bearer ", ""), Err(Reason::MissingApiKey));
-        assert_eq!(pick("Basic abc", ""), Err(Reason::InvalidApiKey));
-        assert_eq!(pick("Bearerabc", ""), Err(Reason::InvalidApiKey));
-        assert_eq!(pick("Bearer\tabc", ""), Err(Reason::InvalidApiKey));
-        assert_eq!(pick("Beaérer abc", ""), Err(Reason::InvalidApiKey));
-        assert_eq!(pick("BEARER  abc", ""), Ok("key abc".to_owned()));
-    }
 }

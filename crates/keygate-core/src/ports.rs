@@ -14,7 +14,7 @@ use super::model::{
     SigningKeyRecord, StoredSecret, UsageRow,
 };
 
-/// Changes to a key's descriptive fields; `None` leaves a field as it is.
+/// Changes to a key's or a client's descriptive fields and limits; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyChanges {
     pub name: Option<String>,
@@ -25,6 +25,14 @@ pub struct KeyChanges {
     /// Limits to return to the configured default, by wire name (see
     /// [`super::model::LimitField`]); checked before they reach a store.
     pub reset_limits: Vec<String>,
+}
+
+/// Changes to an organization; `None` leaves a field as it is. A new plan comes with its
+/// active-key limit, read from config by the use case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrganizationChanges {
+    pub name: Option<String>,
+    pub plan: Option<(String, u32)>,
 }
 
 /// A new secret for a key, and what becomes of the old one.
@@ -81,6 +89,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_organizations(&self, page: Page) -> Result<(Vec<Organization>, u64), StoreError>;
     /// The platform organization, if bootstrap has run.
     async fn platform_organization(&self) -> Result<Option<Organization>, StoreError>;
+    /// Applies `changes`; the organization as changed, `None` when there is no such one. Keys
+    /// already active stay so when a new plan allows fewer: the limit holds for new ones.
+    async fn update_organization(
+        &self,
+        slug: &str,
+        changes: &OrganizationChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<Option<Organization>, StoreError>;
 
     /// Inserts `key` unless its organization already has `max_active` keys active at `now`;
     /// atomically, so concurrent creations cannot overshoot. Returns whether it was inserted.
@@ -160,6 +177,14 @@ pub trait ClientStore: Send + Sync + 'static {
         search: &str,
         page: Page,
     ) -> Result<(Vec<ApiClientRecord>, u64), StoreError>;
+    /// Applies `changes` unless the client is disabled. Returns whether a row changed.
+    async fn update_client(
+        &self,
+        client_id: &str,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
     /// Replaces the secret's hash unless the client is disabled; with `revoke_tokens`, raises its
     /// token generation too, so that every token issued before stops working. Returns whether it
     /// did.

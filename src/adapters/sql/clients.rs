@@ -13,12 +13,17 @@ use super::SqlStore;
 use super::audit;
 use super::entities::api_client;
 use super::plumbing::{
-    announce, contains_pattern, fingerprint_column, join_scopes, limit_columns, limits_from_columns, map_err,
-    search_text, stored_secret,
+    announce, contains_pattern, fingerprint_column, join_scopes, limit_assignments, limit_columns, limits_from_columns,
+    map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
 use keygate_core::model::{ApiClientRecord, AuditEntry, Fingerprint, Page, StoredSecret};
-use keygate_core::ports::{ClientStore, DisableOutcome};
+use keygate_core::ports::{ClientStore, DisableOutcome, KeyChanges};
+
+/// What a client search matches: the id too, as admins know clients by it.
+fn client_search_text(client_id: &str, name: &str, description: &str) -> String {
+    format!("{client_id}\n{}", search_text(name, description))
+}
 
 fn to_client(model: api_client::Model) -> ApiClientRecord {
     ApiClientRecord {
@@ -54,12 +59,7 @@ impl ClientStore for SqlStore {
             organization: ActiveValue::Set(client.organization.clone()),
             name: ActiveValue::Set(client.name.clone()),
             description: ActiveValue::Set(client.description.clone()),
-            // The id is searchable too: admins know clients by it.
-            search_text: ActiveValue::Set(format!(
-                "{}\n{}",
-                client.client_id,
-                search_text(&client.name, &client.description)
-            )),
+            search_text: ActiveValue::Set(client_search_text(&client.client_id, &client.name, &client.description)),
             scopes: ActiveValue::Set(join_scopes(&client.scopes)),
             secret_hash: ActiveValue::Set(client.secret_hash.phc.clone()),
             secret_fingerprint: ActiveValue::Set(fingerprint_column(&client.secret_hash)),
@@ -110,6 +110,51 @@ impl ClientStore for SqlStore {
             .await
             .map_err(map_err)?;
         Ok((items.into_iter().map(to_client).collect(), total))
+    }
+
+    async fn update_client(
+        &self,
+        client_id: &str,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        let enabled = || {
+            Condition::all()
+                .add(api_client::Column::ClientId.eq(client_id))
+                .add(api_client::Column::DisabledAt.is_null())
+        };
+        // Write first, as for keys: the lock it takes keeps a concurrent change from being lost
+        // between the read below and the write after it.
+        let locked = api_client::Entity::update_many()
+            .col_expr(api_client::Column::UpdatedAt, Expr::value(now))
+            .filter(enabled())
+            .exec(&txn)
+            .await
+            .map_err(map_err)?;
+        let current = api_client::Entity::find_by_id(client_id.to_owned()).one(&txn).await.map_err(map_err)?;
+        let Some(current) = current.filter(|_| locked.rows_affected == 1) else {
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        };
+        let name = changes.name.clone().unwrap_or(current.name);
+        let description = changes.description.clone().unwrap_or(current.description);
+        let mut update = api_client::Entity::update_many()
+            .col_expr(api_client::Column::SearchText, Expr::value(client_search_text(client_id, &name, &description)))
+            .col_expr(api_client::Column::Name, Expr::value(name))
+            .col_expr(api_client::Column::Description, Expr::value(description));
+        if let Some(scopes) = &changes.scopes {
+            update = update.col_expr(api_client::Column::Scopes, Expr::value(join_scopes(scopes)));
+        }
+        for (column, value) in limit_assignments(&changes.limits, &changes.reset_limits) {
+            update = update.col_expr(column, Expr::value(value));
+        }
+        update.filter(api_client::Column::ClientId.eq(client_id)).exec(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
+        announce(&txn, client_id).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn replace_client_secret(

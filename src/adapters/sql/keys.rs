@@ -12,12 +12,12 @@ use super::SqlStore;
 use super::audit;
 use super::entities::{api_key, organization};
 use super::plumbing::{
-    announce, contains_pattern, fingerprint_column, join_scopes, limit_columns, limits_from_columns, map_err,
-    search_text, stored_secret,
+    announce, contains_pattern, fingerprint_column, join_scopes, limit_assignments, limit_columns, limits_from_columns,
+    map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
-use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, LimitField, Organization, Page};
-use keygate_core::ports::{KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
+use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, Organization, Page};
+use keygate_core::ports::{KeyChanges, OrganizationChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
 
 /// Writes the organization row to take its lock (a row lock on PostgreSQL, the write lock on
 /// SQLite), so that concurrent counts of its active keys happen one after another.
@@ -167,6 +167,36 @@ impl Store for SqlStore {
         Ok(found.map(to_org))
     }
 
+    async fn update_organization(
+        &self,
+        slug: &str,
+        changes: &OrganizationChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<Option<Organization>, StoreError> {
+        let mut update =
+            organization::Entity::update_many().col_expr(organization::Column::UpdatedAt, Expr::value(now));
+        if let Some(name) = &changes.name {
+            update = update.col_expr(organization::Column::Name, Expr::value(name.clone()));
+        }
+        if let Some((plan, max_active_keys)) = &changes.plan {
+            update = update.col_expr(organization::Column::Plan, Expr::value(plan.clone())).col_expr(
+                organization::Column::MaxActiveKeys,
+                Expr::value(i32::try_from(*max_active_keys).unwrap_or(i32::MAX)),
+            );
+        }
+        let txn = self.db.begin().await.map_err(map_err)?;
+        let changed = update.filter(organization::Column::Slug.eq(slug)).exec(&txn).await.map_err(map_err)?;
+        if changed.rows_affected != 1 {
+            txn.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let found = organization::Entity::find_by_id(slug.to_owned()).one(&txn).await.map_err(map_err)?;
+        audit::insert(&txn, audit).await.map_err(map_err)?;
+        txn.commit().await.map_err(map_err)?;
+        Ok(found.map(to_org))
+    }
+
     async fn create_key_within_limit(
         &self,
         key: &ApiKeyRecord,
@@ -248,33 +278,8 @@ impl Store for SqlStore {
         if let Some(scopes) = &changes.scopes {
             update = update.col_expr(api_key::Column::Scopes, Expr::value(join_scopes(scopes)));
         }
-        let (per_minute, burst, max_quota, max_concurrency) = limit_columns(&changes.limits);
-        if let Some(value) = per_minute {
-            update = update.col_expr(api_key::Column::RateLimitPerMinute, Expr::value(value));
-        }
-        if let Some(value) = burst {
-            update = update.col_expr(api_key::Column::RateLimitBurst, Expr::value(value));
-        }
-        if let Some(value) = max_quota {
-            update = update.col_expr(api_key::Column::MaxQuota, Expr::value(value));
-        }
-        if let Some(value) = max_concurrency {
-            update = update.col_expr(api_key::Column::MaxConcurrency, Expr::value(value));
-        }
-        // A limit reset is a NULL column: the configured default applies again.
-        for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
-            update = match field {
-                LimitField::RatePerMinute => {
-                    update.col_expr(api_key::Column::RateLimitPerMinute, Expr::value(Option::<i32>::None))
-                }
-                LimitField::RateBurst => {
-                    update.col_expr(api_key::Column::RateLimitBurst, Expr::value(Option::<i32>::None))
-                }
-                LimitField::MaxQuota => update.col_expr(api_key::Column::MaxQuota, Expr::value(Option::<i64>::None)),
-                LimitField::MaxConcurrency => {
-                    update.col_expr(api_key::Column::MaxConcurrency, Expr::value(Option::<i32>::None))
-                }
-            };
+        for (column, value) in limit_assignments(&changes.limits, &changes.reset_limits) {
+            update = update.col_expr(column, Expr::value(value));
         }
         update.filter(api_key::Column::KeyId.eq(key_id)).exec(&txn).await.map_err(map_err)?;
         audit::insert(&txn, audit).await.map_err(map_err)?;

@@ -2,11 +2,11 @@
 //! and the columns of secrets and limits.
 
 use chrono::Utc;
-use sea_orm::sea_query::LikeExpr;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr, Statement};
+use sea_orm::sea_query::{Alias, LikeExpr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr, Statement, Value};
 
 use keygate_core::error::StoreError;
-use keygate_core::model::{Fingerprint, LimitOverrides, StoredSecret};
+use keygate_core::model::{Fingerprint, LimitField, LimitOverrides, StoredSecret};
 
 /// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
 /// database cannot answer now, which is not the caller's fault.
@@ -110,6 +110,25 @@ pub(crate) fn limits_from_columns(
 
 /// The four columns of a credential's limits; values beyond the column range are clamped (the
 /// admin use cases bound them far below).
+/// The column assignments a change of limits makes, on either credential table (their limit
+/// columns share the wire names): the limits set, then those reset to NULL (the configured
+/// default again). Resets come last, as SQLite applies the last of two assignments to one column.
+pub(crate) fn limit_assignments(limits: &LimitOverrides, resets: &[String]) -> Vec<(Alias, Value)> {
+    let (per_minute, burst, max_quota, max_concurrency) = limit_columns(limits);
+    let set = [
+        (LimitField::RatePerMinute, per_minute.map(|v| Value::Int(Some(v)))),
+        (LimitField::RateBurst, burst.map(|v| Value::Int(Some(v)))),
+        (LimitField::MaxQuota, max_quota.map(|v| Value::BigInt(Some(v)))),
+        (LimitField::MaxConcurrency, max_concurrency.map(|v| Value::Int(Some(v)))),
+    ];
+    let set = set.into_iter().filter_map(|(field, value)| Some((Alias::new(field.name()), value?)));
+    let reset = resets.iter().filter_map(|name| LimitField::from_name(name)).map(|field| {
+        let null = if field == LimitField::MaxQuota { Value::BigInt(None) } else { Value::Int(None) };
+        (Alias::new(field.name()), null)
+    });
+    set.chain(reset).collect()
+}
+
 pub(crate) fn limit_columns(limits: &LimitOverrides) -> (Option<i32>, Option<i32>, Option<i64>, Option<i32>) {
     let small = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     (

@@ -1,5 +1,5 @@
-//! `/api/admin/api-clients`: OAuth2 client-credentials clients: create, list, read, regenerate
-//! the secret, disable.
+//! `/api/admin/api-clients`: OAuth2 client-credentials clients: create, list, read, update,
+//! regenerate the secret, disable.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::wire::{Limits, ListParams, Listing, optional_time, time, total};
+use super::wire::{Changes, Limits, ListParams, Listing, flag, optional_time, time, total};
 use super::{AdminRest, Call, Id};
 use keygate_core::admin::clients::NewClient;
 use keygate_core::model::{ApiClientRecord, ClientStatus};
@@ -98,6 +98,18 @@ pub struct CreateClient {
     pub organization: Option<String>,
 }
 
+impl From<CreateClient> for NewClient {
+    fn from(body: CreateClient) -> Self {
+        Self {
+            name: body.name.unwrap_or_default(),
+            description: body.description.unwrap_or_default(),
+            scopes: body.scopes.unwrap_or_default(),
+            organization: body.organization.unwrap_or_default(),
+            limits: body.limits.unwrap_or_default().into(),
+        }
+    }
+}
+
 /// A created client: its secret, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedClient {
@@ -142,20 +154,11 @@ pub struct RegeneratedSecret {
 #[utoipa::path(post, path = "/api/admin/api-clients", tag = "api-clients", request_body = CreateClient,
     responses((status = 201, description = "Created; the secret is in `client_secret`, shown once", body = CreatedClient)))]
 pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result<Bytes, BytesRejection>) -> Response {
-    let result = match call.body::<CreateClient>(body) {
-        Ok(body) => {
-            let request = NewClient {
-                name: body.name.unwrap_or_default(),
-                description: body.description.unwrap_or_default(),
-                scopes: body.scopes.unwrap_or_default(),
-                organization: body.organization.unwrap_or_default(),
-                limits: body.limits.unwrap_or_default().into(),
-            };
-            rest.admin.create_client(&call.ctx, request).await.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let body: CreateClient = call.body(body)?;
+        Ok(rest.admin.create_client(&call.ctx, body.into()).await?)
     };
-    call.reply(StatusCode::CREATED, result, |issued| {
+    call.reply(StatusCode::CREATED, result.await, |issued| {
         let client = ApiClient::from(issued.client);
         CreatedClient {
             id: client.id.clone(),
@@ -173,14 +176,11 @@ pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result
 #[utoipa::path(get, path = "/api/admin/api-clients", tag = "api-clients", params(ListParams),
     responses((status = 200, description = "A page of clients", body = ClientList)))]
 pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query): RawQuery) -> Response {
-    let result = match Listing::parse(query.as_deref()) {
-        Ok(l) => {
-            let listed = rest.admin.list_clients(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await;
-            listed.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let l = Listing::parse(query.as_deref())?;
+        Ok(rest.admin.list_clients(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await?)
     };
-    call.reply(StatusCode::OK, result, |(clients, count)| ClientList {
+    call.reply(StatusCode::OK, result.await, |(clients, count)| ClientList {
         clients: clients.into_iter().map(ApiClient::from).collect(),
         total: total(count),
     })
@@ -196,6 +196,25 @@ pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(client_id): 
     call.reply(StatusCode::OK, result, ApiClient::from)
 }
 
+/// Changes a client's name, description, scopes or limits; its outstanding tokens follow at once.
+#[utoipa::path(patch, path = "/api/admin/api-clients/{client_id}", tag = "api-clients", request_body = Changes,
+    params(("client_id" = String, Path, description = "The client's id")),
+    responses((status = 200, description = "The client as changed", body = ApiClient),
+        (status = 404, description = "No such client", body = ErrorBody),
+        (status = 409, description = "The client is disabled", body = ErrorBody)))]
+pub async fn update(
+    State(rest): State<Arc<AdminRest>>,
+    call: Call,
+    Id(client_id): Id,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let body: Changes = call.body(body)?;
+        Ok(rest.admin.update_client(&call.ctx, &client_id, body.into()).await?)
+    };
+    call.reply(StatusCode::OK, result.await, ApiClient::from)
+}
+
 /// Gives a client a new secret; the old one stops working at once.
 #[utoipa::path(post, path = "/api/admin/api-clients/{client_id}/regenerate-secret", tag = "api-clients",
     request_body(content = Option<RegenerateSecret>, description = "Optional"),
@@ -209,15 +228,13 @@ pub async fn regenerate_secret(
     Id(client_id): Id,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = match call.body::<RegenerateSecret>(body) {
-        Ok(body) => {
-            let revoke_tokens = body.revoke_tokens.unwrap_or(true);
-            let regenerated = rest.admin.regenerate_client_secret(&call.ctx, &client_id, revoke_tokens).await;
-            regenerated.map(|issued| (issued, revoke_tokens)).map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let body: RegenerateSecret = call.body(body)?;
+        let revoke_tokens = body.revoke_tokens.unwrap_or(true);
+        let issued = rest.admin.regenerate_client_secret(&call.ctx, &client_id, revoke_tokens).await?;
+        Ok((issued, revoke_tokens))
     };
-    call.reply(StatusCode::OK, result, |(issued, tokens_revoked)| RegeneratedSecret {
+    call.reply(StatusCode::OK, result.await, |(issued, tokens_revoked)| RegeneratedSecret {
         client_id: issued.client.client_id,
         client_secret: issued.client_secret,
         tokens_revoked,
@@ -237,11 +254,9 @@ pub async fn disable(
     Id(client_id): Id,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = match super::wire::flag(query.as_deref(), "revoke_tokens") {
-        Ok(revoke_tokens) => {
-            rest.admin.disable_client(&call.ctx, &client_id, revoke_tokens).await.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let revoke_tokens = flag(query.as_deref(), "revoke_tokens")?;
+        Ok(rest.admin.disable_client(&call.ctx, &client_id, revoke_tokens).await?)
     };
-    call.reply_empty(result)
+    call.reply_empty(result.await)
 }

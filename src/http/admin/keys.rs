@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::wire::{Limits, LimitsPatch, ListParams, Listing, optional_time, time, total};
+use super::wire::{Changes, Limits, ListParams, Listing, optional_time, time, total};
 use super::{AdminRest, Call, Id};
 use keygate_core::admin::{KeyView, NewKey, RotateKey};
 use keygate_core::model::KeyStatus;
-use keygate_core::ports::KeyChanges;
 
 /// The header a key is sent in, as the reference tells its creator.
 const HEADER_NAME: &str = "X-API-Key";
@@ -123,6 +122,19 @@ pub struct CreateKey {
     pub organization: Option<String>,
 }
 
+impl From<CreateKey> for NewKey {
+    fn from(body: CreateKey) -> Self {
+        Self {
+            name: body.name.unwrap_or_default(),
+            description: body.description.unwrap_or_default(),
+            scopes: body.scopes.unwrap_or_default(),
+            expires_in_days: body.expires_in_days,
+            organization: body.organization.unwrap_or_default(),
+            limits: body.limits.unwrap_or_default().into(),
+        }
+    }
+}
+
 /// A created key: the full key, shown this once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
@@ -147,16 +159,6 @@ pub struct KeyList {
     pub api_keys: Vec<ApiKey>,
     /// How many match, in all pages.
     pub total: i64,
-}
-
-/// Changes to a key: each field sent replaces the key's.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdateKey {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub limits: Option<LimitsPatch>,
 }
 
 /// A rotation.
@@ -188,21 +190,11 @@ pub struct RotatedKey {
     responses((status = 201, description = "Created; the full key is in `api_key`, shown once", body = CreatedKey),
         (status = 409, description = "The organization's plan allows no more active keys", body = ErrorBody)))]
 pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result<Bytes, BytesRejection>) -> Response {
-    let result = match call.body::<CreateKey>(body) {
-        Ok(body) => {
-            let request = NewKey {
-                name: body.name.unwrap_or_default(),
-                description: body.description.unwrap_or_default(),
-                scopes: body.scopes.unwrap_or_default(),
-                expires_in_days: body.expires_in_days,
-                organization: body.organization.unwrap_or_default(),
-                limits: body.limits.unwrap_or_default().into(),
-            };
-            rest.admin.create_key(&call.ctx, request).await.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let body: CreateKey = call.body(body)?;
+        Ok(rest.admin.create_key(&call.ctx, body.into()).await?)
     };
-    call.reply(StatusCode::CREATED, result, |issued| {
+    call.reply(StatusCode::CREATED, result.await, |issued| {
         let key = ApiKey::from(issued.view);
         CreatedKey {
             id: key.id.clone(),
@@ -221,14 +213,11 @@ pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result
 #[utoipa::path(get, path = "/api/admin/api-keys", tag = "api-keys", params(ListParams),
     responses((status = 200, description = "A page of keys", body = KeyList)))]
 pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query): RawQuery) -> Response {
-    let result = match Listing::parse(query.as_deref()) {
-        Ok(l) => {
-            let listed = rest.admin.list_keys(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await;
-            listed.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let l = Listing::parse(query.as_deref())?;
+        Ok(rest.admin.list_keys(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await?)
     };
-    call.reply(StatusCode::OK, result, |(keys, count)| KeyList {
+    call.reply(StatusCode::OK, result.await, |(keys, count)| KeyList {
         api_keys: keys.into_iter().map(ApiKey::from).collect(),
         total: total(count),
     })
@@ -245,7 +234,7 @@ pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id)
 }
 
 /// Changes a key's name, description, scopes or limits.
-#[utoipa::path(patch, path = "/api/admin/api-keys/{key_id}", tag = "api-keys", request_body = UpdateKey,
+#[utoipa::path(patch, path = "/api/admin/api-keys/{key_id}", tag = "api-keys", request_body = Changes,
     params(("key_id" = String, Path, description = "The key's id")),
     responses((status = 200, description = "The key as changed", body = ApiKey),
         (status = 404, description = "No such key", body = ErrorBody),
@@ -256,21 +245,11 @@ pub async fn update(
     Id(key_id): Id,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = match call.body::<UpdateKey>(body) {
-        Ok(body) => {
-            let (limits, reset_limits) = body.limits.unwrap_or_default().into_changes();
-            let changes = KeyChanges {
-                name: body.name,
-                description: body.description,
-                scopes: body.scopes,
-                limits,
-                reset_limits,
-            };
-            rest.admin.update_key(&call.ctx, &key_id, changes).await.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let body: Changes = call.body(body)?;
+        Ok(rest.admin.update_key(&call.ctx, &key_id, body.into()).await?)
     };
-    call.reply(StatusCode::OK, result, ApiKey::from)
+    call.reply(StatusCode::OK, result.await, ApiKey::from)
 }
 
 /// Gives a key a new secret; the old one keeps working for the grace period.
@@ -285,15 +264,13 @@ pub async fn rotate(
     Id(key_id): Id,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = match call.body::<RotateKeyBody>(body) {
-        Ok(body) => {
-            let request =
-                RotateKey { key_id, grace_period_days: body.grace_period_days, expires_in_days: body.expires_in_days };
-            rest.admin.rotate_key(&call.ctx, request).await.map_err(ApiError::from)
-        }
-        Err(err) => Err(err),
+    let result = async {
+        let body: RotateKeyBody = call.body(body)?;
+        let request =
+            RotateKey { key_id, grace_period_days: body.grace_period_days, expires_in_days: body.expires_in_days };
+        Ok(rest.admin.rotate_key(&call.ctx, request).await?)
     };
-    call.reply(StatusCode::OK, result, |issued| RotatedKey {
+    call.reply(StatusCode::OK, result.await, |issued| RotatedKey {
         key_id: issued.view.key.key_id,
         api_key: issued.api_key,
         expires_at: time(issued.view.key.expires_at),

@@ -3,10 +3,12 @@
 //! Its OpenAPI 3.1 document, generated from these handlers' types, is served at
 //! [`OPENAPI_PATH`].
 
+mod audit;
 mod clients;
 mod error;
 mod keys;
 mod openapi;
+mod organizations;
 mod wire;
 
 use std::sync::Arc;
@@ -49,13 +51,14 @@ pub fn router(rest: AdminRest) -> Router {
         .route("/api/admin/api-keys/{key_id}", get(keys::get).patch(keys::update).delete(keys::disable))
         .route("/api/admin/api-keys/{key_id}/rotate", post(keys::rotate))
         .route("/api/admin/api-clients", post(clients::create).get(clients::list))
-        .route("/api/admin/api-clients/{client_id}", get(clients::get).delete(clients::disable))
+        .route("/api/admin/api-clients/{client_id}", get(clients::get).patch(clients::update).delete(clients::disable))
         .route("/api/admin/api-clients/{client_id}/regenerate-secret", post(clients::regenerate_secret))
+        .route("/api/admin/organizations", post(organizations::create).get(organizations::list))
+        .route("/api/admin/organizations/{slug}", get(organizations::get).patch(organizations::update))
+        .route("/api/admin/audit-events", get(audit::list))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(document.clone()) }))
-        .fallback(|call: Call| async move { ApiError::no_route().respond(&call.ctx.origin.request_id) })
-        .method_not_allowed_fallback(
-            |call: Call| async move { ApiError::no_method().respond(&call.ctx.origin.request_id) },
-        )
+        .fallback(|call: Call| async move { call.refuse(ApiError::no_route()) })
+        .method_not_allowed_fallback(|call: Call| async move { call.refuse(ApiError::no_method()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(rest))
 }
@@ -117,6 +120,11 @@ impl Call {
         response
     }
 
+    /// The error, as every answer has it.
+    pub fn refuse(&self, err: ApiError) -> Response {
+        self.reply_empty(Err::<(), _>(err))
+    }
+
     /// 204 with no body, or the error.
     pub fn reply_empty<T>(&self, result: Result<T, ApiError>) -> Response {
         let mut response = match result {
@@ -136,7 +144,7 @@ impl Call {
     }
 }
 
-/// The one id in a resource's path (`{key_id}`, `{client_id}`); a path that does not decode
+/// The one id in a resource's path (`{key_id}`, `{client_id}`, `{slug}`); a path that does not decode
 /// (not UTF-8) is 400 in the API's error shape.
 pub struct Id(pub String);
 

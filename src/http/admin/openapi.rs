@@ -9,19 +9,22 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, FieldError};
-use super::{clients, keys, wire};
+use super::{audit, clients, keys, organizations, wire};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "keygate admin API", description = "API keys and OAuth2 clients, managed over HTTP. \
+    info(title = "keygate admin API", description = "API keys, OAuth2 clients, organizations and the audit log, managed over HTTP. \
         Every call authenticates with an admin credential: `Authorization: Bearer <admin key or token>` or \
         `X-API-Key: <admin key>`."),
     paths(keys::create, keys::list, keys::get, keys::update, keys::rotate, keys::disable,
-        clients::create, clients::list, clients::get, clients::regenerate_secret, clients::disable),
+        clients::create, clients::list, clients::get, clients::update, clients::regenerate_secret, clients::disable,
+        organizations::create, organizations::list, organizations::get, organizations::update, audit::list),
     components(schemas(ErrorBody, FieldError, wire::Limits, wire::LimitsPatch)),
     modifiers(&Shared),
     tags((name = "api-keys", description = "Long-lived keys sent in `X-API-Key` or `Authorization: Bearer`"),
-        (name = "api-clients", description = "OAuth2 client-credentials clients"))
+        (name = "api-clients", description = "OAuth2 client-credentials clients"),
+        (name = "organizations", description = "Tenants, each on a plan"),
+        (name = "audit", description = "Every admin change, and every refused attempt"))
 )]
 struct AdminApi;
 

@@ -1,4 +1,4 @@
-//! What the admin API's resources share on the wire: times, limits, list parameters.
+//! What the admin API's resources share on the wire: times, limits, changes, list parameters.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use keygate_core::error::FieldViolation;
 use keygate_core::model::{LimitField, LimitOverrides};
+use keygate_core::ports::KeyChanges;
 
 /// A time as the reference writes it: RFC 3339, UTC, whole seconds (`2027-03-27T00:00:00Z`).
 pub fn time(at: DateTime<Utc>) -> String {
@@ -57,6 +58,26 @@ impl From<Limits> for LimitOverrides {
             max_quota: limits.max_quota,
             max_concurrency: limits.max_concurrency,
         }
+    }
+}
+
+/// Changes to a key or a client: each field sent replaces its own.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Changes {
+    /// At most 100 characters.
+    pub name: Option<String>,
+    /// At most 1,000 characters.
+    pub description: Option<String>,
+    /// Replaces every scope; each must be one the caller holds.
+    pub scopes: Option<Vec<String>>,
+    pub limits: Option<LimitsPatch>,
+}
+
+impl From<Changes> for KeyChanges {
+    fn from(body: Changes) -> Self {
+        let (limits, reset_limits) = body.limits.unwrap_or_default().into_changes();
+        Self { name: body.name, description: body.description, scopes: body.scopes, limits, reset_limits }
     }
 }
 
@@ -134,23 +155,56 @@ pub struct Listing {
 
 impl Listing {
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let pairs: HashMap<String, String> =
-            form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-        let mut problems = Vec::new();
-        let mut number = |name: &str| match pairs.get(name).map(|v| v.trim()) {
+        let mut query = Query::parse(query);
+        let (offset, limit) = (query.number("offset"), query.number("limit"));
+        let listing = Self { search: query.text("search"), offset, limit, organization: query.text("organization") };
+        query.finish().map(|()| listing)
+    }
+}
+
+/// A query string's parameters, read one by one; the problems found are reported together.
+pub struct Query {
+    pairs: HashMap<String, String>,
+    problems: Vec<FieldViolation>,
+}
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Self {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        Self { pairs, problems: Vec::new() }
+    }
+
+    /// A text parameter; empty when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.pairs.get(name).cloned().unwrap_or_default()
+    }
+
+    /// A whole number from 0; 0 when absent or empty.
+    pub fn number(&mut self, name: &str) -> i64 {
+        match self.pairs.get(name).map(|v| v.trim()) {
             None | Some("") => 0,
             Some(text) => text.parse::<u32>().map(i64::from).unwrap_or_else(|_| {
-                problems.push(FieldViolation::new(name, "must be a whole number from 0"));
+                self.problems.push(FieldViolation::new(name, "must be a whole number from 0"));
                 0
             }),
-        };
-        let offset = number("offset");
-        let limit = number("limit");
-        if !problems.is_empty() {
-            return Err(ApiError::bad_request(problems));
         }
-        let text = |name: &str| pairs.get(name).cloned().unwrap_or_default();
-        Ok(Self { search: text("search"), offset, limit, organization: text("organization") })
+    }
+
+    /// An RFC 3339 time (`2026-12-01T00:00:00Z`); `None` when absent or empty.
+    pub fn time(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let text = self.pairs.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())?;
+        match DateTime::parse_from_rfc3339(text) {
+            Ok(at) => Some(at.with_timezone(&Utc)),
+            Err(_) => {
+                self.problems.push(FieldViolation::new(name, "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"));
+                None
+            }
+        }
+    }
+
+    /// `Ok` when every parameter read was well formed, else 400 naming each bad one.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.problems.is_empty() { Ok(()) } else { Err(ApiError::bad_request(self.problems)) }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Admin use cases for OAuth2 API clients (create, read, list, regenerate the secret, disable)
+//! Admin use cases for OAuth2 API clients (create, read, list, update, regenerate the secret,
+//! disable)
 //! and for rotating the token signing key.
 
 use chrono::SecondsFormat;
@@ -11,7 +12,7 @@ use crate::credentials::client::{client_id_for, generate_secret, is_valid_client
 use crate::error::CoreError;
 use crate::limits::check_overrides;
 use crate::model::{ApiClientRecord, LimitOverrides, PrincipalKind, SigningKeyRecord};
-use crate::ports::DisableOutcome;
+use crate::ports::{DisableOutcome, KeyChanges};
 use crate::validate::{Violations, is_valid_slug};
 
 /// How often creation tries another random suffix when a client id is taken.
@@ -113,6 +114,39 @@ impl Admin {
         let listing = Listing { search, offset, limit, organization };
         let (org, page) = self.listing(ctx, "admin:clients:read", &listing).await?;
         Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
+    }
+
+    /// Changes a client's name, description, scopes or limits. Its outstanding tokens follow at
+    /// once: a token's scopes are cut to its client's and its limits are the client's, read
+    /// again when the change drops the client's cached verdicts on every replica.
+    pub async fn update_client(
+        &self,
+        ctx: &AdminContext,
+        client_id: &str,
+        changes: KeyChanges,
+    ) -> Result<ApiClientRecord, CoreError> {
+        let (caller, entry) = self
+            .changer(ctx, "admin:clients:write", "api_client.update", id_or_nothing(client_id, is_valid_client_id))
+            .await?;
+        self.audited(&entry, async {
+            self.check_changes(&caller, &changes, "client_id")?;
+            let client = self.visible_client(&caller, client_id).await?;
+            require_subset(&caller.principal, &client.scopes, "change a client with")?;
+            if client.disabled_at.is_some() {
+                return Err(client_disabled(client_id));
+            }
+            self.bound_changes(&caller, PrincipalKind::Client, client.limits, &changes)?;
+            let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
+            let audit = entry.about(client_id, &client.organization);
+            let updated = self.clients.update_client(client_id, &changes, self.clock.now(), &audit).await?;
+            self.verdicts.invalidate_key(client_id);
+            if !updated {
+                return Err(client_disabled(client_id));
+            }
+            tracing::info!(client_id, updated_by = %caller.principal.id, "api client updated");
+            self.reread_client(client_id).await
+        })
+        .await
     }
 
     /// Gives a client a new secret; the old one stops working at once (no grace period). With

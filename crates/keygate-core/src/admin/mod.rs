@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod clients;
+mod organizations;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,8 @@ use crate::credentials::api_key;
 use crate::credentials::hashing::SecretHasher;
 use crate::credentials::scopes::{ScopeRegistry, any_grants, holds_admin_scope};
 use crate::tokens::signing::Keyring;
+
+pub use organizations::{NewOrganization, OrganizationUpdate};
 
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 1000;
@@ -121,14 +124,6 @@ pub struct RotateKey {
     pub key_id: String,
     pub grace_period_days: Option<i64>,
     pub expires_in_days: Option<i64>,
-}
-
-/// What `CreateOrganization` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct NewOrganization {
-    pub slug: String,
-    pub name: String,
-    pub plan: String,
 }
 
 /// What a listing RPC asks for.
@@ -251,46 +246,13 @@ impl Admin {
             .changer(ctx, "admin:keys:write", "api_key.update", id_or_nothing(key_id, api_key::is_valid_key_id))
             .await?;
         self.audited(&entry, async {
-            let mut violations = Violations::default();
-            if changes == KeyChanges::default() {
-                violations
-                    .add("key_id", "nothing to update: set name, description, scopes, a limit or a limit to reset");
-            }
-            check_overrides(&changes.limits, &mut violations);
-            check_resets("reset_limits", &changes.reset_limits, &changes.limits, &mut violations);
-            if let Some(name) = &changes.name {
-                violations.required_text("name", name, MAX_NAME);
-            }
-            if let Some(description) = &changes.description {
-                violations.optional_text("description", description, MAX_DESCRIPTION);
-            }
-            if let Some(scopes) = &changes.scopes {
-                self.check_scopes(&mut violations, "scopes", scopes);
-            }
-            violations.finish()?;
-            if let Some(scopes) = &changes.scopes {
-                require_subset(&caller.principal, scopes, "grant")?;
-            }
+            self.check_changes(&caller, &changes, "key_id")?;
             let key = self.visible_key(&caller, key_id).await?;
             require_subset(&caller.principal, &key.scopes, "change a key with")?;
             if key.disabled_at.is_some() {
                 return Err(disabled(key_id, "updated"));
             }
-            if let Some(bounds) = self.grant_bounds(&caller, PrincipalKind::ApiKey) {
-                // The key's limits once changed; only what the change touches is held to the
-                // bounds, so a key granted more before a ceiling was lowered keeps the rest.
-                let mut changed = key.limits;
-                for field in LimitField::ALL {
-                    if let Some(value) = changes.limits.get(field) {
-                        changed.set(field, Some(value));
-                    }
-                }
-                for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
-                    changed.set(field, None);
-                }
-                let asked = asked_on_change(&changes.limits, &changes.reset_limits);
-                bounds.apply(&self.settings.limit_defaults, PrincipalKind::ApiKey, changed, &asked)?;
-            }
+            self.bound_changes(&caller, PrincipalKind::ApiKey, key.limits, &changes)?;
             let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
             let updated = self
                 .store
@@ -412,73 +374,6 @@ impl Admin {
         .await
     }
 
-    /// Creates an organization; platform admins only.
-    pub async fn create_organization(
-        &self,
-        ctx: &AdminContext,
-        request: NewOrganization,
-    ) -> Result<Organization, CoreError> {
-        let (caller, entry) = self
-            .changer(ctx, "admin:orgs:write", "organization.create", id_or_nothing(&request.slug, is_valid_slug))
-            .await?;
-        self.audited(&entry, async {
-            if !caller.platform {
-                return Err(CoreError::PermissionDenied("only a platform admin can create organizations".into()));
-            }
-            let mut violations = Violations::default();
-            if !is_valid_slug(&request.slug) {
-                violations.add("slug", "must be 2 to 63 lowercase letters, digits or '-', starting with a letter");
-            }
-            violations.required_text("name", &request.name, MAX_NAME);
-            let plan = if request.plan.is_empty() { self.settings.default_plan.clone() } else { request.plan };
-            if !self.settings.plans.contains_key(&plan) {
-                let known: Vec<&str> = self.settings.plans.keys().map(String::as_str).collect();
-                violations.add("plan", format!("unknown plan {plan:?}; configured plans: {}", known.join(", ")));
-            }
-            violations.finish()?;
-            let org = self.new_organization(&request.slug, request.name.trim(), &plan, false)?;
-            // A platform admin's act, so the platform's log holds it rather than the new organization's.
-            let audit = entry.about(&org.slug, &caller.principal.organization);
-            self.store.create_organization(&org, &audit).await.map_err(|err| match CoreError::from(err) {
-                CoreError::AlreadyExists(_) => {
-                    CoreError::AlreadyExists(format!("organization {} already exists", org.slug))
-                }
-                other => other,
-            })?;
-            tracing::info!(organization = %org.slug, plan = %org.plan, created_by = %caller.principal.id, "organization created");
-            Ok(org)
-        })
-        .await
-    }
-
-    /// Looks up an organization: any for a platform admin, else only the caller's own.
-    pub async fn get_organization(&self, ctx: &AdminContext, slug: &str) -> Result<Organization, CoreError> {
-        let caller = self.caller(ctx, "admin:orgs:read").await?;
-        if !is_valid_slug(slug) {
-            return Err(CoreError::invalid("slug", "is not an organization slug"));
-        }
-        self.target_organization(&caller, slug).await
-    }
-
-    /// Lists organizations: all for a platform admin, else the caller's own.
-    pub async fn list_organizations(
-        &self,
-        ctx: &AdminContext,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(Vec<Organization>, u64), CoreError> {
-        let caller = self.caller(ctx, "admin:orgs:read").await?;
-        let mut violations = Violations::default();
-        let page = violations.page(offset, limit);
-        violations.finish()?;
-        if caller.platform {
-            return Ok(self.store.list_organizations(page).await?);
-        }
-        let own = self.target_organization(&caller, "").await?;
-        let items = if page.offset == 0 { vec![own] } else { Vec::new() };
-        Ok((items, 1))
-    }
-
     /// Creates the platform organization (when there is none) and an admin key holding `*`.
     /// Refuses when already bootstrapped unless `force`, which adds another admin key.
     pub async fn bootstrap(&self, slug: &str, force: bool) -> Result<IssuedKey, CoreError> {
@@ -554,25 +449,6 @@ impl Admin {
             )));
         }
         Ok(IssuedKey { api_key: generated.full, view: self.view(record) })
-    }
-
-    fn new_organization(&self, slug: &str, name: &str, plan: &str, platform: bool) -> Result<Organization, CoreError> {
-        let max_active_keys = self
-            .settings
-            .plans
-            .get(plan)
-            .ok_or_else(|| CoreError::Internal(format!("plan {plan:?} is not configured")))?
-            .max_active_keys;
-        let now = self.clock.now();
-        Ok(Organization {
-            slug: slug.to_owned(),
-            name: name.to_owned(),
-            plan: plan.to_owned(),
-            max_active_keys,
-            platform,
-            created_at: now,
-            updated_at: now,
-        })
     }
 
     /// Checks a listing request (page, search, organization) and finds the organization to list.
@@ -671,6 +547,56 @@ impl Admin {
         let plan_ceiling = self.settings.plans.get(plan).map(|plan| plan.ceiling).unwrap_or_default();
         let own = self.settings.limit_defaults.resolve(caller.principal.kind, &caller.principal.limits);
         Some(GrantBounds::new(&self.settings.limit_defaults, kind, plan_ceiling.or(self.settings.ceiling), plan, own))
+    }
+
+    /// Checks a change of a key's or client's fields, and that the caller holds the scopes it
+    /// grants; `id_field` names the request's id, where an empty change is reported.
+    fn check_changes(&self, caller: &Caller, changes: &KeyChanges, id_field: &str) -> Result<(), CoreError> {
+        let mut violations = Violations::default();
+        if *changes == KeyChanges::default() {
+            violations.add(id_field, "nothing to update: set name, description, scopes, a limit or a limit to reset");
+        }
+        check_overrides(&changes.limits, &mut violations);
+        check_resets("reset_limits", &changes.reset_limits, &changes.limits, &mut violations);
+        if let Some(name) = &changes.name {
+            violations.required_text("name", name, MAX_NAME);
+        }
+        if let Some(description) = &changes.description {
+            violations.optional_text("description", description, MAX_DESCRIPTION);
+        }
+        if let Some(scopes) = &changes.scopes {
+            self.check_scopes(&mut violations, "scopes", scopes);
+        }
+        violations.finish()?;
+        match &changes.scopes {
+            Some(scopes) => require_subset(&caller.principal, scopes, "grant"),
+            None => Ok(()),
+        }
+    }
+
+    /// Holds the limits a change touches to the caller's bounds for a credential of `kind`
+    /// whose limits are `current`. Only what the change touches: a credential granted more
+    /// before a ceiling was lowered keeps the rest.
+    fn bound_changes(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        current: LimitOverrides,
+        changes: &KeyChanges,
+    ) -> Result<(), CoreError> {
+        let Some(bounds) = self.grant_bounds(caller, kind) else { return Ok(()) };
+        let mut changed = current;
+        for field in LimitField::ALL {
+            if let Some(value) = changes.limits.get(field) {
+                changed.set(field, Some(value));
+            }
+        }
+        for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
+            changed.set(field, None);
+        }
+        let asked = asked_on_change(&changes.limits, &changes.reset_limits);
+        bounds.apply(&self.settings.limit_defaults, kind, changed, &asked)?;
+        Ok(())
     }
 
     /// The limits a new credential of `kind` is created with: those asked for, unset ones capped

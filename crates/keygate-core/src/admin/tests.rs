@@ -6,7 +6,7 @@ use chrono::Duration;
 
 use crate::admin::audit::AuditListing;
 use crate::admin::clients::NewClient;
-use crate::admin::{IssuedKey, NewKey, NewOrganization, RotateKey};
+use crate::admin::{IssuedKey, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
 use crate::error::{CoreError, OAuthErrorKind};
 use crate::model::{AuditEntry, KeyStatus, LimitOverrides, PrincipalKind, Reason, SUCCESS};
 use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
@@ -516,4 +516,83 @@ async fn only_platform_admins_rotate_the_signing_key() {
     let entries = core.audit(PLATFORM, "signing_key.rotate");
     assert_eq!((entries.len(), entries[0].target.as_str()), (1, record.kid.as_str()));
     assert_eq!(refusals(&core.audit("acme", "signing_key.rotate")), ["PERMISSION_DENIED"]);
+}
+
+#[tokio::test]
+async fn a_plan_change_keeps_active_keys_and_holds_new_ones_to_the_new_limit() {
+    let (core, root, admin) = acme(&["admin"]).await;
+    for _ in 0..2 {
+        core.key(&root, "acme", &["graph:read"]).await;
+    }
+    let move_to = |plan: &str| OrganizationUpdate { slug: "acme".into(), plan: Some(plan.into()), name: None };
+    // An organization's admins may rename it, never move it to another plan.
+    assert_eq!(code(&core.admin.update_organization(&ctx(&admin), move_to("free")).await), "PERMISSION_DENIED");
+    let rename = OrganizationUpdate { slug: "acme".into(), name: Some(" Acme Corp ".into()), plan: None };
+    let renamed = core.admin.update_organization(&ctx(&admin), rename).await.expect("own organization");
+    assert_eq!((renamed.name.as_str(), renamed.plan.as_str()), ("Acme Corp", "pro"));
+
+    let moved = core.admin.update_organization(&ctx(&root), move_to("free")).await.expect("platform admin");
+    assert_eq!((moved.plan.as_str(), moved.max_active_keys), ("free", 3));
+    // acme now holds 3 active keys (its admin's and two more): all still work, a fourth is refused.
+    core.authenticate(&admin).await.expect("a key over nothing keeps working");
+    assert_eq!(
+        code(&core.admin.create_key(&ctx(&root), new_key("acme", &["graph:read"])).await),
+        "FAILED_PRECONDITION"
+    );
+    let moved = core.admin.update_organization(&ctx(&root), move_to("pro")).await.expect("back to pro");
+    assert_eq!(moved.max_active_keys, 50);
+    core.admin.create_key(&ctx(&root), new_key("acme", &["graph:read"])).await.expect("room again");
+
+    let unknown = move_to("gold");
+    assert_eq!(code(&core.admin.update_organization(&ctx(&root), unknown).await), "INVALID_ARGUMENT");
+    let nothing = OrganizationUpdate { slug: "acme".into(), ..OrganizationUpdate::default() };
+    assert_eq!(code(&core.admin.update_organization(&ctx(&root), nothing).await), "INVALID_ARGUMENT");
+    let elsewhere = OrganizationUpdate { slug: PLATFORM.into(), name: Some("mine".into()), plan: None };
+    assert_eq!(code(&core.admin.update_organization(&ctx(&admin), elsewhere).await), "NOT_FOUND");
+    let updates = core.audit(PLATFORM, "organization.update");
+    assert_eq!(refusals(&updates), vec!["INVALID_ARGUMENT", "INVALID_ARGUMENT"], "the platform's own refusals");
+    let own = core.audit("acme", "organization.update");
+    assert_eq!(refusals(&own), vec!["PERMISSION_DENIED", "NOT_FOUND"], "acme's admin's, beside its rename");
+    assert_eq!(own.len(), 3);
+}
+
+#[tokio::test]
+async fn a_client_update_reaches_its_outstanding_tokens() {
+    let (core, _root, admin) = acme(&["admin:clients", "search:read", "graph:read"]).await;
+    let both = scopes(&["search:read", "graph:read"]);
+    let request = NewClient { name: "Exporter".into(), scopes: both, ..NewClient::default() };
+    let issued = core.admin.create_client(&ctx(&admin), request).await.expect("create client");
+    let id = issued.client.client_id.clone();
+    let request = TokenRequest {
+        grant_type: CLIENT_CREDENTIALS.into(),
+        client_id: id.clone(),
+        client_secret: issued.client_secret.clone(),
+        scope: String::new(),
+    };
+    let token = core.oauth.issue_token(&request).await.expect("a token").token;
+    assert_eq!(core.authenticate(&token).await.expect("works").scopes.len(), 2);
+
+    let narrower = KeyChanges {
+        name: Some(" Exporter v2 ".into()),
+        scopes: Some(scopes(&["search:read"])),
+        limits: LimitOverrides { rate_per_minute: Some(30), ..LimitOverrides::default() },
+        ..KeyChanges::default()
+    };
+    let updated = core.admin.update_client(&ctx(&admin), &id, narrower).await.expect("update");
+    assert_eq!((updated.name.as_str(), updated.scopes.clone()), ("Exporter v2", scopes(&["search:read"])));
+    let principal = core.authenticate(&token).await.expect("still a valid token");
+    assert_eq!(principal.scopes, scopes(&["search:read"]), "the token's scopes are cut to the client's at once");
+    assert_eq!(principal.limits.rate_per_minute, Some(30));
+
+    let beyond = KeyChanges { scopes: Some(scopes(&["admin:keys"])), ..KeyChanges::default() };
+    assert_eq!(code(&core.admin.update_client(&ctx(&admin), &id, beyond).await), "PERMISSION_DENIED");
+    assert_eq!(code(&core.admin.update_client(&ctx(&admin), &id, KeyChanges::default()).await), "INVALID_ARGUMENT");
+    assert_eq!(
+        code(&core.admin.update_client(&ctx(&admin), "Not An Id", KeyChanges::default()).await),
+        "INVALID_ARGUMENT"
+    );
+    core.admin.disable_client(&ctx(&admin), &id, false).await.expect("disable");
+    let rename = KeyChanges { name: Some("late".into()), ..KeyChanges::default() };
+    assert_eq!(code(&core.admin.update_client(&ctx(&admin), &id, rename).await), "FAILED_PRECONDITION");
+    assert_eq!(core.audit("acme", "api_client.update").len(), 5);
 }

@@ -17,8 +17,8 @@ use crate::model::{
     SigningKeyRecord, StoredSecret, UsageRow,
 };
 use crate::ports::{
-    AuditStore, ClientStore, DisableOutcome, KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, SigningKeyStore,
-    Store, UsageStore,
+    AuditStore, ClientStore, DisableOutcome, KeyChanges, OrganizationChanges, Revival, RotateOutcome, Rotation,
+    SecretSlot, SigningKeyStore, Store, UsageStore,
 };
 
 /// Quota usage by subject, window start and replica.
@@ -203,6 +203,28 @@ impl Store for MemoryStore {
         Ok(oldest.cloned())
     }
 
+    async fn update_organization(
+        &self,
+        slug: &str,
+        changes: &OrganizationChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<Option<Organization>, StoreError> {
+        let mut state = self.open()?;
+        let Some(org) = state.organizations.get_mut(slug) else { return Ok(None) };
+        if let Some(name) = &changes.name {
+            org.name.clone_from(name);
+        }
+        if let Some((plan, max_active_keys)) = &changes.plan {
+            org.plan.clone_from(plan);
+            org.max_active_keys = *max_active_keys;
+        }
+        org.updated_at = now;
+        let changed = org.clone();
+        state.append_audit(audit);
+        Ok(Some(changed))
+    }
+
     async fn create_key_within_limit(
         &self,
         key: &ApiKeyRecord,
@@ -257,24 +279,7 @@ impl Store for MemoryStore {
         let Some(key) = state.keys.get_mut(key_id).filter(|key| key.disabled_at.is_none()) else {
             return Ok(false);
         };
-        if let Some(name) = &changes.name {
-            key.name.clone_from(name);
-        }
-        if let Some(description) = &changes.description {
-            key.description.clone_from(description);
-        }
-        if let Some(scopes) = &changes.scopes {
-            key.scopes = stored_scopes(scopes);
-        }
-        for field in LimitField::ALL {
-            if let Some(value) = changes.limits.get(field) {
-                key.limits.set(field, Some(stored_limit(field, value)));
-            }
-        }
-        // After the limits set, as SQLite applies the last of two assignments to one column.
-        for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
-            key.limits.set(field, None);
-        }
+        apply_changes(changes, &mut key.name, &mut key.description, &mut key.scopes, &mut key.limits);
         key.updated_at = now;
         state.append_audit(audit);
         Ok(true)
@@ -403,6 +408,23 @@ impl ClientStore for MemoryStore {
         found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.client_id.cmp(&a.client_id)));
         let total = count(found.len());
         Ok((page_of(found, page), total))
+    }
+
+    async fn update_client(
+        &self,
+        client_id: &str,
+        changes: &KeyChanges,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.open()?;
+        let Some(client) = state.clients.get_mut(client_id).filter(|client| client.disabled_at.is_none()) else {
+            return Ok(false);
+        };
+        apply_changes(changes, &mut client.name, &mut client.description, &mut client.scopes, &mut client.limits);
+        client.updated_at = now;
+        state.append_audit(audit);
+        Ok(true)
     }
 
     async fn replace_client_secret(
@@ -569,5 +591,33 @@ impl UsageStore for MemoryStore {
             state.usage.insert(key, row.used.min(i64::MAX.unsigned_abs()));
         }
         Ok(())
+    }
+}
+
+/// A change of a key's or client's fields, as the SQL store makes it.
+fn apply_changes(
+    changes: &KeyChanges,
+    name: &mut String,
+    description: &mut String,
+    scopes: &mut Vec<String>,
+    limits: &mut LimitOverrides,
+) {
+    if let Some(new) = &changes.name {
+        name.clone_from(new);
+    }
+    if let Some(new) = &changes.description {
+        description.clone_from(new);
+    }
+    if let Some(new) = &changes.scopes {
+        *scopes = stored_scopes(new);
+    }
+    for field in LimitField::ALL {
+        if let Some(value) = changes.limits.get(field) {
+            limits.set(field, Some(stored_limit(field, value)));
+        }
+    }
+    // After the limits set, as SQLite applies the last of two assignments to one column.
+    for field in changes.reset_limits.iter().filter_map(|name| LimitField::from_name(name)) {
+        limits.set(field, None);
     }
 }
