@@ -1063,6 +1063,10 @@ fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Re
 /// The environment variable naming the config file (the `--config` flag's twin).
 pub const CONFIG_FILE_ENV: &str = "KEYGATE_CONFIG";
 
+/// The admin CLI's own variables (`keygate keys …` as a client of a server), not settings: an
+/// admin's shell that exports them can still run `serve` and `config check`.
+pub const CLIENT_ENV: &[&str] = &["KEYGATE_SERVER", "KEYGATE_CA_FILE", "KEYGATE_ADMIN_KEY", "KEYGATE_ADMIN_KEY_FILE"];
+
 fn env_name(path: &str) -> String {
     format!("{ENV_PREFIX}{}", path.replace('.', "_").to_ascii_uppercase())
 }
@@ -1132,7 +1136,7 @@ impl Config {
 
     fn apply_env(&mut self, env: &[(String, String)], problems: &mut Vec<String>) {
         for (name, value) in env {
-            if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV {
+            if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV || CLIENT_ENV.contains(&name.as_str()) {
                 continue;
             }
             let path = SETTINGS.iter().map(|(path, _)| *path).find(|path| env_name(path) == *name);
@@ -1516,6 +1520,18 @@ mod tests {
         ];
         let errors = Config::load(&sources("", &unknown)).expect_err("not service links");
         assert_eq!(errors.0.len(), unknown.len(), "{errors}");
+    }
+
+    #[test]
+    fn the_admin_cli_s_variables_are_not_settings() {
+        let client = [
+            ("KEYGATE_SERVER", "https://keygate.example.com:50051"),
+            ("KEYGATE_CA_FILE", "/etc/ca.pem"),
+            ("KEYGATE_ADMIN_KEY", "sk_live_x"),
+            ("KEYGATE_ADMIN_KEY_FILE", "/run/key"),
+        ];
+        assert_eq!(client.len(), CLIENT_ENV.len());
+        Config::load(&sources("", &client)).expect("the CLI's variables are skipped");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The `keygate` command: `serve`, `migrate`, `bootstrap`, `rotate-signing-key` and `healthcheck`. Parses,
-//! loads config, runs.
+//! The `keygate` command: the server's own commands (`serve`, `migrate`, `bootstrap`,
+//! `rotate-signing-key`, `healthcheck`) and the admin CLI of [`keygate::cli`] (`keys`, `clients`,
+//! `orgs`, `audit`, `config check`, `policy check`, `completions`, `man`). Parses and dispatches.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -7,17 +8,32 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use keygate::app;
-use keygate::config::{self, Config};
+use keygate::cli::{self, Common, Failure};
+use keygate::config::Config;
 use keygate_core::clock::SystemClock;
 
 #[derive(Parser)]
-#[command(name = "keygate", version, about = "gRPC authorization service: API keys, OAuth2 clients and JWTs")]
+#[command(
+    name = "keygate",
+    version,
+    about = "gRPC authorization service: API keys, OAuth2 clients and JWTs",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const EXIT_CODES: &str = "\
+Exit codes of the admin commands (keys, clients, orgs, audit, config, policy):
+  0  done
+  1  a problem on this side: no admin credential, an unreadable file, a check found problems
+  2  a usage error
+  3  the server refused the request (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED,
+     UNAUTHENTICATED, FAILED_PRECONDITION, ALREADY_EXISTS, ...)
+  4  the server or the network failed (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED, no connection)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -73,25 +89,53 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Manage API keys on a running server (over gRPC).
+    Keys(cli::keys::KeysArgs),
+    /// Manage OAuth2 API clients on a running server (over gRPC).
+    Clients(cli::clients::ClientsArgs),
+    /// Manage organizations on a running server (over gRPC).
+    Orgs(cli::orgs::OrgsArgs),
+    /// Read the audit log of a running server (over gRPC).
+    Audit(cli::audit::AuditArgs),
+    /// Check the configuration without starting anything.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Check a route policy file without starting anything.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Print a shell completion script, e.g. `keygate completions bash > /etc/bash_completion.d/keygate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `keygate man > keygate.1`.
+    Man,
 }
 
-#[derive(Args)]
-struct Common {
-    /// TOML config file [env: KEYGATE_CONFIG]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DB [env: KEYGATE_DATABASE_URL]
-    #[arg(long, value_name = "URL")]
-    database_url: Option<String>,
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the config file and the KEYGATE_ environment exactly as serve does and print every
+    /// problem; exit 0 with "config ok" when there is none. Opens no database.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-impl Common {
-    fn load(self, mut flags: Vec<(&'static str, String)>) -> Result<Config, config::ConfigErrors> {
-        if let Some(url) = self.database_url {
-            flags.push(("database.url", url));
-        }
-        config::from_process(self.config, flags)
-    }
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Load a route policy file as the server does (scopes checked against the config's) and print
+    /// every problem; exit 0 with "policy ok: N routes" when there is none.
+    Check {
+        /// The route policy file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn flag(path: &'static str, value: Option<String>) -> Vec<(&'static str, String)> {
@@ -101,11 +145,25 @@ fn flag(path: &'static str, value: Option<String>) -> Vec<(&'static str, String)
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    let outcome = match cli.command {
+        Command::Keys(args) => cli::keys::run(args).await,
+        Command::Clients(args) => cli::clients::run(args).await,
+        Command::Orgs(args) => cli::orgs::run(args).await,
+        Command::Audit(args) => cli::audit::run(args).await,
+        Command::Config { command: ConfigCommand::Check { common } } => cli::checks::config(common),
+        Command::Policy { command: PolicyCommand::Check { file, common } } => cli::checks::policy(&file, common),
+        Command::Completions { shell } => {
+            cli::docs::completions(shell, Cli::command());
+            Ok(())
+        }
+        Command::Man => cli::docs::man(Cli::command()),
+        server => run(server).await.map_err(Failure::local),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("keygate: {message}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("keygate: {failure}");
+            ExitCode::from(failure.exit_code())
         }
     }
 }
@@ -169,6 +227,14 @@ async fn run(command: Command) -> Result<(), String> {
             eprintln!("keygate: database migrated");
             Ok(())
         }
+        Command::Keys(_)
+        | Command::Clients(_)
+        | Command::Orgs(_)
+        | Command::Audit(_)
+        | Command::Config { .. }
+        | Command::Policy { .. }
+        | Command::Completions { .. }
+        | Command::Man => Err("not a server command".to_owned()),
         Command::Bootstrap { common, org, force } => {
             let config = common.load(Vec::new()).map_err(|e| e.to_string())?;
             keygate::observability::telemetry::init(&config.log);

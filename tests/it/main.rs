@@ -7,6 +7,7 @@ mod support;
 mod audit;
 mod cache;
 mod ceilings;
+mod cli;
 mod docs;
 mod e2e_grpcurl;
 mod e2e_oauth;

@@ -17,18 +17,19 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use crate::support::certs::Ca;
 use crate::support::{Backend, TestDb, bearer, start_time, test_config};
 
-/// keygate serving over TLS from files in a temporary directory.
-struct TlsServer {
-    grpc: SocketAddr,
+/// keygate serving over TLS from files in a temporary directory (`cert.pem`, `key.pem`, and
+/// `client-ca.pem` when `client_ca`); also the CLI's test of `https://`.
+pub(crate) struct TlsServer {
+    pub(crate) grpc: SocketAddr,
     http: SocketAddr,
-    admin_key: String,
+    pub(crate) admin_key: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), AppError>>,
     _db: TestDb,
 }
 
 impl TlsServer {
-    async fn start(dir: &Path, client_ca: bool) -> Self {
+    pub(crate) async fn start(dir: &Path, client_ca: bool) -> Self {
         let db = TestDb::create(Backend::Sqlite).await;
         let path = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_owned();
         let (cert, key, ca) = (path("cert.pem"), path("key.pem"), path("client-ca.pem"));
@@ -76,7 +77,7 @@ impl TlsServer {
         Ok(response.into_inner().decision.expect("decision").allowed)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

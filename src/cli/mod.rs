@@ -1,0 +1,80 @@
+//! The admin command line: `keys`, `clients`, `orgs` and `audit` over gRPC to a running server,
+//! `config check` and `policy check` for CI, shell completions and the man page.
+//!
+//! Exit codes (see [`Failure::exit_code`]): 0 done; 1 a problem on this side before anything was
+//! sent (no credential, an unreadable file, a check that found problems); 2 a usage error (clap);
+//! 3 the server refused the request (the caller's mistake: bad argument, not found, not allowed,
+//! conflict); 4 the server or the network failed (unavailable, internal, deadline, no connection).
+
+pub mod audit;
+pub mod checks;
+pub mod clients;
+pub mod connect;
+pub mod docs;
+pub mod failure;
+pub mod keys;
+pub mod orgs;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+pub use failure::Failure;
+
+use crate::config::{self, Config};
+
+/// The config file and database URL every server command reads, as `serve` loads them.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// TOML config file [env: KEYGATE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DB [env: KEYGATE_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl Common {
+    /// The file, then the `KEYGATE_` environment, then `flags`: every problem at once.
+    pub fn load(self, mut flags: Vec<(&'static str, String)>) -> Result<Config, config::ConfigErrors> {
+        if let Some(url) = self.database_url {
+            flags.push(("database.url", url));
+        }
+        config::from_process(self.config, flags)
+    }
+}
+
+/// The limits flags of a create or an update: each one set replaces the credential's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitsArgs {
+    /// Requests per minute at the steady rate (0: no limit).
+    #[arg(long, value_name = "N")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests that may arrive at once after a quiet spell (0: a whole minute's allowance).
+    #[arg(long, value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// Quota units per calendar month, UTC (0: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_quota: Option<u64>,
+    /// Concurrency slots held at once (0: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl LimitsArgs {
+    /// The proto limits, or none when no flag was given.
+    pub fn to_proto(&self) -> Option<crate::proto::keygate_v1::Limits> {
+        let limits = crate::proto::keygate_v1::Limits {
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            rate_limit_burst: self.rate_limit_burst,
+            max_quota: self.max_quota,
+            max_concurrency: self.max_concurrency,
+        };
+        let none = limits.rate_limit_per_minute.is_none()
+            && limits.rate_limit_burst.is_none()
+            && limits.max_quota.is_none()
+            && limits.max_concurrency.is_none();
+        (!none).then_some(limits)
+    }
+}
