@@ -3,10 +3,10 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::LimitsArgs;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
+use super::{ChangesArgs, LimitsArgs};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -15,6 +15,7 @@ Examples:
   SECRET=$(keygate clients create --name 'XSOAR production' --scope investigations:read)
   keygate clients list --search xsoar
   keygate clients get xsoar-production-3f9a2c --output json
+  keygate clients update xsoar-production-3f9a2c --scope investigations:read --rate-limit-per-minute 100
   SECRET=$(keygate clients regenerate-secret xsoar-production-3f9a2c)
   keygate clients disable xsoar-production-3f9a2c --revoke-tokens
 
@@ -67,6 +68,13 @@ pub enum ClientsCommand {
     },
     /// Show one client.
     Get { client_id: String },
+    /// Change a client's name, description, scopes or limits; what is not given stays. Its
+    /// outstanding tokens follow at once.
+    Update {
+        client_id: String,
+        #[command(flatten)]
+        changes: ChangesArgs,
+    },
     /// Replace a client's secret (the old one stops at once); prints it, once, alone on stdout.
     RegenerateSecret {
         client_id: String,
@@ -142,6 +150,19 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
         ClientsCommand::Get { client_id } => {
             let request = pb::GetApiClientRequest { client_id };
             let view = client.get_api_client(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
+            print_client(format, &view.into_inner());
+        }
+        ClientsCommand::Update { client_id, changes } => {
+            let request = pb::UpdateApiClientRequest {
+                client_id,
+                scopes: changes.scope_list(),
+                limits: changes.limits.to_proto(),
+                name: changes.name,
+                description: changes.description,
+                reset_limits: changes.reset_limits,
+            };
+            let view =
+                client.update_api_client(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
             print_client(format, &view.into_inner());
         }
         ClientsCommand::RegenerateSecret { client_id, keep_tokens } => {

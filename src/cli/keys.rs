@@ -3,10 +3,10 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::LimitsArgs;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
+use super::{ChangesArgs, LimitsArgs};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -77,20 +77,8 @@ pub enum KeysCommand {
     /// Change a key's name, description, scopes or limits; what is not given stays.
     Update {
         key_id: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-        /// Replaces every scope of the key; repeat for more.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
         #[command(flatten)]
-        limits: LimitsArgs,
-        /// Return a limit to the configured default; repeat for more.
-        #[arg(long = "reset-limit", value_name = "LIMIT", value_parser = [
-            "rate_limit_per_minute", "rate_limit_burst", "max_quota", "max_concurrency"
-        ])]
-        reset_limits: Vec<String>,
+        changes: ChangesArgs,
     },
     /// Give a key a new secret; prints it, once, alone on stdout. The old one works for the grace period.
     Rotate {
@@ -172,10 +160,15 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
             let key = client.get_api_key(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
             print_key(format, &key.into_inner());
         }
-        KeysCommand::Update { key_id, name, description, scopes, limits, reset_limits } => {
-            let scopes = (!scopes.is_empty()).then_some(pb::ScopeList { values: scopes });
-            let request =
-                pb::UpdateApiKeyRequest { key_id, name, description, scopes, limits: limits.to_proto(), reset_limits };
+        KeysCommand::Update { key_id, changes } => {
+            let request = pb::UpdateApiKeyRequest {
+                key_id,
+                scopes: changes.scope_list(),
+                limits: changes.limits.to_proto(),
+                name: changes.name,
+                description: changes.description,
+                reset_limits: changes.reset_limits,
+            };
             let key = client.update_api_key(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
             print_key(format, &key.into_inner());
         }

@@ -45,6 +45,32 @@ impl Common {
     }
 }
 
+/// The flags of an update of a key or a client: what is not given stays as it is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChangesArgs {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Replaces every scope; repeat for more.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+    /// Return a limit to the configured default; repeat for more.
+    #[arg(long = "reset-limit", value_name = "LIMIT", value_parser = [
+        "rate_limit_per_minute", "rate_limit_burst", "max_quota", "max_concurrency"
+    ])]
+    pub reset_limits: Vec<String>,
+}
+
+impl ChangesArgs {
+    /// The scopes to set, when any were given.
+    pub fn scope_list(&self) -> Option<crate::proto::keygate_v1::ScopeList> {
+        (!self.scopes.is_empty()).then(|| crate::proto::keygate_v1::ScopeList { values: self.scopes.clone() })
+    }
+}
+
 /// The limits flags of a create or an update: each one set replaces the credential's.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LimitsArgs {

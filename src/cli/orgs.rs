@@ -1,4 +1,4 @@
-//! `keygate orgs …`: create, list and read organizations.
+//! `keygate orgs …`: create, list, read and change organizations.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -13,8 +13,11 @@ Examples:
   keygate orgs create acme --name 'Acme Corp' --plan pro
   keygate orgs list
   keygate orgs get acme --output json
+  keygate orgs update acme --plan free
 
-Creating an organization needs a platform admin's key (admin:orgs:write).";
+Creating an organization or changing its plan needs a platform admin's key (admin:orgs:write);
+an organization's own admins may rename it. Keys over a lowered plan's limit keep working; new
+ones are refused until the organization is back under it.";
 
 /// `keygate orgs`.
 #[derive(Debug, Args)]
@@ -49,6 +52,15 @@ pub enum OrgsCommand {
     },
     /// Show one organization.
     Get { slug: String },
+    /// Rename an organization or move it to another plan; what is not given stays.
+    Update {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A configured plan (platform admins).
+        #[arg(long)]
+        plan: Option<String>,
+    },
 }
 
 /// Runs an `orgs` command against the server.
@@ -64,6 +76,10 @@ pub async fn run(args: OrgsArgs) -> Result<(), Failure> {
         OrgsCommand::Get { slug } => {
             let request = pb::GetOrganizationRequest { slug };
             client.get_organization(session.request(request)).await
+        }
+        OrgsCommand::Update { slug, name, plan } => {
+            let request = pb::UpdateOrganizationRequest { slug, name, plan };
+            client.update_organization(session.request(request)).await
         }
         OrgsCommand::List { offset, limit } => {
             let request = pb::ListOrganizationsRequest { offset, limit };

@@ -78,7 +78,7 @@ pub fn api_key(key: &pb::ApiKey) -> Value {
         "key_prefix": key.key_prefix,
         "name": key.name,
         "description": key.description,
-        "status": key.status().as_str_name(),
+        "status": key.status().as_str_name().to_lowercase(),
         "scopes": key.scopes,
         "organization": key.organization,
         "created_by": key.created_by,
@@ -98,7 +98,7 @@ pub fn api_client(client: &pb::ApiClient) -> Value {
         "client_id": client.client_id,
         "name": client.name,
         "description": client.description,
-        "status": client.status().as_str_name(),
+        "status": client.status().as_str_name().to_lowercase(),
         "scopes": client.scopes,
         "organization": client.organization,
         "created_by": client.created_by,
@@ -175,7 +175,7 @@ pub fn key_rows(key: &pb::ApiKey) -> Vec<(&'static str, String)> {
         ("key_prefix", key.key_prefix.clone()),
         ("name", key.name.clone()),
         ("description", or_dash(Some(key.description.clone()))),
-        ("status", key.status().as_str_name().to_owned()),
+        ("status", key.status().as_str_name().to_lowercase()),
         ("scopes", key.scopes.join(" ")),
         ("organization", key.organization.clone()),
         ("created_by", key.created_by.clone()),
@@ -194,7 +194,7 @@ pub fn key_cells(key: &pb::ApiKey) -> Vec<String> {
     vec![
         key.key_id.clone(),
         key.name.clone(),
-        key.status().as_str_name().to_owned(),
+        key.status().as_str_name().to_lowercase(),
         key.scopes.join(","),
         or_dash(text_time(&key.expires_at)),
         or_dash(text_time(&key.last_used_at)),
@@ -206,7 +206,7 @@ pub fn client_rows(client: &pb::ApiClient) -> Vec<(&'static str, String)> {
         ("client_id", client.client_id.clone()),
         ("name", client.name.clone()),
         ("description", or_dash(Some(client.description.clone()))),
-        ("status", client.status().as_str_name().to_owned()),
+        ("status", client.status().as_str_name().to_lowercase()),
         ("scopes", client.scopes.join(" ")),
         ("organization", client.organization.clone()),
         ("created_by", client.created_by.clone()),
@@ -224,7 +224,7 @@ pub fn client_cells(client: &pb::ApiClient) -> Vec<String> {
     vec![
         client.client_id.clone(),
         client.name.clone(),
-        client.status().as_str_name().to_owned(),
+        client.status().as_str_name().to_lowercase(),
         client.scopes.join(","),
         or_dash(text_time(&client.last_used_at)),
     ]
@@ -279,7 +279,7 @@ mod tests {
         let key = pb::ApiKey { key_id: "k_1".into(), status: 1, scopes: vec!["a:read".into()], ..Default::default() };
         let value = api_key(&key);
         assert_eq!(value["key_id"], "k_1");
-        assert_eq!(value["status"], "ACTIVE");
+        assert_eq!(value["status"], "active", "as the REST API writes it");
         assert!(value.get("previous_key_expires_at").is_some());
         assert!(value.get("api_key").is_none());
     }

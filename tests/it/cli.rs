@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use keygate::proto::keygate_v1 as pb;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::support::certs::Ca;
@@ -131,7 +131,7 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
     let got = admin(&server, &["keys", "get", &key_id, "--output", "json"]).await;
     let got_json = got.ok().json();
     assert_eq!(got_json["key_id"], key_id.as_str());
-    assert_eq!(got_json["status"], "ACTIVE");
+    assert_eq!(got_json["status"], "active");
     assert_eq!(got_json["scopes"], serde_json::json!(["investigations:read"]));
     assert!(got_json["expires_at"].as_str().is_some_and(|at| at.starts_with("2026-04-26")), "{got_json}");
     let listed = admin(&server, &["keys", "list", "--output", "json"]).await;
@@ -195,7 +195,7 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
 
     // Disable.
     let disabled = admin(&server, &["keys", "disable", &key_id, "--output", "json"]).await;
-    assert_eq!(disabled.ok().json()["status"], "DISABLED");
+    assert_eq!(disabled.ok().json()["status"], "disabled");
     assert_ne!(server.reason(&newest, &["investigations:read"]).await, pb::DecisionReason::Allowed);
 
     // The server refuses: exit 3, the code and the field on stderr.
@@ -242,7 +242,7 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
     )
     .await;
     from_file.ok();
-    assert!(from_file.stdout.contains("DISABLED"), "{}", from_file.stdout);
+    assert!(from_file.stdout.contains("disabled"), "{}", from_file.stdout);
 
     assert!(!seen.contains(&server.admin_key), "the admin credential is never printed");
     server.stop().await;
@@ -281,16 +281,19 @@ async fn clients_orgs_and_audit_through_the_cli(backend: Backend) {
     let listed_json = listed.ok().json();
     assert_eq!(listed_json["total"], 1, "{listed_json}");
     assert_eq!(listed_json["clients"][0]["client_id"], client_id.as_str());
-    assert_eq!(listed_json["clients"][0]["status"], "ACTIVE");
+    assert_eq!(listed_json["clients"][0]["status"], "active");
     let got = admin(&server, &["clients", "get", &client_id]).await;
     got.ok();
     assert!(got.stdout.contains(&client_id) && got.stdout.contains("investigations:read"), "{}", got.stdout);
     for read in [&listed, &got] {
         assert!(!read.stdout.contains(&secret) && !read.stdout.contains(&new_secret), "{}", read.stdout);
     }
+    let update = ["clients", "update", &client_id, "--description", "nightly", "--rate-limit-per-minute", "30"];
+    let updated = admin(&server, &[&update[..], &["--output", "json"]].concat()).await.ok().json();
+    assert_eq!((&updated["description"], &updated["limits"]["rate_limit_per_minute"]), (&json!("nightly"), &json!(30)));
     let disabled = admin(&server, &["clients", "disable", &client_id, "--revoke-tokens", "--output", "json"]).await;
     let disabled_json = disabled.ok().json();
-    assert_eq!(disabled_json["status"], "DISABLED");
+    assert_eq!(disabled_json["status"], "disabled");
     assert!(disabled_json["tokens_revoked_at"].is_string(), "{disabled_json}");
 
     // Organizations.
@@ -305,6 +308,11 @@ async fn clients_orgs_and_audit_through_the_cli(backend: Backend) {
     let acme = admin(&server, &["orgs", "get", "acme", "--output", "json"]).await.ok().json();
     assert_eq!(acme["name"], "Acme Corp");
     assert_eq!(acme["platform"], false);
+    let moved = admin(&server, &["orgs", "update", "acme", "--plan", "pro", "--output", "json"]).await.ok().json();
+    assert_eq!((&moved["plan"], &moved["max_active_keys"]), (&json!("pro"), &json!(50)), "{moved}");
+    let unknown = admin(&server, &["orgs", "update", "acme", "--plan", "gold"]).await;
+    assert_eq!(unknown.code, Some(3), "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("plan"), "the field is named: {}", unknown.stderr);
     let taken = admin(&server, &["orgs", "create", "acme", "--name", "Again"]).await;
     assert_eq!(taken.code, Some(3), "{}", taken.stderr);
     assert!(taken.stderr.starts_with("keygate: ALREADY_EXISTS: "), "{}", taken.stderr);
