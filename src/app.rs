@@ -469,7 +469,8 @@ pub async fn serve(
         health,
         wait_for(draining.clone()),
     );
-    let rest = crate::http::admin::AdminRest { admin: state.admin.clone(), token_endpoint };
+    let rest =
+        crate::http::admin::AdminRest { admin: state.admin.clone(), engine: state.engine.clone(), token_endpoint };
     let http_served = crate::http::serve(
         listeners.http,
         state.oauth.clone(),

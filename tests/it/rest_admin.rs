@@ -89,6 +89,18 @@ async fn keys_live_their_reference_life_cycle_over_rest(backend: Backend) {
         (status, &updated["name"], &updated["limits"]["max_quota"]),
         (StatusCode::OK, &json!("SOAR"), &json!(1000))
     );
+    // The key reads its own quota, as GetQuota answers it, at no cost.
+    server.authorize(&api_key, &["incidents:read"]).await;
+    let (status, quota) = call(&server, Method::GET, "/quota", &api_key, None).await;
+    assert_eq!(status, StatusCode::OK, "{quota}");
+    let request = pb::GetQuotaRequest { credentials: Some(crate::support::bearer(&api_key)) };
+    let grpc = server.auth().await.get_quota(request).await.expect("GetQuota").into_inner();
+    assert_eq!((&quota["quota"], &quota["max_quota"]), (&json!(grpc.quota), &json!(1000)), "{quota}");
+    assert!(grpc.quota < 1000 && quota["next_window_refresh"].is_string(), "{quota}");
+    let (_, again) = call(&server, Method::GET, "/quota", &api_key, None).await;
+    assert_eq!(again["quota"], quota["quota"], "reading the quota costs none");
+    let (status, error) = call(&server, Method::GET, "/quota", "", None).await;
+    assert_eq!((status, &error["code"]), (StatusCode::UNAUTHORIZED, &json!("missing_api_key")), "{error}");
     let reset = json!({"limits": {"max_quota": null}});
     let (_, updated) =
         call(&server, Method::PATCH, &format!("/api/admin/api-keys/{key_id}"), &admin, Some(reset)).await;

@@ -1,5 +1,6 @@
 //! The REST admin API (`/api/admin/…`), the reference's paths and fields in snake_case, over the
 //! same admin use cases as `keygate.v1.AdminService`: handlers decode, call the core, encode.
+//! Beside it, `GET /quota`, where any credential reads its own quota.
 //! Its OpenAPI 3.1 document, generated from these handlers' types, is served at
 //! [`OPENAPI_PATH`].
 
@@ -9,6 +10,7 @@ mod error;
 mod keys;
 mod openapi;
 mod organizations;
+mod quota;
 mod wire;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::transport::PeerAddr;
 use crate::transport::request_id::{REQUEST_ID_HEADER, client_request_id, new_request_id};
 use error::{ApiError, decode_body};
 use keygate_core::admin::{Admin, AdminContext};
+use keygate_core::engine::Engine;
 use keygate_core::error::FieldViolation;
 use keygate_core::model::{Credentials, RequestOrigin};
 
@@ -39,6 +42,8 @@ const MAX_BODY: usize = 64 * 1024;
 /// What the admin routes are given.
 pub struct AdminRest {
     pub admin: Arc<Admin>,
+    /// For a credential's own quota.
+    pub engine: Arc<Engine>,
     /// Where clients get tokens, told to the creator of a client.
     pub token_endpoint: String,
 }
@@ -56,6 +61,7 @@ pub fn router(rest: AdminRest) -> Router {
         .route("/api/admin/organizations", post(organizations::create).get(organizations::list))
         .route("/api/admin/organizations/{slug}", get(organizations::get).patch(organizations::update))
         .route("/api/admin/audit-events", get(audit::list))
+        .route(quota::QUOTA_PATH, get(quota::get))
         .route(OPENAPI_PATH, get(move || async move { axum::Json(document.clone()) }))
         .fallback(|call: Call| async move { call.refuse(ApiError::no_route()) })
         .method_not_allowed_fallback(|call: Call| async move { call.refuse(ApiError::no_method()) })

@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, FieldError};
-use super::{audit, clients, keys, organizations, wire};
+use super::{audit, clients, keys, organizations, quota, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,13 +18,15 @@ use super::{audit, clients, keys, organizations, wire};
         `X-API-Key: <admin key>`."),
     paths(keys::create, keys::list, keys::get, keys::update, keys::rotate, keys::disable,
         clients::create, clients::list, clients::get, clients::update, clients::regenerate_secret, clients::disable,
-        organizations::create, organizations::list, organizations::get, organizations::update, audit::list),
+        organizations::create, organizations::list, organizations::get, organizations::update, audit::list,
+        quota::get),
     components(schemas(ErrorBody, FieldError, wire::Limits, wire::LimitsPatch)),
     modifiers(&Shared),
     tags((name = "api-keys", description = "Long-lived keys sent in `X-API-Key` or `Authorization: Bearer`"),
         (name = "api-clients", description = "OAuth2 client-credentials clients"),
         (name = "organizations", description = "Tenants, each on a plan"),
-        (name = "audit", description = "Every admin change, and every refused attempt"))
+        (name = "audit", description = "Every admin change, and every refused attempt"),
+        (name = "quota", description = "A credential's own quota, for any credential"))
 )]
 struct AdminApi;
 
