@@ -57,6 +57,7 @@ pub async fn seed_range(url: &str, from: u64, count: u64) -> Result<(), Box<dyn 
             rate_limit_burst: ActiveValue::Set(None),
             max_quota: ActiveValue::Set(None),
             max_concurrency: ActiveValue::Set(None),
+            labels: ActiveValue::Set("{}".into()),
         });
         api_key::Entity::insert_many(models).exec_without_returning(&db).await?;
         n = batch_end;

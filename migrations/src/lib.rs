@@ -10,6 +10,7 @@ mod m20261123_000003_audit_events;
 mod m20261123_000004_limits_and_quota_usage;
 mod m20261125_000001_request_ids_and_token_generations;
 mod m20261202_000001_secret_fingerprints;
+mod m20261203_000001_labels;
 
 /// Applies keygate's migrations in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_limits_and_quota_usage::Migration),
             Box::new(m20261125_000001_request_ids_and_token_generations::Migration),
             Box::new(m20261202_000001_secret_fingerprints::Migration),
+            Box::new(m20261203_000001_labels::Migration),
         ]
     }
 }

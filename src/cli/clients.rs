@@ -6,7 +6,7 @@ use serde_json::json;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
-use super::{ChangesArgs, LimitsArgs};
+use super::{ChangesArgs, FilterArgs, LimitsArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -50,10 +50,13 @@ pub enum ClientsCommand {
         organization: String,
         #[command(flatten)]
         limits: LimitsArgs,
+        /// A label, e.g. owner=secops; repeat for more.
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// List clients; never a secret.
     List {
-        /// Case-insensitive part of the client id, name or description.
+        /// Case-insensitive part of the client id, name, description or a label value.
         #[arg(long, default_value = "")]
         search: String,
         /// Clients to skip.
@@ -65,6 +68,11 @@ pub enum ClientsCommand {
         /// The organization (slug) to list [default: the caller's].
         #[arg(long, value_name = "SLUG", default_value = "")]
         organization: String,
+        /// Only clients of this status.
+        #[arg(long, value_parser = ["active", "disabled"])]
+        status: Option<String>,
+        #[command(flatten)]
+        filters: FilterArgs,
     },
     /// Show one client.
     Get { client_id: String },
@@ -98,9 +106,10 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
     let format = args.remote.output;
     let mut client = session.client.clone();
     match args.command {
-        ClientsCommand::Create { name, description, scopes, organization, limits } => {
-            let request =
-                pb::CreateApiClientRequest { name, description, scopes, organization, limits: limits.to_proto() };
+        ClientsCommand::Create { name, description, scopes, organization, limits, labels } => {
+            let limits = limits.to_proto();
+            let labels = labels.into_iter().collect();
+            let request = pb::CreateApiClientRequest { name, description, scopes, organization, limits, labels };
             let created = client
                 .create_api_client(session.request(request))
                 .await
@@ -125,8 +134,21 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
                 ),
             }
         }
-        ClientsCommand::List { search, offset, limit, organization } => {
-            let request = pb::ListApiClientsRequest { search, offset, limit, organization };
+        ClientsCommand::List { search, offset, limit, organization, status, filters } => {
+            let status = match status.as_deref() {
+                Some("active") => pb::api_client::Status::Active,
+                Some("disabled") => pb::api_client::Status::Disabled,
+                _ => pb::api_client::Status::Unspecified,
+            };
+            let request = pb::ListApiClientsRequest {
+                search,
+                offset,
+                limit,
+                organization,
+                status: status.into(),
+                unused_since: filters.unused_since(),
+                labels: filters.label_map(),
+            };
             let listed = client
                 .list_api_clients(session.request(request))
                 .await
@@ -157,6 +179,7 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
                 client_id,
                 scopes: changes.scope_list(),
                 limits: changes.limits.to_proto(),
+                labels: changes.label_map(),
                 name: changes.name,
                 description: changes.description,
                 reset_limits: changes.reset_limits,

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
-use super::{ChangesArgs, LimitsArgs};
+use super::{ChangesArgs, FilterArgs, LimitsArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -53,10 +53,13 @@ pub enum KeysCommand {
         organization: String,
         #[command(flatten)]
         limits: LimitsArgs,
+        /// A label, e.g. owner=secops; repeat for more.
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// List keys, newest first; never a secret.
     List {
-        /// Case-insensitive part of the name or description.
+        /// Case-insensitive part of the name, description or a label value.
         #[arg(long, default_value = "")]
         search: String,
         /// Keys to skip.
@@ -68,6 +71,14 @@ pub enum KeysCommand {
         /// The organization (slug) to list [default: the caller's].
         #[arg(long, value_name = "SLUG", default_value = "")]
         organization: String,
+        /// Only keys of this status now.
+        #[arg(long, value_parser = ["active", "expired", "disabled"])]
+        status: Option<String>,
+        /// Only active keys that expire within this many days.
+        #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
+        expiring_within_days: Option<i32>,
+        #[command(flatten)]
+        filters: FilterArgs,
     },
     /// Show one key.
     Get {
@@ -100,7 +111,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
     let format = args.remote.output;
     let mut client = session.client.clone();
     match args.command {
-        KeysCommand::Create { name, description, scopes, expires_in_days, organization, limits } => {
+        KeysCommand::Create { name, description, scopes, expires_in_days, organization, limits, labels } => {
             let request = pb::CreateApiKeyRequest {
                 name,
                 description,
@@ -108,6 +119,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 expires_in_days,
                 organization,
                 limits: limits.to_proto(),
+                labels: labels.into_iter().collect(),
             };
             let created = client
                 .create_api_key(session.request(request))
@@ -133,8 +145,23 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 ),
             }
         }
-        KeysCommand::List { search, offset, limit, organization } => {
-            let request = pb::ListApiKeysRequest { search, offset, limit, organization };
+        KeysCommand::List { search, offset, limit, organization, status, expiring_within_days, filters } => {
+            let status = match status.as_deref() {
+                Some("active") => pb::api_key::Status::Active,
+                Some("expired") => pb::api_key::Status::Expired,
+                Some("disabled") => pb::api_key::Status::Disabled,
+                _ => pb::api_key::Status::Unspecified,
+            };
+            let request = pb::ListApiKeysRequest {
+                search,
+                offset,
+                limit,
+                organization,
+                status: status.into(),
+                expiring_within_days,
+                unused_since: filters.unused_since(),
+                labels: filters.label_map(),
+            };
             let listed = client
                 .list_api_keys(session.request(request))
                 .await
@@ -165,6 +192,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 key_id,
                 scopes: changes.scope_list(),
                 limits: changes.limits.to_proto(),
+                labels: changes.label_map(),
                 name: changes.name,
                 description: changes.description,
                 reset_limits: changes.reset_limits,

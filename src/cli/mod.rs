@@ -62,12 +62,53 @@ pub struct ChangesArgs {
         "rate_limit_per_minute", "rate_limit_burst", "max_quota", "max_concurrency"
     ])]
     pub reset_limits: Vec<String>,
+    /// Replaces every label with these; repeat for more.
+    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Removes every label.
+    #[arg(long, conflicts_with = "labels")]
+    pub clear_labels: bool,
 }
 
 impl ChangesArgs {
     /// The scopes to set, when any were given.
     pub fn scope_list(&self) -> Option<crate::proto::keygate_v1::ScopeList> {
         (!self.scopes.is_empty()).then(|| crate::proto::keygate_v1::ScopeList { values: self.scopes.clone() })
+    }
+
+    /// The labels to set, when any were given or all are cleared.
+    pub fn label_map(&self) -> Option<crate::proto::keygate_v1::LabelMap> {
+        let set = !self.labels.is_empty() || self.clear_labels;
+        set.then(|| crate::proto::keygate_v1::LabelMap { values: self.labels.iter().cloned().collect() })
+    }
+}
+
+/// The filters of a list of keys or clients, beside their status.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FilterArgs {
+    /// Only those not used since this time (RFC 3339), never-used ones included.
+    #[arg(long, value_name = "TIME")]
+    pub unused_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only those carrying this label; repeat for more, all must match.
+    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+impl FilterArgs {
+    pub fn unused_since(&self) -> Option<prost_types::Timestamp> {
+        self.unused_since.map(crate::grpc::convert::timestamp)
+    }
+
+    pub fn label_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.labels.iter().cloned().collect()
+    }
+}
+
+/// `NAME=VALUE`.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err("expected NAME=VALUE".to_owned()),
     }
 }
 

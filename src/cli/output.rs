@@ -72,6 +72,12 @@ fn limits_text(limits: &Option<pb::Limits>) -> String {
     if parts.is_empty() { "defaults".to_owned() } else { parts.join(" ") }
 }
 
+/// Labels as `name=value` pairs, or a dash.
+fn labels_text(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    if pairs.is_empty() { "-".to_owned() } else { pairs.join(" ") }
+}
+
 pub fn api_key(key: &pb::ApiKey) -> Value {
     json!({
         "key_id": key.key_id,
@@ -90,6 +96,7 @@ pub fn api_key(key: &pb::ApiKey) -> Value {
         "previous_key_expires_at": time(&key.previous_key_expires_at),
         "disabled_at": time(&key.disabled_at),
         "limits": limits(&key.limits),
+        "labels": key.labels,
     })
 }
 
@@ -109,6 +116,7 @@ pub fn api_client(client: &pb::ApiClient) -> Value {
         "tokens_revoked_at": time(&client.tokens_revoked_at),
         "secret_regenerated_at": time(&client.secret_regenerated_at),
         "limits": limits(&client.limits),
+        "labels": client.labels,
     })
 }
 
@@ -187,6 +195,7 @@ pub fn key_rows(key: &pb::ApiKey) -> Vec<(&'static str, String)> {
         ("previous_key_expires_at", or_dash(text_time(&key.previous_key_expires_at))),
         ("disabled_at", or_dash(text_time(&key.disabled_at))),
         ("limits", limits_text(&key.limits)),
+        ("labels", labels_text(&key.labels)),
     ]
 }
 
@@ -217,6 +226,7 @@ pub fn client_rows(client: &pb::ApiClient) -> Vec<(&'static str, String)> {
         ("tokens_revoked_at", or_dash(text_time(&client.tokens_revoked_at))),
         ("secret_regenerated_at", or_dash(text_time(&client.secret_regenerated_at))),
         ("limits", limits_text(&client.limits)),
+        ("labels", labels_text(&client.labels)),
     ]
 }
 

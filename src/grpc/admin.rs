@@ -69,9 +69,10 @@ impl AdminService for AdminApi {
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let result =
-            self.admin.list_keys(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
+        let result = match convert::key_listing(request.into_inner()) {
+            Ok(listing) => self.admin.list_keys(&ctx, &listing).await,
+            Err(err) => Err(err),
+        };
         reply(result, &ctx.origin, |(keys, total)| pb::ListApiKeysResponse {
             api_keys: keys.into_iter().map(convert::api_key).collect(),
             total: convert::total(total),
@@ -177,9 +178,10 @@ impl AdminService for AdminApi {
         request: Request<pb::ListApiClientsRequest>,
     ) -> Result<Response<pb::ListApiClientsResponse>, Status> {
         let ctx = admin_context(&request);
-        let r = request.into_inner();
-        let result =
-            self.admin.list_clients(&ctx, &r.search, i64::from(r.offset), i64::from(r.limit), &r.organization).await;
+        let result = match convert::client_listing(request.into_inner()) {
+            Ok(listing) => self.admin.list_clients(&ctx, &listing).await,
+            Err(err) => Err(err),
+        };
         reply(result, &ctx.origin, |(clients, total)| pb::ListApiClientsResponse {
             clients: clients.into_iter().map(convert::api_client).collect(),
             total: convert::total(total),

@@ -10,7 +10,7 @@ use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
 use keygate_core::admin::audit::AuditListing;
 use keygate_core::admin::clients::NewClient;
-use keygate_core::admin::{KeyView, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
+use keygate_core::admin::{KeyView, ListRequest, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
 use keygate_core::engine::AuthorizeInput;
 use keygate_core::error::CoreError;
 use keygate_core::gateway::{GatewayDecision, HttpRequest};
@@ -63,7 +63,49 @@ pub fn new_key(request: pb::CreateApiKeyRequest) -> NewKey {
         expires_in_days: request.expires_in_days.map(i64::from),
         organization: request.organization,
         limits: limits(request.limits),
+        labels: request.labels,
     }
+}
+
+/// What `ListApiKeys` asks for; an unknown status or a bad time is INVALID_ARGUMENT naming it.
+pub fn key_listing(request: pb::ListApiKeysRequest) -> Result<ListRequest, CoreError> {
+    let status = match pb::api_key::Status::try_from(request.status) {
+        Ok(pb::api_key::Status::Unspecified) => None,
+        Ok(pb::api_key::Status::Active) => Some(KeyStatus::Active),
+        Ok(pb::api_key::Status::Expired) => Some(KeyStatus::Expired),
+        Ok(pb::api_key::Status::Disabled) => Some(KeyStatus::Disabled),
+        Err(_) => return Err(CoreError::invalid("status", "is not a key status")),
+    };
+    Ok(ListRequest {
+        search: request.search,
+        offset: i64::from(request.offset),
+        limit: i64::from(request.limit),
+        organization: request.organization,
+        status,
+        expiring_within_days: request.expiring_within_days.map(i64::from),
+        unused_since: datetime(request.unused_since, "unused_since")?,
+        labels: request.labels,
+    })
+}
+
+/// What `ListApiClients` asks for; an unknown status or a bad time is INVALID_ARGUMENT naming it.
+pub fn client_listing(request: pb::ListApiClientsRequest) -> Result<ListRequest, CoreError> {
+    let status = match pb::api_client::Status::try_from(request.status) {
+        Ok(pb::api_client::Status::Unspecified) => None,
+        Ok(pb::api_client::Status::Active) => Some(KeyStatus::Active),
+        Ok(pb::api_client::Status::Disabled) => Some(KeyStatus::Disabled),
+        Err(_) => return Err(CoreError::invalid("status", "is not a client status")),
+    };
+    Ok(ListRequest {
+        search: request.search,
+        offset: i64::from(request.offset),
+        limit: i64::from(request.limit),
+        organization: request.organization,
+        status,
+        expiring_within_days: None,
+        unused_since: datetime(request.unused_since, "unused_since")?,
+        labels: request.labels,
+    })
 }
 
 /// The key an update names, and the changes it asks for.
@@ -74,6 +116,7 @@ pub fn key_changes(request: pb::UpdateApiKeyRequest) -> (String, KeyChanges) {
         scopes: request.scopes.map(|s| s.values),
         limits: limits(request.limits),
         reset_limits: request.reset_limits,
+        labels: request.labels.map(|l| l.values),
     };
     (request.key_id, changes)
 }
@@ -85,6 +128,7 @@ pub fn client_changes(request: pb::UpdateApiClientRequest) -> (String, KeyChange
         scopes: request.scopes.map(|s| s.values),
         limits: limits(request.limits),
         reset_limits: request.reset_limits,
+        labels: request.labels.map(|l| l.values),
     };
     (request.client_id, changes)
 }
@@ -112,6 +156,7 @@ pub fn new_client(request: pb::CreateApiClientRequest) -> NewClient {
         scopes: request.scopes,
         organization: request.organization,
         limits: limits(request.limits),
+        labels: request.labels,
     }
 }
 
@@ -337,6 +382,7 @@ pub fn api_key(view: KeyView) -> pb::ApiKey {
         previous_key_expires_at: optional_timestamp(view.previous_key_expires_at),
         disabled_at: optional_timestamp(key.disabled_at),
         limits: Some(limits_message(key.limits)),
+        labels: key.labels,
     }
 }
 
@@ -373,6 +419,7 @@ pub fn api_client(client: ApiClientRecord) -> pb::ApiClient {
         tokens_revoked_at: optional_timestamp(client.tokens_revoked_at),
         secret_regenerated_at: optional_timestamp(client.secret_regenerated_at),
         limits: Some(limits_message(client.limits)),
+        labels: client.labels,
     }
 }
 

@@ -114,7 +114,18 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
     // KEY=$(keygate keys create …) captures the key alone; the rest is on stderr.
     let created = admin(
         &server,
-        &["keys", "create", "--name", "ci-runner", "--scope", "investigations:read", "--expires-in-days", "30"],
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ci-runner",
+            "--scope",
+            "investigations:read",
+            "--expires-in-days",
+            "30",
+            "--label",
+            "owner=platform-team",
+        ],
     )
     .await;
     created.ok();
@@ -133,6 +144,15 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
     assert_eq!(got_json["key_id"], key_id.as_str());
     assert_eq!(got_json["status"], "active");
     assert_eq!(got_json["scopes"], serde_json::json!(["investigations:read"]));
+    assert_eq!(got_json["labels"], json!({"owner": "platform-team"}));
+    let labelled =
+        admin(&server, &["keys", "list", "--label", "owner=platform-team", "--status", "active", "--output", "json"])
+            .await;
+    assert_eq!(labelled.ok().json()["total"], 1);
+    let soon = admin(&server, &["keys", "list", "--expiring-within-days", "31", "--output", "json"]).await;
+    assert_eq!(soon.ok().json()["api_keys"][0]["key_id"], key_id.as_str(), "the 30-day key expires within 31");
+    let bad_label = admin(&server, &["keys", "list", "--label", "novalue"]).await;
+    assert_eq!(bad_label.code, Some(2), "a usage error: {}", bad_label.stderr);
     assert!(got_json["expires_at"].as_str().is_some_and(|at| at.starts_with("2026-04-26")), "{got_json}");
     let listed = admin(&server, &["keys", "list", "--output", "json"]).await;
     let listed_json = listed.ok().json();

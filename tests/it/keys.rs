@@ -298,7 +298,7 @@ async fn list_searches_and_pages(backend: Backend) {
     let mut admin = server.admin().await;
     let list = |search: &str, offset: i32, limit: i32| {
         as_admin(
-            pb::ListApiKeysRequest { search: search.into(), offset, limit, organization: String::new() },
+            pb::ListApiKeysRequest { search: search.into(), offset, limit, ..Default::default() },
             &server.admin_key,
         )
     };
@@ -353,10 +353,11 @@ async fn invalid_requests_name_their_fields(backend: Backend) {
         scopes: vec!["investigations:read".into(), "nope:nothing".into(), "Not A Scope".into()],
         expires_in_days: Some(0),
         organization: "Bad Slug".into(),
+        labels: [("Bad Name".to_owned(), "x".to_owned())].into(),
     };
     let status = expect_code(admin.create_api_key(as_admin(request, &server.admin_key)).await, Code::InvalidArgument);
     let fields = violated_fields(&status);
-    for field in ["name", "description", "scopes", "scopes[2]", "expires_in_days", "organization"] {
+    for field in ["name", "description", "scopes", "scopes[2]", "expires_in_days", "organization", "labels.Bad Name"] {
         assert!(fields.iter().any(|f| f == field), "{field} not named in {fields:?}");
     }
     assert!(status.message().contains("unknown scopes: nope:nothing"), "{}", status.message());

@@ -33,6 +33,7 @@ async fn create_client(server: &TestServer, scopes: &[&str]) -> (String, String)
         description: "Palo Alto XSOAR integration".into(),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         organization: String::new(),
+        labels: Default::default(),
     };
     let created = server
         .admin()

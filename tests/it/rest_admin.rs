@@ -16,6 +16,7 @@ backend_tests!(
     keys_live_their_reference_life_cycle_over_rest,
     clients_and_errors_follow_the_reference,
     organizations_plans_and_the_audit_log_over_rest,
+    labels_and_filters_narrow_lists_over_rest,
 );
 
 /// Sends `body` (when given) as JSON with the admin key; the status and the JSON answer.
@@ -287,5 +288,88 @@ async fn organizations_plans_and_the_audit_log_over_rest(backend: Backend) {
     assert_eq!((status, &error["code"]), (StatusCode::NOT_FOUND, &json!("not_found")), "{error}");
     let (status, error) = call(&server, Method::PUT, "/api/admin/api-keys", &root, None).await;
     assert_eq!((status, &error["code"]), (StatusCode::METHOD_NOT_ALLOWED, &json!("method_not_allowed")), "{error}");
+    server.stop().await;
+}
+
+async fn labels_and_filters_narrow_lists_over_rest(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let root = server.admin_key.clone();
+    let make = |name: &str, days: u32, labels: Value| json!({"name": name, "scopes": ["incidents:read"], "expires_in_days": days, "labels": labels});
+    let mut ids = std::collections::HashMap::new();
+    for (name, days, labels) in [
+        ("soar", 365, json!({"owner": "secops", "env": "prod"})),
+        ("ci", 5, json!({"env": "ci"})),
+        ("old", 365, json!({})),
+    ] {
+        let (status, created) =
+            call(&server, Method::POST, "/api/admin/api-keys", &root, Some(make(name, days, labels))).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.insert(name, created["key_id"].as_str().expect("id").to_owned());
+        if name == "soar" {
+            assert_eq!(created["key"]["labels"], json!({"env": "prod", "owner": "secops"}), "{created}");
+        }
+    }
+    let names = |listed: &Value| {
+        let mut names: Vec<String> = listed["api_keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|k| k["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    let list = |query: &str| {
+        let path = format!("/api/admin/api-keys?{query}");
+        let server = &server;
+        let root = root.clone();
+        async move { call(server, Method::GET, &path, &root, None).await }
+    };
+    let (status, listed) = list("label=env%3Dprod").await;
+    assert_eq!((status, names(&listed)), (StatusCode::OK, vec!["soar".to_owned()]), "{listed}");
+    let (_, listed) = list("label=env=prod&label=owner=secops").await;
+    assert_eq!(names(&listed), vec!["soar".to_owned()]);
+    let (_, listed) = list("label=env=Prod").await;
+    assert_eq!(listed["total"], 0, "label values match exactly, case included: {listed}");
+    let (_, listed) = list("search=SECOPS").await;
+    assert_eq!(names(&listed), vec!["soar".to_owned()], "search reaches label values");
+    let (_, listed) = list("expiring_within_days=14").await;
+    assert_eq!(names(&listed), vec!["ci".to_owned()], "{listed}");
+    let (_, listed) = list(&format!("unused_since={}", "2020-01-01T00:00:00Z")).await;
+    assert_eq!(listed["total"], 4, "nothing was used: the bootstrap key too: {listed}");
+
+    // Relabel, disable, then the status filter.
+    let path = format!("/api/admin/api-keys/{}", ids["old"]);
+    let (status, relabelled) =
+        call(&server, Method::PATCH, &path, &root, Some(json!({"labels": {"env": "prod"}}))).await;
+    assert_eq!((status, &relabelled["labels"]), (StatusCode::OK, &json!({"env": "prod"})), "{relabelled}");
+    let (_, listed) = list("label=env=prod").await;
+    assert_eq!(names(&listed), vec!["old".to_owned(), "soar".to_owned()]);
+    call(&server, Method::DELETE, &path, &root, None).await;
+    let (_, listed) = list("status=disabled").await;
+    assert_eq!(names(&listed), vec!["old".to_owned()]);
+    let (_, listed) = list("status=active&label=env=prod").await;
+    assert_eq!(names(&listed), vec!["soar".to_owned()]);
+
+    // Every bad filter named at once; bad labels named by label.
+    let (status, error) = list("status=gone&expiring_within_days=x&unused_since=soon&label=novalue").await;
+    let fields: Vec<&str> =
+        error["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    for field in ["status", "expiring_within_days", "unused_since", "label"] {
+        assert!(fields.contains(&field), "{field} in {error}");
+    }
+    let (status, error) = call(
+        &server,
+        Method::POST,
+        "/api/admin/api-keys",
+        &root,
+        Some(make("bad", 30, json!({"Env": "x", "ok": "a\"b"}))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error.to_string().contains("labels.Env") && error.to_string().contains("labels.ok"), "{error}");
+    let (status, error) = call(&server, Method::GET, "/api/admin/api-clients?status=expired", &root, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "clients never expire: {error}");
     server.stop().await;
 }

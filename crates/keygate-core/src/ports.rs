@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use super::error::{CoreError, StoreError};
 use super::model::{Admission, Charge, QuotaWindow};
 use super::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, LimitOverrides, Organization, Page,
-    SigningKeyRecord, StoredSecret, UsageRow,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, Labels, LimitOverrides, ListFilter,
+    Organization, Page, SigningKeyRecord, StoredSecret, UsageRow,
 };
 
 /// Changes to a key's or a client's descriptive fields and limits; `None` leaves a field as it is.
@@ -25,6 +25,8 @@ pub struct KeyChanges {
     /// Limits to return to the configured default, by wire name (see
     /// [`super::model::LimitField`]); checked before they reach a store.
     pub reset_limits: Vec<String>,
+    /// Replaces every label.
+    pub labels: Option<Labels>,
 }
 
 /// Changes to an organization; `None` leaves a field as it is. A new plan comes with its
@@ -109,12 +111,12 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
     async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
-    /// Keys of one organization, newest first, whose name or description contains `search`
-    /// (case-insensitively); and how many match in all.
+    /// Keys of one organization that pass `filter`, newest first (`search` matches the name,
+    /// description or a label value, case-insensitively); and how many match in all.
     async fn list_keys(
         &self,
         organization: &str,
-        search: &str,
+        filter: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError>;
     /// Applies `changes` unless the key is disabled. Returns whether a row changed.
@@ -169,12 +171,12 @@ pub trait ClientStore: Send + Sync + 'static {
     /// Inserts a client; `Conflict` when the client id is taken.
     async fn create_client(&self, client: &ApiClientRecord, audit: &AuditEntry) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError>;
-    /// Clients of one organization, newest first, whose id, name or description contains
-    /// `search` (case-insensitively); and how many match in all.
+    /// Clients of one organization that pass `filter`, newest first (`search` matches the id,
+    /// name, description or a label value, case-insensitively); and how many match in all.
     async fn list_clients(
         &self,
         organization: &str,
-        search: &str,
+        filter: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiClientRecord>, u64), StoreError>;
     /// Applies `changes` unless the client is disabled. Returns whether a row changed.

@@ -2,7 +2,12 @@
 //! request's every mistake is reported at once.
 
 use super::error::{CoreError, FieldViolation};
-use super::model::Page;
+use super::model::{Labels, Page};
+
+/// A credential's labels: at most this many, names and values at most this long.
+pub const MAX_LABELS: usize = 20;
+pub const MAX_LABEL_NAME: usize = 63;
+pub const MAX_LABEL_VALUE: usize = 256;
 
 /// The reference's pagination: default 20 items, at most 100.
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -60,6 +65,28 @@ impl Violations {
     }
 
     /// Checks a day count in `1..=max` from field `field`.
+    /// Labels: at most [`MAX_LABELS`]; each name 1 to [`MAX_LABEL_NAME`] lowercase letters,
+    /// digits and `._/-`, starting with a letter or digit; each value up to
+    /// [`MAX_LABEL_VALUE`] characters with no quote, backslash or control character.
+    pub fn labels(&mut self, field: &str, labels: &Labels) {
+        if labels.len() > MAX_LABELS {
+            self.add(field, format!("at most {MAX_LABELS} labels"));
+        }
+        for (name, value) in labels {
+            if !is_valid_label_name(name) {
+                self.add(
+                    format!("{field}.{name}"),
+                    format!("a label name is 1 to {MAX_LABEL_NAME} lowercase letters, digits or ._/- starting with a letter or digit"),
+                );
+            }
+            if value.chars().count() > MAX_LABEL_VALUE {
+                self.add(format!("{field}.{name}"), format!("must be at most {MAX_LABEL_VALUE} characters"));
+            } else if value.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+                self.add(format!("{field}.{name}"), "must hold no quote, backslash or control character");
+            }
+        }
+    }
+
     pub fn days(&mut self, field: &str, days: i64, min: i64, max: i64) {
         if days < min || days > max {
             self.add(field, format!("must be between {min} and {max}"));
@@ -69,6 +96,13 @@ impl Violations {
 
 /// Whether `slug` is an organization slug: 2 to 63 lowercase letters, digits or `-`, starting with
 /// a letter and not ending with `-`.
+fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_LABEL_NAME
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-'))
+}
+
 pub fn is_valid_slug(slug: &str) -> bool {
     (2..=63).contains(&slug.len())
         && slug.starts_with(|c: char| c.is_ascii_lowercase())

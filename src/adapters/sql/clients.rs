@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue, ColumnTrait, Condition, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 
@@ -13,16 +13,44 @@ use super::SqlStore;
 use super::audit;
 use super::entities::api_client;
 use super::plumbing::{
-    announce, contains_pattern, fingerprint_column, join_scopes, limit_assignments, limit_columns, limits_from_columns,
-    map_err, search_text, stored_secret,
+    announce, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column, labels_from_column,
+    limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
-use keygate_core::model::{ApiClientRecord, AuditEntry, Fingerprint, Page, StoredSecret};
+use keygate_core::model::{
+    ApiClientRecord, AuditEntry, Fingerprint, KeyStatus, Labels, ListFilter, Page, StoredSecret,
+};
 use keygate_core::ports::{ClientStore, DisableOutcome, KeyChanges};
 
 /// What a client search matches: the id too, as admins know clients by it.
-fn client_search_text(client_id: &str, name: &str, description: &str) -> String {
-    format!("{client_id}\n{}", search_text(name, description))
+fn client_search_text(client_id: &str, name: &str, description: &str, labels: &Labels) -> String {
+    format!("{client_id}\n{}", search_text(name, description, labels))
+}
+
+/// The condition of a listing: its organization and every filter set (clients never expire:
+/// the use case refuses those filters).
+fn client_filter(backend: DbBackend, organization: &str, listing: &ListFilter) -> Condition {
+    let mut filter = Condition::all().add(api_client::Column::Organization.eq(organization));
+    if !listing.search.is_empty() {
+        filter = filter.add(api_client::Column::SearchText.like(contains_pattern(&listing.search)));
+    }
+    filter = match listing.status {
+        None => filter,
+        Some(KeyStatus::Active) => filter.add(api_client::Column::DisabledAt.is_null()),
+        Some(KeyStatus::Disabled) => filter.add(api_client::Column::DisabledAt.is_not_null()),
+        // Nothing: no client is ever expired.
+        Some(KeyStatus::Expired) => filter.add(Expr::value(false)),
+    };
+    if let Some(since) = listing.unused_since {
+        let unused = Condition::any()
+            .add(api_client::Column::LastUsedAt.is_null())
+            .add(api_client::Column::LastUsedAt.lt(since));
+        filter = filter.add(unused);
+    }
+    for (name, value) in &listing.labels {
+        filter = filter.add(carries_label(backend, name, value));
+    }
+    filter
 }
 
 fn to_client(model: api_client::Model) -> ApiClientRecord {
@@ -47,6 +75,7 @@ fn to_client(model: api_client::Model) -> ApiClientRecord {
             model.max_quota,
             model.max_concurrency,
         ),
+        labels: labels_from_column(&model.labels),
     }
 }
 
@@ -59,7 +88,13 @@ impl ClientStore for SqlStore {
             organization: ActiveValue::Set(client.organization.clone()),
             name: ActiveValue::Set(client.name.clone()),
             description: ActiveValue::Set(client.description.clone()),
-            search_text: ActiveValue::Set(client_search_text(&client.client_id, &client.name, &client.description)),
+            search_text: ActiveValue::Set(client_search_text(
+                &client.client_id,
+                &client.name,
+                &client.description,
+                &client.labels,
+            )),
+            labels: ActiveValue::Set(labels_column(&client.labels)),
             scopes: ActiveValue::Set(join_scopes(&client.scopes)),
             secret_hash: ActiveValue::Set(client.secret_hash.phc.clone()),
             secret_fingerprint: ActiveValue::Set(fingerprint_column(&client.secret_hash)),
@@ -91,14 +126,11 @@ impl ClientStore for SqlStore {
     async fn list_clients(
         &self,
         organization: &str,
-        search: &str,
+        listing: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiClientRecord>, u64), StoreError> {
-        let mut filter = Condition::all().add(api_client::Column::Organization.eq(organization));
-        if !search.is_empty() {
-            filter = filter.add(api_client::Column::SearchText.like(contains_pattern(search)));
-        }
         let db = self.connection();
+        let filter = client_filter(db.get_database_backend(), organization, listing);
         let total = api_client::Entity::find().filter(filter.clone()).count(db).await.map_err(map_err)?;
         let items = api_client::Entity::find()
             .filter(filter)
@@ -140,8 +172,11 @@ impl ClientStore for SqlStore {
         };
         let name = changes.name.clone().unwrap_or(current.name);
         let description = changes.description.clone().unwrap_or(current.description);
+        let labels = changes.labels.clone().unwrap_or_else(|| labels_from_column(&current.labels));
+        let searched = client_search_text(client_id, &name, &description, &labels);
         let mut update = api_client::Entity::update_many()
-            .col_expr(api_client::Column::SearchText, Expr::value(client_search_text(client_id, &name, &description)))
+            .col_expr(api_client::Column::SearchText, Expr::value(searched))
+            .col_expr(api_client::Column::Labels, Expr::value(labels_column(&labels)))
             .col_expr(api_client::Column::Name, Expr::value(name))
             .col_expr(api_client::Column::Description, Expr::value(description));
         if let Some(scopes) = &changes.scopes {

@@ -54,6 +54,8 @@ pub mod api_key {
         pub rate_limit_burst: Option<i32>,
         pub max_quota: Option<i64>,
         pub max_concurrency: Option<i32>,
+        /// A JSON object; see `plumbing::labels_column`.
+        pub labels: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -90,6 +92,8 @@ pub mod api_client {
         pub max_quota: Option<i64>,
         pub max_concurrency: Option<i32>,
         pub token_generation: i64,
+        /// A JSON object; see `plumbing::labels_column`.
+        pub labels: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

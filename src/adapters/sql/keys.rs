@@ -4,19 +4,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::SqlStore;
 use super::audit;
 use super::entities::{api_key, organization};
 use super::plumbing::{
-    announce, contains_pattern, fingerprint_column, join_scopes, limit_assignments, limit_columns, limits_from_columns,
-    map_err, search_text, stored_secret,
+    announce, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column, labels_from_column,
+    limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
-use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, Organization, Page};
+use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, KeyStatus, ListFilter, Organization, Page};
 use keygate_core::ports::{KeyChanges, OrganizationChanges, Revival, RotateOutcome, Rotation, SecretSlot, Store};
 
 /// Writes the organization row to take its lock (a row lock on PostgreSQL, the write lock on
@@ -59,6 +59,36 @@ fn to_org(model: organization::Model) -> Organization {
     }
 }
 
+/// The condition of a listing: its organization and every filter set.
+fn key_filter(backend: DbBackend, organization: &str, listing: &ListFilter) -> Condition {
+    let now = listing.now;
+    let mut filter = Condition::all().add(api_key::Column::Organization.eq(organization));
+    if !listing.search.is_empty() {
+        filter = filter.add(api_key::Column::SearchText.like(contains_pattern(&listing.search)));
+    }
+    let live = || Condition::all().add(api_key::Column::DisabledAt.is_null()).add(api_key::Column::ExpiresAt.gt(now));
+    filter = match listing.status {
+        None => filter,
+        Some(KeyStatus::Active) => filter.add(live()),
+        Some(KeyStatus::Expired) => {
+            filter.add(api_key::Column::DisabledAt.is_null()).add(api_key::Column::ExpiresAt.lte(now))
+        }
+        Some(KeyStatus::Disabled) => filter.add(api_key::Column::DisabledAt.is_not_null()),
+    };
+    if let Some(before) = listing.expires_before {
+        filter = filter.add(live()).add(api_key::Column::ExpiresAt.lt(before));
+    }
+    if let Some(since) = listing.unused_since {
+        let unused =
+            Condition::any().add(api_key::Column::LastUsedAt.is_null()).add(api_key::Column::LastUsedAt.lt(since));
+        filter = filter.add(unused);
+    }
+    for (name, value) in &listing.labels {
+        filter = filter.add(carries_label(backend, name, value));
+    }
+    filter
+}
+
 fn to_key(model: api_key::Model) -> ApiKeyRecord {
     ApiKeyRecord {
         key_id: model.key_id,
@@ -85,6 +115,7 @@ fn to_key(model: api_key::Model) -> ApiKeyRecord {
             model.max_quota,
             model.max_concurrency,
         ),
+        labels: labels_from_column(&model.labels),
     }
 }
 
@@ -96,7 +127,8 @@ fn key_model(key: &ApiKeyRecord) -> api_key::ActiveModel {
         organization: ActiveValue::Set(key.organization.clone()),
         name: ActiveValue::Set(key.name.clone()),
         description: ActiveValue::Set(key.description.clone()),
-        search_text: ActiveValue::Set(search_text(&key.name, &key.description)),
+        search_text: ActiveValue::Set(search_text(&key.name, &key.description, &key.labels)),
+        labels: ActiveValue::Set(labels_column(&key.labels)),
         scopes: ActiveValue::Set(join_scopes(&key.scopes)),
         secret_hash: ActiveValue::Set(key.secret_hash.phc.clone()),
         previous_secret_hash: ActiveValue::Set(key.previous_secret_hash.as_ref().map(|p| p.phc.clone())),
@@ -225,13 +257,10 @@ impl Store for SqlStore {
     async fn list_keys(
         &self,
         organization: &str,
-        search: &str,
+        listing: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError> {
-        let mut filter = Condition::all().add(api_key::Column::Organization.eq(organization));
-        if !search.is_empty() {
-            filter = filter.add(api_key::Column::SearchText.like(contains_pattern(search)));
-        }
+        let filter = key_filter(self.db.get_database_backend(), organization, listing);
         let total = api_key::Entity::find().filter(filter.clone()).count(&self.db).await.map_err(map_err)?;
         let items = api_key::Entity::find()
             .filter(filter)
@@ -270,8 +299,10 @@ impl Store for SqlStore {
         };
         let name = changes.name.clone().unwrap_or(current.name);
         let description = changes.description.clone().unwrap_or(current.description);
+        let labels = changes.labels.clone().unwrap_or_else(|| labels_from_column(&current.labels));
         let mut update = api_key::Entity::update_many()
-            .col_expr(api_key::Column::SearchText, Expr::value(search_text(&name, &description)))
+            .col_expr(api_key::Column::SearchText, Expr::value(search_text(&name, &description, &labels)))
+            .col_expr(api_key::Column::Labels, Expr::value(labels_column(&labels)))
             .col_expr(api_key::Column::Name, Expr::value(name))
             .col_expr(api_key::Column::Description, Expr::value(description))
             .col_expr(api_key::Column::UpdatedAt, Expr::value(now));

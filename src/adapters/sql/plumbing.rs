@@ -2,11 +2,11 @@
 //! and the columns of secrets and limits.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Alias, LikeExpr};
+use sea_orm::sea_query::{Alias, Expr, LikeExpr};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr, Statement, Value};
 
 use keygate_core::error::StoreError;
-use keygate_core::model::{Fingerprint, LimitField, LimitOverrides, StoredSecret};
+use keygate_core::model::{Fingerprint, Labels, LimitField, LimitOverrides, StoredSecret};
 
 /// SQLite's BUSY and LOCKED (the database is held by another writer past busy_timeout): the
 /// database cannot answer now, which is not the caller's fault.
@@ -61,8 +61,39 @@ pub(crate) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Resu
     Ok(())
 }
 
-pub(crate) fn search_text(name: &str, description: &str) -> String {
-    format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
+/// What a search matches, lowercased: the name, the description and every label value.
+pub(crate) fn search_text(name: &str, description: &str, labels: &Labels) -> String {
+    let mut text = format!("{}\n{}", name.to_lowercase(), description.to_lowercase());
+    for value in labels.values() {
+        text.push('\n');
+        text.push_str(&value.to_lowercase());
+    }
+    text
+}
+
+/// Labels as stored: a JSON object, names sorted, no spaces, so that one label has one spelling
+/// (see [`carries_label`]).
+pub(crate) fn labels_column(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Labels as read; a column keygate did not write reads as none, with a warning.
+pub(crate) fn labels_from_column(column: &str) -> Labels {
+    serde_json::from_str(column).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "unreadable labels column read as none");
+        Labels::new()
+    })
+}
+
+/// Rows whose `labels` column holds `name` with exactly `value`: the pair's JSON text, found as
+/// a case-sensitive substring (`instr` on SQLite, `strpos` on PostgreSQL; LIKE would ignore
+/// case on SQLite). Names and values hold no quote or backslash (`validate::labels`), so the
+/// text `"name":"value"` occurs only as that pair.
+pub(crate) fn carries_label(backend: DbBackend, name: &str, value: &str) -> sea_orm::sea_query::SimpleExpr {
+    let pair = format!("{}:{}", serde_json::Value::from(name), serde_json::Value::from(value));
+    // Each builder reads its own placeholder: numbered on PostgreSQL, `?` on SQLite.
+    let found = if backend == DbBackend::Postgres { "strpos(labels, $1) > 0" } else { "instr(labels, ?) > 0" };
+    Expr::cust_with_values(found, [pair])
 }
 
 pub(crate) fn join_scopes(scopes: &[String]) -> String {

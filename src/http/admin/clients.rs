@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::wire::{Changes, Limits, ListParams, Listing, flag, optional_time, time, total};
+use super::wire::{CLIENT_STATUSES, Changes, ClientListParams, Limits, flag, listing, optional_time, time, total};
 use super::{AdminRest, Call, Id};
 use keygate_core::admin::clients::NewClient;
-use keygate_core::model::{ApiClientRecord, ClientStatus};
+use keygate_core::model::{ApiClientRecord, ClientStatus, Labels};
 
 /// A client's status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,6 +55,7 @@ pub struct ApiClient {
     pub secret_regenerated_at: Option<String>,
     /// The limits of its tokens.
     pub limits: Limits,
+    pub labels: Labels,
 }
 
 impl From<ApiClientRecord> for ApiClient {
@@ -79,6 +80,7 @@ impl From<ApiClientRecord> for ApiClient {
             tokens_revoked_at: optional_time(client.tokens_revoked_at),
             secret_regenerated_at: optional_time(client.secret_regenerated_at),
             limits: client.limits.into(),
+            labels: client.labels,
         }
     }
 }
@@ -96,6 +98,8 @@ pub struct CreateClient {
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins.
     pub organization: Option<String>,
+    /// Free-form labels (at most 20): names of lowercase letters, digits and `._/-`.
+    pub labels: Option<Labels>,
 }
 
 impl From<CreateClient> for NewClient {
@@ -106,6 +110,7 @@ impl From<CreateClient> for NewClient {
             scopes: body.scopes.unwrap_or_default(),
             organization: body.organization.unwrap_or_default(),
             limits: body.limits.unwrap_or_default().into(),
+            labels: body.labels.unwrap_or_default(),
         }
     }
 }
@@ -173,12 +178,12 @@ pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result
 }
 
 /// Lists API clients, newest first.
-#[utoipa::path(get, path = "/api/admin/api-clients", tag = "api-clients", params(ListParams),
+#[utoipa::path(get, path = "/api/admin/api-clients", tag = "api-clients", params(ClientListParams),
     responses((status = 200, description = "A page of clients", body = ClientList)))]
 pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query): RawQuery) -> Response {
     let result = async {
-        let l = Listing::parse(query.as_deref())?;
-        Ok(rest.admin.list_clients(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await?)
+        let listing = listing(query.as_deref(), CLIENT_STATUSES)?;
+        Ok(rest.admin.list_clients(&call.ctx, &listing).await?)
     };
     call.reply(StatusCode::OK, result.await, |(clients, count)| ClientList {
         clients: clients.into_iter().map(ApiClient::from).collect(),

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::wire::{Changes, Limits, ListParams, Listing, optional_time, time, total};
+use super::wire::{Changes, KEY_STATUSES, KeyListParams, Limits, listing, optional_time, time, total};
 use super::{AdminRest, Call, Id};
 use keygate_core::admin::{KeyView, NewKey, RotateKey};
-use keygate_core::model::KeyStatus;
+use keygate_core::model::{KeyStatus, Labels};
 
 /// The header a key is sent in, as the reference tells its creator.
 const HEADER_NAME: &str = "X-API-Key";
@@ -75,6 +75,7 @@ pub struct ApiKey {
     #[schema(format = DateTime)]
     pub disabled_at: Option<String>,
     pub limits: Limits,
+    pub labels: Labels,
 }
 
 impl From<KeyView> for ApiKey {
@@ -98,6 +99,7 @@ impl From<KeyView> for ApiKey {
             previous_key_expires_at: optional_time(view.previous_key_expires_at),
             disabled_at: optional_time(key.disabled_at),
             limits: key.limits.into(),
+            labels: key.labels,
         }
     }
 }
@@ -120,6 +122,9 @@ pub struct CreateKey {
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins; others create in their own.
     pub organization: Option<String>,
+    /// Free-form labels (at most 20): names of lowercase letters, digits and `._/-`.
+    #[schema(example = json!({"owner": "secops", "env": "prod"}))]
+    pub labels: Option<Labels>,
 }
 
 impl From<CreateKey> for NewKey {
@@ -131,6 +136,7 @@ impl From<CreateKey> for NewKey {
             expires_in_days: body.expires_in_days,
             organization: body.organization.unwrap_or_default(),
             limits: body.limits.unwrap_or_default().into(),
+            labels: body.labels.unwrap_or_default(),
         }
     }
 }
@@ -210,12 +216,12 @@ pub async fn create(State(rest): State<Arc<AdminRest>>, call: Call, body: Result
 }
 
 /// Lists API keys, newest first.
-#[utoipa::path(get, path = "/api/admin/api-keys", tag = "api-keys", params(ListParams),
+#[utoipa::path(get, path = "/api/admin/api-keys", tag = "api-keys", params(KeyListParams),
     responses((status = 200, description = "A page of keys", body = KeyList)))]
 pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query): RawQuery) -> Response {
     let result = async {
-        let l = Listing::parse(query.as_deref())?;
-        Ok(rest.admin.list_keys(&call.ctx, &l.search, l.offset, l.limit, &l.organization).await?)
+        let listing = listing(query.as_deref(), KEY_STATUSES)?;
+        Ok(rest.admin.list_keys(&call.ctx, &listing).await?)
     };
     call.reply(StatusCode::OK, result.await, |(keys, count)| KeyList {
         api_keys: keys.into_iter().map(ApiKey::from).collect(),

@@ -1,14 +1,13 @@
 //! What the admin API's resources share on the wire: times, limits, changes, list parameters.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
+use keygate_core::admin::ListRequest;
 use keygate_core::error::FieldViolation;
-use keygate_core::model::{LimitField, LimitOverrides};
+use keygate_core::model::{KeyStatus, Labels, LimitField, LimitOverrides};
 use keygate_core::ports::KeyChanges;
 
 /// A time as the reference writes it: RFC 3339, UTC, whole seconds (`2027-03-27T00:00:00Z`).
@@ -72,12 +71,16 @@ pub struct Changes {
     /// Replaces every scope; each must be one the caller holds.
     pub scopes: Option<Vec<String>>,
     pub limits: Option<LimitsPatch>,
+    /// Replaces every label; `{}` removes them all.
+    #[schema(example = json!({"owner": "secops", "env": "prod"}))]
+    pub labels: Option<Labels>,
 }
 
 impl From<Changes> for KeyChanges {
     fn from(body: Changes) -> Self {
-        let (limits, reset_limits) = body.limits.unwrap_or_default().into_changes();
-        Self { name: body.name, description: body.description, scopes: body.scopes, limits, reset_limits }
+        let (limits, reset_limits) = body.limits.as_ref().map(LimitsPatch::changes).unwrap_or_default();
+        let Changes { name, description, scopes, labels, .. } = body;
+        Self { name, description, scopes, limits, reset_limits, labels }
     }
 }
 
@@ -102,7 +105,7 @@ pub struct LimitsPatch {
 
 impl LimitsPatch {
     /// The limits to set and the names of those to reset.
-    pub fn into_changes(self) -> (LimitOverrides, Vec<String>) {
+    pub fn changes(&self) -> (LimitOverrides, Vec<String>) {
         let mut resets = Vec::new();
         let mut set = LimitOverrides::default();
         apply(self.rate_limit_per_minute, LimitField::RatePerMinute, &mut set.rate_per_minute, &mut resets);
@@ -114,7 +117,7 @@ impl LimitsPatch {
 }
 
 /// One field of a merge patch: a value sets `target`, `null` resets `field`, absent does nothing.
-fn apply<T>(patch: Option<Option<T>>, field: LimitField, target: &mut Option<T>, resets: &mut Vec<String>) {
+fn apply<T: Copy>(patch: Option<Option<T>>, field: LimitField, target: &mut Option<T>, resets: &mut Vec<String>) {
     match patch {
         Some(Some(value)) => *target = Some(value),
         Some(None) => resets.push(field.name().to_owned()),
@@ -127,12 +130,12 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// The parameters of a list, as the document describes them ([`Listing`] reads them).
+/// The parameters of a list of keys, as the document describes them ([`listing`] reads them).
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[allow(dead_code, reason = "read by the OpenAPI document only; Listing::parse reads the query")]
+#[allow(dead_code, reason = "read by the OpenAPI document only; listing() reads the query")]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Matches names, descriptions and ids, case-insensitively.
+pub struct KeyListParams {
+    /// Matches names, descriptions and label values, case-insensitively.
     pub search: Option<String>,
     /// How many to skip.
     #[param(minimum = 0)]
@@ -142,29 +145,107 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// The organization to list, for platform admins; others always list their own.
     pub organization: Option<String>,
+    /// Only keys of this status now.
+    #[param(inline, value_type = Option<KeyStatusName>)]
+    pub status: Option<String>,
+    /// Only active keys expiring within this many days.
+    #[param(minimum = 1)]
+    pub expiring_within_days: Option<u32>,
+    /// Only keys not used since this time (RFC 3339); never-used ones included.
+    #[param(format = DateTime)]
+    pub unused_since: Option<String>,
+    /// `NAME=VALUE`: only keys carrying this label; repeat for more, all must match.
+    pub label: Option<Vec<String>>,
 }
+
+/// The parameters of a list of clients, as the document describes them.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[allow(dead_code, reason = "read by the OpenAPI document only; listing() reads the query")]
+#[into_params(parameter_in = Query)]
+pub struct ClientListParams {
+    /// Matches ids, names, descriptions and label values, case-insensitively.
+    pub search: Option<String>,
+    #[param(minimum = 0)]
+    pub offset: Option<u32>,
+    /// How many to return: 20 when unset or 0, at most 100.
+    #[param(minimum = 0, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The organization to list, for platform admins; others always list their own.
+    pub organization: Option<String>,
+    /// Only clients of this status.
+    #[param(inline, value_type = Option<ClientStatusName>)]
+    pub status: Option<String>,
+    /// Only clients that have not obtained or presented a token since this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub unused_since: Option<String>,
+    /// `NAME=VALUE`: only clients carrying this label; repeat for more, all must match.
+    pub label: Option<Vec<String>>,
+}
+
+/// A key status, as lists filter by it.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code, reason = "the OpenAPI document's name for the values KEY_STATUSES reads")]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatusName {
+    Active,
+    Expired,
+    Disabled,
+}
+
+/// A client status, as lists filter by it.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code, reason = "the OpenAPI document's name for the values CLIENT_STATUSES reads")]
+#[serde(rename_all = "lowercase")]
+pub enum ClientStatusName {
+    Active,
+    Disabled,
+}
+
+/// The statuses a list of keys filters by.
+pub const KEY_STATUSES: &[(&str, KeyStatus)] =
+    &[("active", KeyStatus::Active), ("expired", KeyStatus::Expired), ("disabled", KeyStatus::Disabled)];
+/// The statuses a list of clients filters by.
+pub const CLIENT_STATUSES: &[(&str, KeyStatus)] = &[("active", KeyStatus::Active), ("disabled", KeyStatus::Disabled)];
 
 /// A list's parameters read from a query string: every bad one named (400); unknown ones
-/// ignored, as HTTP has it.
-pub struct Listing {
-    pub search: String,
-    pub offset: i64,
-    pub limit: i64,
-    pub organization: String,
-}
-
-impl Listing {
-    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let mut query = Query::parse(query);
-        let (offset, limit) = (query.number("offset"), query.number("limit"));
-        let listing = Self { search: query.text("search"), offset, limit, organization: query.text("organization") };
-        query.finish().map(|()| listing)
+/// ignored, as HTTP has it. `statuses` are those the listed kind has.
+pub fn listing(query: Option<&str>, statuses: &[(&str, KeyStatus)]) -> Result<ListRequest, ApiError> {
+    let mut query = Query::parse(query);
+    let status = query.text("status");
+    let status = match statuses.iter().find(|(name, _)| *name == status.trim()) {
+        Some((_, status)) => Some(*status),
+        None if status.trim().is_empty() => None,
+        None => {
+            let names: Vec<&str> = statuses.iter().map(|(name, _)| *name).collect();
+            query.problem("status", format!("must be one of {}", names.join(", ")));
+            None
+        }
+    };
+    let mut labels = Labels::new();
+    for label in query.all("label") {
+        match label.split_once('=') {
+            Some((name, value)) => {
+                labels.insert(name.to_owned(), value.to_owned());
+            }
+            None => query.problem("label", "must be NAME=VALUE"),
+        }
     }
+    let listing = ListRequest {
+        search: query.text("search"),
+        offset: query.number("offset"),
+        limit: query.number("limit"),
+        organization: query.text("organization"),
+        status,
+        expiring_within_days: query.optional_number("expiring_within_days"),
+        unused_since: query.time("unused_since"),
+        labels,
+    };
+    query.finish().map(|()| listing)
 }
 
 /// A query string's parameters, read one by one; the problems found are reported together.
 pub struct Query {
-    pairs: HashMap<String, String>,
+    pairs: Vec<(String, String)>,
     problems: Vec<FieldViolation>,
 }
 
@@ -174,29 +255,51 @@ impl Query {
         Self { pairs, problems: Vec::new() }
     }
 
+    /// The last value of a parameter, trimmed; `None` when absent or empty.
+    fn value(&self, name: &str) -> Option<String> {
+        let value = self.pairs.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.trim());
+        value.filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(key, _)| key == name).map(|(_, value)| value.clone()).collect()
+    }
+
+    /// Records a problem with a parameter.
+    pub fn problem(&mut self, name: &str, message: impl Into<String>) {
+        self.problems.push(FieldViolation::new(name, message));
+    }
+
     /// A text parameter; empty when absent.
     pub fn text(&self, name: &str) -> String {
-        self.pairs.get(name).cloned().unwrap_or_default()
+        self.pairs.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.clone()).unwrap_or_default()
     }
 
     /// A whole number from 0; 0 when absent or empty.
     pub fn number(&mut self, name: &str) -> i64 {
-        match self.pairs.get(name).map(|v| v.trim()) {
-            None | Some("") => 0,
-            Some(text) => text.parse::<u32>().map(i64::from).unwrap_or_else(|_| {
-                self.problems.push(FieldViolation::new(name, "must be a whole number from 0"));
-                0
-            }),
+        self.optional_number(name).unwrap_or(0)
+    }
+
+    /// A whole number from 0; `None` when absent or empty.
+    pub fn optional_number(&mut self, name: &str) -> Option<i64> {
+        let text = self.value(name)?;
+        match text.parse::<u32>() {
+            Ok(number) => Some(i64::from(number)),
+            Err(_) => {
+                self.problem(name, "must be a whole number from 0");
+                None
+            }
         }
     }
 
     /// An RFC 3339 time (`2026-12-01T00:00:00Z`); `None` when absent or empty.
     pub fn time(&mut self, name: &str) -> Option<DateTime<Utc>> {
-        let text = self.pairs.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())?;
-        match DateTime::parse_from_rfc3339(text) {
+        let text = self.value(name)?;
+        match DateTime::parse_from_rfc3339(&text) {
             Ok(at) => Some(at.with_timezone(&Utc)),
             Err(_) => {
-                self.problems.push(FieldViolation::new(name, "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"));
+                self.problem(name, "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z");
                 None
             }
         }

@@ -5,13 +5,13 @@
 use chrono::SecondsFormat;
 
 use super::{
-    Admin, AdminContext, CLI_ACTOR, Caller, Listing, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
+    Admin, AdminContext, CLI_ACTOR, Caller, ListRequest, MAX_DESCRIPTION, MAX_NAME, id_or_nothing, operator_entry,
     require_subset,
 };
 use crate::credentials::client::{client_id_for, generate_secret, is_valid_client_id};
 use crate::error::CoreError;
 use crate::limits::check_overrides;
-use crate::model::{ApiClientRecord, LimitOverrides, PrincipalKind, SigningKeyRecord};
+use crate::model::{ApiClientRecord, KeyStatus, Labels, LimitOverrides, PrincipalKind, SigningKeyRecord};
 use crate::ports::{DisableOutcome, KeyChanges};
 use crate::validate::{Violations, is_valid_slug};
 
@@ -27,6 +27,7 @@ pub struct NewClient {
     pub organization: String,
     /// Limits of the client's tokens.
     pub limits: LimitOverrides,
+    pub labels: Labels,
 }
 
 /// A new client or a regenerated secret: the secret, shown once, and the client.
@@ -51,6 +52,7 @@ impl Admin {
             violations.optional_text("description", &request.description, MAX_DESCRIPTION);
             self.check_scopes(&mut violations, "scopes", &request.scopes);
             check_overrides(&request.limits, &mut violations);
+            violations.labels("labels", &request.labels);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }
@@ -80,6 +82,7 @@ impl Admin {
                     secret_regenerated_at: None,
                     token_generation: 0,
                     limits,
+                    labels: request.labels.clone(),
                 };
                 let audit = entry.about(&client.client_id, &client.organization);
                 match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
@@ -106,14 +109,15 @@ impl Admin {
     pub async fn list_clients(
         &self,
         ctx: &AdminContext,
-        search: &str,
-        offset: i64,
-        limit: i64,
-        organization: &str,
+        listing: &ListRequest,
     ) -> Result<(Vec<ApiClientRecord>, u64), CoreError> {
-        let listing = Listing { search, offset, limit, organization };
-        let (org, page) = self.listing(ctx, "admin:clients:read", &listing).await?;
-        Ok(self.clients.list_clients(&org.slug, search.trim(), page).await?)
+        if listing.status == Some(KeyStatus::Expired) || listing.expiring_within_days.is_some() {
+            // Only the filter is checked here, before the caller: a refusal either way.
+            let field = if listing.status == Some(KeyStatus::Expired) { "status" } else { "expiring_within_days" };
+            return Err(CoreError::invalid(field, "API clients do not expire"));
+        }
+        let (org, filter, page) = self.listing(ctx, "admin:clients:read", listing).await?;
+        Ok(self.clients.list_clients(&org.slug, &filter, page).await?)
     }
 
     /// Changes a client's name, description, scopes or limits. Its outstanding tokens follow at

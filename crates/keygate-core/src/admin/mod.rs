@@ -22,8 +22,8 @@ use super::instruments::LabeledCounters;
 use super::limits::grants::{GrantBounds, asked_on_change, asked_on_create};
 use super::limits::{LimitDefaults, check_overrides, check_resets};
 use super::model::{
-    ApiKeyRecord, AuditEntry, Credentials, KeyStatus, LimitField, LimitOverrides, Organization, Page, Principal,
-    PrincipalKind, RequestOrigin,
+    ApiKeyRecord, AuditEntry, Credentials, KeyStatus, Labels, LimitField, LimitOverrides, ListFilter, Organization,
+    Page, Principal, PrincipalKind, RequestOrigin,
 };
 use super::ports::{AuditStore, ClientStore, Clock, KeyChanges, Revival, RotateOutcome, Rotation, Store};
 use super::validate::{Violations, is_valid_slug};
@@ -116,6 +116,7 @@ pub struct NewKey {
     pub expires_in_days: Option<i64>,
     pub organization: String,
     pub limits: LimitOverrides,
+    pub labels: Labels,
 }
 
 /// What `RotateApiKey` asks for.
@@ -126,12 +127,21 @@ pub struct RotateKey {
     pub expires_in_days: Option<i64>,
 }
 
-/// What a listing RPC asks for.
-struct Listing<'a> {
-    search: &'a str,
-    offset: i64,
-    limit: i64,
-    organization: &'a str,
+/// What `ListApiKeys` or `ListApiClients` asks for; unset filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub search: String,
+    pub offset: i64,
+    pub limit: i64,
+    /// The organization's slug; the caller's own when empty.
+    pub organization: String,
+    pub status: Option<KeyStatus>,
+    /// Only keys active now that expire within this many days (keys only).
+    pub expiring_within_days: Option<i64>,
+    /// Only credentials not used since this time (never-used ones included).
+    pub unused_since: Option<DateTime<Utc>>,
+    /// Only credentials carrying every one of these labels.
+    pub labels: Labels,
 }
 
 /// An authenticated admin and what its organization is.
@@ -197,6 +207,7 @@ impl Admin {
                 violations.days("expires_in_days", days, 1, self.settings.max_expires_in_days);
             }
             check_overrides(&request.limits, &mut violations);
+            violations.labels("labels", &request.labels);
             if !request.organization.is_empty() && !is_valid_slug(&request.organization) {
                 violations.add("organization", "is not an organization slug");
             }
@@ -221,17 +232,9 @@ impl Admin {
     }
 
     /// Lists one organization's keys, newest first.
-    pub async fn list_keys(
-        &self,
-        ctx: &AdminContext,
-        search: &str,
-        offset: i64,
-        limit: i64,
-        organization: &str,
-    ) -> Result<(Vec<KeyView>, u64), CoreError> {
-        let listing = Listing { search, offset, limit, organization };
-        let (org, page) = self.listing(ctx, "admin:keys:read", &listing).await?;
-        let (keys, total) = self.store.list_keys(&org.slug, search.trim(), page).await?;
+    pub async fn list_keys(&self, ctx: &AdminContext, listing: &ListRequest) -> Result<(Vec<KeyView>, u64), CoreError> {
+        let (org, filter, page) = self.listing(ctx, "admin:keys:read", listing).await?;
+        let (keys, total) = self.store.list_keys(&org.slug, &filter, page).await?;
         Ok((keys.into_iter().map(|k| self.view(k)).collect(), total))
     }
 
@@ -419,7 +422,7 @@ impl Admin {
         expires_at: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<IssuedKey, CoreError> {
-        let NewKey { name, description, scopes, limits, .. } = key;
+        let NewKey { name, description, scopes, limits, labels, .. } = key;
         let now = self.clock.now();
         let generated = api_key::generate(&self.settings.key_prefix);
         let record = ApiKeyRecord {
@@ -440,6 +443,7 @@ impl Admin {
             last_used_at: None,
             last_rotated_at: None,
             limits,
+            labels,
         };
         let audit = audit.about(&record.key_id, &org.slug);
         if !self.store.create_key_within_limit(&record, org.max_active_keys, now, &audit).await? {
@@ -452,21 +456,36 @@ impl Admin {
     }
 
     /// Checks a listing request (page, search, organization) and finds the organization to list.
+    /// Checks a listing request (page, filters, organization), finds the organization to list
+    /// and builds the filter, judged now.
     async fn listing(
         &self,
         ctx: &AdminContext,
         scope: &str,
-        listing: &Listing<'_>,
-    ) -> Result<(Organization, Page), CoreError> {
+        listing: &ListRequest,
+    ) -> Result<(Organization, ListFilter, Page), CoreError> {
         let caller = self.caller(ctx, scope).await?;
         let mut violations = Violations::default();
         let page = violations.page(listing.offset, listing.limit);
-        violations.optional_text("search", listing.search, MAX_SEARCH);
-        if !listing.organization.is_empty() && !is_valid_slug(listing.organization) {
+        violations.optional_text("search", &listing.search, MAX_SEARCH);
+        if !listing.organization.is_empty() && !is_valid_slug(&listing.organization) {
             violations.add("organization", "is not an organization slug");
         }
+        if let Some(days) = listing.expiring_within_days {
+            violations.days("expiring_within_days", days, 1, self.settings.max_expires_in_days);
+        }
+        violations.labels("labels", &listing.labels);
         violations.finish()?;
-        Ok((self.target_organization(&caller, listing.organization).await?, page))
+        let now = self.clock.now();
+        let filter = ListFilter {
+            search: listing.search.trim().to_owned(),
+            status: listing.status,
+            expires_before: listing.expiring_within_days.map(|days| now + Duration::days(days)),
+            unused_since: listing.unused_since,
+            labels: listing.labels.clone(),
+            now,
+        };
+        Ok((self.target_organization(&caller, &listing.organization).await?, filter, page))
     }
 
     /// Authenticates the caller and checks it holds `scope`.
@@ -554,7 +573,8 @@ impl Admin {
     fn check_changes(&self, caller: &Caller, changes: &KeyChanges, id_field: &str) -> Result<(), CoreError> {
         let mut violations = Violations::default();
         if *changes == KeyChanges::default() {
-            violations.add(id_field, "nothing to update: set name, description, scopes, a limit or a limit to reset");
+            violations
+                .add(id_field, "nothing to update: set name, description, scopes, labels, a limit or a limit to reset");
         }
         check_overrides(&changes.limits, &mut violations);
         check_resets("reset_limits", &changes.reset_limits, &changes.limits, &mut violations);
@@ -566,6 +586,9 @@ impl Admin {
         }
         if let Some(scopes) = &changes.scopes {
             self.check_scopes(&mut violations, "scopes", scopes);
+        }
+        if let Some(labels) = &changes.labels {
+            violations.labels("labels", labels);
         }
         violations.finish()?;
         match &changes.scopes {

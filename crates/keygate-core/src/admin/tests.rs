@@ -6,9 +6,9 @@ use chrono::Duration;
 
 use crate::admin::audit::AuditListing;
 use crate::admin::clients::NewClient;
-use crate::admin::{IssuedKey, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
+use crate::admin::{IssuedKey, ListRequest, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
 use crate::error::{CoreError, OAuthErrorKind};
-use crate::model::{AuditEntry, KeyStatus, LimitOverrides, PrincipalKind, Reason, SUCCESS};
+use crate::model::{AuditEntry, KeyStatus, Labels, LimitOverrides, PrincipalKind, Reason, SUCCESS};
 use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
 use crate::ports::KeyChanges;
 use crate::testing::harness::{Core, PLATFORM, code, ctx, new_key, scopes, start};
@@ -20,6 +20,10 @@ async fn acme(admin: &[&str]) -> (Core, String, String) {
     core.organization(&root, "acme", "pro").await;
     let acme_admin = core.key(&root, "acme", admin).await.api_key;
     (core, root, acme_admin)
+}
+
+fn listing(offset: i64, limit: i64, organization: &str) -> ListRequest {
+    ListRequest { offset, limit, organization: organization.into(), ..ListRequest::default() }
 }
 
 fn rotation(key: &IssuedKey, grace: Option<i64>, expires: Option<i64>) -> RotateKey {
@@ -107,13 +111,13 @@ async fn organization_admins_cannot_reach_another_organization() {
     assert_eq!(code(&core.admin.update_key(&c, &id, rename).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.rotate_key(&c, rotation(&theirs, None, None)).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.disable_key(&c, &id).await), "NOT_FOUND");
-    assert_eq!(code(&core.admin.list_keys(&c, "", 0, 10, "globex").await), "NOT_FOUND");
+    assert_eq!(code(&core.admin.list_keys(&c, &listing(0, 10, "globex")).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.create_key(&c, new_key("globex", &["graph:read"])).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.get_organization(&c, "globex").await), "NOT_FOUND");
     assert_eq!(code(&core.admin.get_client(&c, &their_client).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.regenerate_client_secret(&c, &their_client, true).await), "NOT_FOUND");
     assert_eq!(code(&core.admin.disable_client(&c, &their_client, true).await), "NOT_FOUND");
-    assert_eq!(code(&core.admin.list_clients(&c, "", 0, 10, "globex").await), "NOT_FOUND");
+    assert_eq!(code(&core.admin.list_clients(&c, &listing(0, 10, "globex")).await), "NOT_FOUND");
     let listing = AuditListing { organization: "globex".into(), ..AuditListing::default() };
     assert_eq!(code(&core.admin.list_audit_events(&c, listing).await), "NOT_FOUND");
     let (orgs, total) = core.admin.list_organizations(&c, 0, 10).await.expect("own organization");
@@ -152,7 +156,7 @@ async fn a_call_needs_an_admin_scope_and_the_one_it_names() {
         .collect();
     assert_eq!(refused, vec![(reader.view.key.key_id.clone(), "PERMISSION_DENIED".to_owned())]);
     // Reading is what the reader may do.
-    let (keys, total) = core.admin.list_keys(&ctx(&reader.api_key), "", 0, 10, "").await.expect("list");
+    let (keys, total) = core.admin.list_keys(&ctx(&reader.api_key), &listing(0, 10, "")).await.expect("list");
     assert_eq!((keys.len(), total), (3, 3));
 }
 
@@ -179,7 +183,7 @@ async fn the_plan_limits_the_active_keys() {
     );
     core.advance_days(1);
     core.key(&root, "small", &["graph:read"]).await;
-    let (_, total) = core.admin.list_keys(&ctx(&root), "", 0, 100, "small").await.expect("list");
+    let (_, total) = core.admin.list_keys(&ctx(&root), &listing(0, 100, "small")).await.expect("list");
     assert_eq!(total, 5, "disabled and expired keys are still listed");
 }
 
@@ -499,7 +503,7 @@ async fn only_api_keys_are_handed_client_secrets() {
         Err(CoreError::PermissionDenied(message)) => assert!(message.contains("only an admin API key"), "{message}"),
         other => panic!("a token may not be handed a secret that never expires: {other:?}"),
     }
-    let (clients, _) = core.admin.list_clients(&ctx(&token), "", 0, 10, "").await.expect("a token may read");
+    let (clients, _) = core.admin.list_clients(&ctx(&token), &listing(0, 10, "")).await.expect("a token may read");
     assert_eq!(clients.len(), 1);
 }
 
@@ -595,4 +599,47 @@ async fn a_client_update_reaches_its_outstanding_tokens() {
     let rename = KeyChanges { name: Some("late".into()), ..KeyChanges::default() };
     assert_eq!(code(&core.admin.update_client(&ctx(&admin), &id, rename).await), "FAILED_PRECONDITION");
     assert_eq!(core.audit("acme", "api_client.update").len(), 5);
+}
+
+#[tokio::test]
+async fn lists_narrow_by_filters_and_labels_are_checked() {
+    let (core, root, admin) = acme(&["admin:keys", "admin:clients", "graph:read"]).await;
+    let labelled = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+    let tagged = NewKey { labels: labelled(&[("env", "prod")]), ..new_key("", &["graph:read"]) };
+    let made = core.admin.create_key(&ctx(&admin), tagged).await.expect("labelled key");
+    assert_eq!(made.view.key.labels.get("env").map(String::as_str), Some("prod"));
+    let soon = NewKey { expires_in_days: Some(3), ..new_key("", &["graph:read"]) };
+    let expiring = core.admin.create_key(&ctx(&admin), soon).await.expect("short key");
+
+    let by = |request: ListRequest| {
+        let core = &core;
+        let admin = admin.clone();
+        async move {
+            let (keys, _) = core.admin.list_keys(&ctx(&admin), &request).await.expect("list");
+            keys.into_iter().map(|k| k.key.key_id).collect::<Vec<_>>()
+        }
+    };
+    let prod = ListRequest { labels: labelled(&[("env", "prod")]), ..ListRequest::default() };
+    assert_eq!(by(prod).await, vec![made.view.key.key_id.clone()]);
+    let within = ListRequest { expiring_within_days: Some(7), ..ListRequest::default() };
+    assert_eq!(by(within).await, vec![expiring.view.key.key_id.clone()]);
+    core.advance_days(4);
+    let expired = ListRequest { status: Some(KeyStatus::Expired), ..ListRequest::default() };
+    assert_eq!(by(expired).await, vec![expiring.view.key.key_id.clone()]);
+
+    let bad_labels = NewKey { labels: labelled(&[("Env", "x"), ("ok", "a\"b")]), ..new_key("", &["graph:read"]) };
+    match core.admin.create_key(&ctx(&admin), bad_labels).await {
+        Err(CoreError::InvalidArgument(errors)) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, vec!["labels.Env", "labels.ok"], "{errors:?}");
+        }
+        other => panic!("bad labels must be refused, got {other:?}"),
+    }
+    let zero = ListRequest { expiring_within_days: Some(0), ..ListRequest::default() };
+    assert_eq!(code(&core.admin.list_keys(&ctx(&admin), &zero).await), "INVALID_ARGUMENT");
+    let clients_expired = ListRequest { status: Some(KeyStatus::Expired), ..ListRequest::default() };
+    assert_eq!(code(&core.admin.list_clients(&ctx(&root), &clients_expired).await), "INVALID_ARGUMENT");
+    let relabel = KeyChanges { labels: Some(Labels::new()), ..KeyChanges::default() };
+    let cleared = core.admin.update_key(&ctx(&admin), &made.view.key.key_id, relabel).await.expect("clear labels");
+    assert!(cleared.key.labels.is_empty());
 }

@@ -1,9 +1,16 @@
 //! What the stores keep: organizations, API keys, API clients and signing keys.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::limits::LimitOverrides;
 use super::secrets::StoredSecret;
+
+/// Free-form labels of a key or a client (an owner, an environment, an external id), by name.
+/// Names are lowercase letters, digits and `._/-`; values hold no quote, backslash or control
+/// character (see `validate::check_labels`), so that a store can match one as plain text.
+pub type Labels = BTreeMap<String, String>;
 
 /// A tenant. Every key belongs to exactly one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +55,7 @@ pub struct ApiKeyRecord {
     pub last_rotated_at: Option<DateTime<Utc>>,
     /// Its own rate limit, monthly quota and concurrency limit.
     pub limits: LimitOverrides,
+    pub labels: Labels,
 }
 
 /// A key's status, derived when read.
@@ -104,6 +112,7 @@ pub struct ApiClientRecord {
     pub token_generation: i64,
     /// Its own rate limit, monthly quota and concurrency limit (for its tokens).
     pub limits: LimitOverrides,
+    pub labels: Labels,
 }
 
 /// A client's status.

@@ -16,7 +16,7 @@ use crate::error::CoreError;
 use crate::last_used::LastUsedRecorder;
 use crate::limits::memory::MemoryCounters;
 use crate::limits::{KindDefaults, LeaseSettings, LimitDefaults, Limiter};
-use crate::model::{AuditEntry, Credentials, LimitOverrides, Principal, Reason, RequestOrigin};
+use crate::model::{AuditEntry, Credentials, Labels, LimitOverrides, Principal, Reason, RequestOrigin};
 use crate::oauth::{OAuth, OAuthParts};
 use crate::ports::Clock;
 use crate::testing::MemoryStore;
@@ -214,6 +214,7 @@ pub(crate) fn new_key(organization: &str, scopes: &[&str]) -> NewKey {
         expires_in_days: None,
         organization: organization.to_owned(),
         limits: LimitOverrides::default(),
+        labels: Labels::new(),
     }
 }
 

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, LimitField, LimitOverrides, Organization, Page,
-    SigningKeyRecord, StoredSecret, UsageRow,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, ClientStatus, Fingerprint, KeyStatus, Labels, LimitField,
+    LimitOverrides, ListFilter, Organization, Page, SigningKeyRecord, StoredSecret, UsageRow,
 };
 use crate::ports::{
     AuditStore, ClientStore, DisableOutcome, KeyChanges, OrganizationChanges, Revival, RotateOutcome, Rotation,
@@ -138,8 +138,13 @@ fn stored_client(client: &ApiClientRecord) -> ApiClientRecord {
 }
 
 /// What the SQL store's search column holds for a key: both texts lowercased, on two lines.
-fn search_text(name: &str, description: &str) -> String {
-    format!("{}\n{}", name.to_lowercase(), description.to_lowercase())
+fn search_text(name: &str, description: &str, labels: &Labels) -> String {
+    let mut text = format!("{}\n{}", name.to_lowercase(), description.to_lowercase());
+    for value in labels.values() {
+        text.push('\n');
+        text.push_str(&value.to_lowercase());
+    }
+    text
 }
 
 /// `LIKE '%term%'` on the search column, the term lowercased and its wildcards escaped.
@@ -252,7 +257,7 @@ impl Store for MemoryStore {
     async fn list_keys(
         &self,
         organization: &str,
-        search: &str,
+        filter: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiKeyRecord>, u64), StoreError> {
         let state = self.open()?;
@@ -260,7 +265,8 @@ impl Store for MemoryStore {
             .keys
             .values()
             .filter(|key| key.organization == organization)
-            .filter(|key| matches_search(&search_text(&key.name, &key.description), search))
+            .filter(|key| matches_search(&search_text(&key.name, &key.description, &key.labels), &filter.search))
+            .filter(|key| filter.admits(key.status(filter.now), Some(key.expires_at), key.last_used_at, &key.labels))
             .cloned()
             .collect();
         found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.key_id.cmp(&a.key_id)));
@@ -279,7 +285,7 @@ impl Store for MemoryStore {
         let Some(key) = state.keys.get_mut(key_id).filter(|key| key.disabled_at.is_none()) else {
             return Ok(false);
         };
-        apply_changes(changes, &mut key.name, &mut key.description, &mut key.scopes, &mut key.limits);
+        apply_changes(changes, &mut key.name, &mut key.description, &mut key.scopes, &mut key.limits, &mut key.labels);
         key.updated_at = now;
         state.append_audit(audit);
         Ok(true)
@@ -390,7 +396,7 @@ impl ClientStore for MemoryStore {
     async fn list_clients(
         &self,
         organization: &str,
-        search: &str,
+        filter: &ListFilter,
         page: Page,
     ) -> Result<(Vec<ApiClientRecord>, u64), StoreError> {
         let state = self.open()?;
@@ -400,8 +406,15 @@ impl ClientStore for MemoryStore {
             .filter(|client| client.organization == organization)
             .filter(|client| {
                 // The id is searchable too, as it is (ids are lowercase).
-                let text = format!("{}\n{}", client.client_id, search_text(&client.name, &client.description));
-                matches_search(&text, search)
+                let own = search_text(&client.name, &client.description, &client.labels);
+                matches_search(&format!("{}\n{own}", client.client_id), &filter.search)
+            })
+            .filter(|client| {
+                let status = match client.status() {
+                    ClientStatus::Active => KeyStatus::Active,
+                    ClientStatus::Disabled => KeyStatus::Disabled,
+                };
+                filter.admits(status, None, client.last_used_at, &client.labels)
             })
             .cloned()
             .collect();
@@ -421,7 +434,8 @@ impl ClientStore for MemoryStore {
         let Some(client) = state.clients.get_mut(client_id).filter(|client| client.disabled_at.is_none()) else {
             return Ok(false);
         };
-        apply_changes(changes, &mut client.name, &mut client.description, &mut client.scopes, &mut client.limits);
+        let (name, description) = (&mut client.name, &mut client.description);
+        apply_changes(changes, name, description, &mut client.scopes, &mut client.limits, &mut client.labels);
         client.updated_at = now;
         state.append_audit(audit);
         Ok(true)
@@ -601,6 +615,7 @@ fn apply_changes(
     description: &mut String,
     scopes: &mut Vec<String>,
     limits: &mut LimitOverrides,
+    labels: &mut Labels,
 ) {
     if let Some(new) = &changes.name {
         name.clone_from(new);
@@ -610,6 +625,9 @@ fn apply_changes(
     }
     if let Some(new) = &changes.scopes {
         *scopes = stored_scopes(new);
+    }
+    if let Some(new) = &changes.labels {
+        labels.clone_from(new);
     }
     for field in LimitField::ALL {
         if let Some(value) = changes.limits.get(field) {

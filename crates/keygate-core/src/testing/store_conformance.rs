@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, KeyStatus, LimitOverrides, Organization, Page,
-    SUCCESS, SigningKeyRecord, StoredSecret, UsageRow,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, KeyStatus, Labels, LimitOverrides, ListFilter,
+    Organization, Page, SUCCESS, SigningKeyRecord, StoredSecret, UsageRow,
 };
 use crate::ports::{
     AuditStore, ClientStore, DisableOutcome, KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, SigningKeyStore,
@@ -34,6 +34,7 @@ pub async fn run_all<S: AllPorts>(store: Arc<S>) {
     activity_is_judged_to_the_millisecond(s).await;
     concurrent_creations_never_overshoot_the_limit(store.clone()).await;
     keys_are_listed_newest_first_with_search_and_pages(s).await;
+    lists_filter_by_status_expiry_use_and_labels(s).await;
     updates_change_what_they_name_unless_disabled(s).await;
     rotation_keeps_the_old_secret_for_its_grace_period(s).await;
     rotation_of_an_expired_key_respects_the_limit(s).await;
@@ -122,6 +123,7 @@ fn key(id: &str, org: &str, name: &str, created_at: DateTime<Utc>, expires_at: D
         last_used_at: None,
         last_rotated_at: None,
         limits: LimitOverrides::default(),
+        labels: Labels::new(),
     }
 }
 
@@ -142,6 +144,7 @@ fn client(id: &str, org: &str, name: &str, description: &str, created_at: DateTi
         secret_regenerated_at: None,
         token_generation: 0,
         limits: LimitOverrides::default(),
+        labels: Labels::new(),
     }
 }
 
@@ -203,7 +206,7 @@ fn key_ids(keys: &[ApiKeyRecord]) -> Vec<&str> {
 }
 
 async fn listed<S: AllPorts>(store: &S, org: &str, search: &str, page: Page) -> (Vec<String>, u64) {
-    let (keys, total) = ok(store.list_keys(org, search, page).await, "list_keys");
+    let (keys, total) = ok(store.list_keys(org, &ListFilter::search(search, at(0)), page).await, "list_keys");
     (key_ids(&keys).into_iter().map(str::to_owned).collect(), total)
 }
 
@@ -405,7 +408,7 @@ async fn keys_are_listed_newest_first_with_search_and_pages<S: AllPorts>(store: 
 
     let all = ids(&["liste", "listd", "listc", "listb", "lista"]);
     assert_eq!(listed(store, org, "", page(0, 10)).await, (all, 5), "newest first");
-    let (found, _) = ok(store.list_keys(org, "", page(0, 10)).await, "list_keys");
+    let (found, _) = ok(store.list_keys(org, &ListFilter::search("", at(0)), page(0, 10)).await, "list_keys");
     assert_eq!(found.last(), Some(&keys[0]), "listed records are whole");
     assert_eq!(listed(store, org, "", page(1, 2)).await, (ids(&["listd", "listc"]), 5), "a page, and the total");
     assert_eq!(listed(store, org, "", page(5, 2)).await, (Vec::new(), 5));
@@ -421,6 +424,74 @@ async fn keys_are_listed_newest_first_with_search_and_pages<S: AllPorts>(store: 
     assert_eq!(listed(store, org, "elsewhere", page(0, 10)).await, (Vec::new(), 0));
     assert_eq!(listed(store, "keys-list-other", "", page(0, 10)).await, (ids(&["listx"]), 1));
     assert_eq!(listed(store, "no-such-org", "", page(0, 10)).await, (Vec::new(), 0));
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+}
+
+async fn lists_filter_by_status_expiry_use_and_labels<S: AllPorts>(store: &S) {
+    let org = "keys-filter";
+    create_org(store, &organization(org, 100, false, at(0))).await;
+    let now = at(1000);
+    let with = |tag: &str, expires: i64, used: Option<i64>, pairs: &[(&str, &str)]| ApiKeyRecord {
+        last_used_at: used.map(at),
+        labels: labels(pairs),
+        ..key(&key_id(tag), org, tag, at(1), at(expires))
+    };
+    let keys = [
+        with("filta", 5000, Some(900), &[("env", "prod"), ("owner", "team-a")]),
+        with("filtb", 1100, None, &[("env", "staging")]),
+        with("filtc", 500, Some(400), &[("env", "prod")]),
+        // A value holding another label's text must not pass for it.
+        with("filtd", 5000, Some(100), &[("note", "env:prod,owner=team-a")]),
+    ];
+    for key in &keys {
+        create_key(store, key).await;
+    }
+    let audit = entry(org, "api_key.disable", &key_id("filtd"), at(999));
+    assert!(ok(store.disable_key(&key_id("filtd"), at(999), &audit).await, "disable"));
+    let found = |filter: ListFilter| async move {
+        let (keys, total) = ok(store.list_keys(org, &filter, page(0, 10)).await, "list_keys");
+        let mut tags: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        tags.sort();
+        assert_eq!(total, tags.len() as u64);
+        tags
+    };
+    let base = ListFilter::search("", now);
+    assert_eq!(
+        found(ListFilter { status: Some(KeyStatus::Active), ..base.clone() }).await,
+        strings(&["filta", "filtb"])
+    );
+    assert_eq!(found(ListFilter { status: Some(KeyStatus::Expired), ..base.clone() }).await, strings(&["filtc"]));
+    assert_eq!(found(ListFilter { status: Some(KeyStatus::Disabled), ..base.clone() }).await, strings(&["filtd"]));
+    let soon = ListFilter { expires_before: Some(at(1200)), ..base.clone() };
+    assert_eq!(found(soon).await, strings(&["filtb"]), "active keys expiring soon, not expired ones");
+    let unused = ListFilter { unused_since: Some(at(500)), ..base.clone() };
+    assert_eq!(found(unused).await, strings(&["filtb", "filtc", "filtd"]), "never used counts as unused");
+    let prod = ListFilter { labels: labels(&[("env", "prod")]), ..base.clone() };
+    assert_eq!(found(prod).await, strings(&["filta", "filtc"]));
+    let both = ListFilter { labels: labels(&[("env", "prod"), ("owner", "team-a")]), ..base.clone() };
+    assert_eq!(found(both).await, strings(&["filta"]), "every label must match");
+    let prefix = ListFilter { labels: labels(&[("env", "pro")]), ..base.clone() };
+    assert_eq!(found(prefix).await, Vec::<String>::new(), "a label value matches whole");
+    let searched = ListFilter::search("STAGING", now);
+    assert_eq!(found(searched).await, strings(&["filtb"]), "search reaches label values");
+    let combined = ListFilter { status: Some(KeyStatus::Active), ..ListFilter::search("prod", now) };
+    assert_eq!(found(combined).await, strings(&["filta"]));
+
+    // Labels are replaced whole by an update, and found by their new values only.
+    let relabel = KeyChanges { labels: Some(labels(&[("env", "dev")])), ..KeyChanges::default() };
+    let audit = entry(org, "api_key.update", &key_id("filta"), at(1001));
+    assert!(ok(store.update_key(&key_id("filta"), &relabel, at(1001), &audit).await, "update"));
+    assert_eq!(must_get_key(store, &key_id("filta")).await.labels, labels(&[("env", "dev")]));
+    assert_eq!(
+        found(ListFilter::search("team-a", now)).await,
+        strings(&["filtd"]),
+        "the old value is no longer searched"
+    );
+    let dev = ListFilter { labels: labels(&[("env", "dev")]), ..base };
+    assert_eq!(found(dev).await, strings(&["filta"]));
 }
 
 async fn updates_change_what_they_name_unless_disabled<S: AllPorts>(store: &S) {
@@ -447,6 +518,7 @@ async fn updates_change_what_they_name_unless_disabled<S: AllPorts>(store: &S) {
         scopes: Some(strings(&["search:read", "graph:read"])),
         limits: LimitOverrides { rate_burst: Some(5), max_concurrency: Some(2), ..LimitOverrides::default() },
         reset_limits: strings(&["max_quota"]),
+        labels: None,
     };
     let audit = entry(org, "api_key.update", id, at(20));
     assert!(ok(store.update_key(id, &changes, at(20), &audit).await, "update"));
@@ -703,7 +775,8 @@ async fn clients_are_created_listed_regenerated_and_disabled<S: AllPorts>(store:
         ok(store.create_client(c, &entry(&c.organization, "api_client.create", &c.client_id, c.created_at)).await, "c");
     }
     let list = |search: &'static str, page: Page| async move {
-        let (clients, total) = ok(store.list_clients(org, search, page).await, "list_clients");
+        let filter = ListFilter::search(search, at(0));
+        let (clients, total) = ok(store.list_clients(org, &filter, page).await, "list_clients");
         (clients.into_iter().map(|c| c.client_id).collect::<Vec<_>>(), total)
     };
     let all = strings(&["search-feed-000002", "audit-bot-000003", "billing-sync-000001"]);
