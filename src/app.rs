@@ -331,6 +331,7 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
             min_refetch: seconds(issuer.min_refetch_secs),
             allow_admin_scopes: issuer.allow_admin_scopes,
             typ: issuer.typ.clone(),
+            lasting_credentials: issuer.lasting_credentials,
         };
         issuers.push(Arc::new(TrustedIssuer::new(settings, source, clock.clone())));
     }

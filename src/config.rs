@@ -56,6 +56,7 @@ const ISSUER_FIELDS: &[&str] = &[
     "allow_admin_scopes",
     "allow_http",
     "typ",
+    "lasting_credentials",
 ];
 
 /// How log lines are written.
@@ -254,6 +255,9 @@ pub struct IssuerConfig {
     /// The `typ` header a token must carry (e.g. `at+jwt`, RFC 9068), so that ID tokens cannot
     /// pass as access tokens; empty accepts any.
     pub typ: String,
+    /// Whether this issuer's admins may create keys and client secrets that outlive their token
+    /// (up to the configured maximum lifetime); needs `allow_admin_scopes`. Off by default.
+    pub lasting_credentials: bool,
 }
 
 impl Default for IssuerConfig {
@@ -275,6 +279,7 @@ impl Default for IssuerConfig {
             allow_admin_scopes: false,
             allow_http: false,
             typ: String::new(),
+            lasting_credentials: false,
         }
     }
 }
@@ -1055,6 +1060,7 @@ fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Re
         "allow_admin_scopes" => issuer.allow_admin_scopes = v.boolean()?,
         "allow_http" => issuer.allow_http = v.boolean()?,
         "typ" => issuer.typ = v.string()?,
+        "lasting_credentials" => issuer.lasting_credentials = v.boolean()?,
         _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
     }
     Ok(())
@@ -1319,6 +1325,11 @@ fn check_issuer_binding(at: &str, issuer: &IssuerConfig, problems: &mut Vec<Stri
     }
     if issuer.typ.chars().any(|c| c.is_whitespace() || c.is_control()) {
         problems.push(format!("{at}.typ: expected a media type such as at+jwt"));
+    }
+    if issuer.lasting_credentials && !issuer.allow_admin_scopes {
+        problems.push(format!(
+            "{at}.lasting_credentials lets this issuer's admins create lasting keys: it needs {at}.allow_admin_scopes"
+        ));
     }
 }
 
@@ -1663,6 +1674,7 @@ mod tests {
             ("organizations = [\"acme\"]\norganization_claim = \"\"\n", "organization_claim must name"),
             ("organizations = [\"acme\", \"platform\"]\nplatform = true\n", "platform needs a fixed organization"),
             ("organization = \"acme\"\ntyp = \"at jwt\"\n", "typ: expected a media type"),
+            ("organization = \"acme\"\nlasting_credentials = true\n", "it needs oauth.issuers.corp.allow_admin_scopes"),
         ] {
             let errors = issuer(extra).expect_err(extra);
             assert!(errors.contains(problem), "{problem:?} missing from:\n{errors}");

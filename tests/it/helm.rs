@@ -1291,6 +1291,10 @@ fn context(path: &str, value: &Value, issuer_schema: &Value) -> Vec<(String, Val
             assert!(!example.is_null(), "oauth.issuers.<name>.{name}: the schema needs an example");
             context.push((format!("oauth.issuers.{ISSUER}.{name}"), example));
         }
+        // Lasting credentials are for admins: they need the issuer's admin scopes.
+        if field == "lasting_credentials" && value == &json!(true) {
+            context.push((format!("oauth.issuers.{ISSUER}.allow_admin_scopes"), json!(true)));
+        }
     }
     context
 }

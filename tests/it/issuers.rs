@@ -373,3 +373,59 @@ async fn an_issuer_speaks_only_for_its_organizations() {
     assert_eq!(server.reason(&untyped, &["incidents:read"]).await, R::InvalidToken);
     server.stop().await;
 }
+
+/// The reference's flow: an admin signed in at the company's identity provider creates a
+/// year-long key with `Authorization: Bearer <admin_token>`. Only an issuer the operator marks
+/// `lasting_credentials` may; another issuer's admin tokens are held to their own expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_issuers_admins_create_lasting_keys_over_rest() {
+    let idp = Idp::start().await;
+    let key = idp.key("k1", true);
+    let settings: &[(&'static str, &str)] = &[
+        ("oauth.issuers.idp.organization", "acme"),
+        ("oauth.issuers.idp.allow_admin_scopes", "true"),
+        ("oauth.issuers.idp.lasting_credentials", "true"),
+        ("oauth.issuers.plain.issuer", "https://plain.test"),
+        ("oauth.issuers.plain.audiences", "api"),
+        ("oauth.issuers.plain.jwks_url", &idp.url),
+        ("oauth.issuers.plain.allow_http", "true"),
+        ("oauth.issuers.plain.scope_claim", "scp"),
+        ("oauth.issuers.plain.organization", "acme"),
+        ("oauth.issuers.plain.allow_admin_scopes", "true"),
+    ];
+    let server = start(&idp.url, settings).await;
+    let admin_scopes = json!(["admin:keys", "admin:clients", "incidents:read"]);
+    let trusted = user_token(&key, json!({"scp": admin_scopes}));
+    let plain = user_token(&key, json!({"iss": "https://plain.test", "scp": admin_scopes}));
+    let create = |token: &str| {
+        let body = json!({"name": "SOAR Integration", "scopes": ["incidents:read"], "expires_in_days": 365});
+        reqwest::Client::new()
+            .post(server.url("/api/admin/api-keys"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let response = create(&trusted).await.expect("send");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let created: Value = serde_json::from_str(&response.text().await.expect("body")).expect("json");
+    let expected = (start_time() + Duration::days(365)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(created["expires_at"], expected.as_str(), "{created}");
+    assert_eq!(created["key"]["created_by"], "alice");
+    let client = json!({"name": "XSOAR", "scopes": ["incidents:read"]});
+    let response = reqwest::Client::new()
+        .post(server.url("/api/admin/api-clients"))
+        .header("Authorization", format!("Bearer {trusted}"))
+        .header("Content-Type", "application/json")
+        .body(client.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED, "a trusted admin creates clients too");
+
+    let response = create(&plain).await.expect("send");
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    let refused: Value = serde_json::from_str(&response.text().await.expect("body")).expect("json");
+    assert!(refused["detail"].as_str().unwrap_or_default().contains("outlive your own credential"), "{refused}");
+    server.stop().await;
+}

@@ -399,6 +399,7 @@ fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
         name: key.name.clone(),
         expires_at,
         limits: key.limits,
+        creations_may_outlive: false,
     })
 }
 

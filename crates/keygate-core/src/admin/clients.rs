@@ -268,10 +268,10 @@ impl Admin {
 
 /// A client's secret never expires, so a caller authenticated by a token (a 30-minute client
 /// token, an outside user's token) is not handed one: it would outlive the token forever, the
-/// way [`super::handout_deadline`] keeps keys from doing. Admin API keys may, platform admins'
-/// tokens may not.
+/// way [`super::handout_deadline`] keeps keys from doing. Admin API keys may, and users of an
+/// issuer the operator trusts to create lasting credentials; platform admins' tokens may not.
 fn require_api_key_for_secrets(caller: &Caller, what: &str) -> Result<(), CoreError> {
-    if caller.principal.kind == PrincipalKind::ApiKey {
+    if caller.principal.kind == PrincipalKind::ApiKey || caller.principal.creations_may_outlive {
         return Ok(());
     }
     Err(CoreError::PermissionDenied(format!(

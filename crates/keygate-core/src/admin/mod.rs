@@ -716,9 +716,11 @@ impl Admin {
 /// Until when a key the caller creates, or a secret it is handed, may work: the caller's own
 /// credential's expiry, so that a short-lived credential (a 30-minute token, a key about to
 /// expire) cannot turn itself into a long-lived one. `None` for a platform admin calling with an
-/// API key, the operator's own long-lived credential; a platform admin's token is held to it.
+/// API key, the operator's own long-lived credential, and for users of an issuer the operator
+/// trusts to create lasting credentials; any other platform admin's token is held to it.
 fn handout_deadline(caller: &Caller) -> Option<DateTime<Utc>> {
-    let exempt = caller.platform && caller.principal.kind == PrincipalKind::ApiKey;
+    let operator = caller.platform && caller.principal.kind == PrincipalKind::ApiKey;
+    let exempt = operator || caller.principal.creations_may_outlive;
     (!exempt).then_some(caller.principal.expires_at)
 }
 

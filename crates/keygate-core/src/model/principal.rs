@@ -38,6 +38,10 @@ pub struct Principal {
     pub expires_at: DateTime<Utc>,
     /// The credential's own limits (the configured defaults of its kind fill the rest).
     pub limits: LimitOverrides,
+    /// Whether keys and client secrets it creates may outlive it: true only for users of an
+    /// outside issuer the operator trusts so (`lasting_credentials`), whose people log in again
+    /// while what they create stays. Otherwise they are held to `expires_at`.
+    pub creations_may_outlive: bool,
 }
 
 /// The raw credential header values, as the caller received them.

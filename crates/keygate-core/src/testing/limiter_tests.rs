@@ -29,6 +29,7 @@ fn principal(max_quota: u64) -> Principal {
         name: "metered".to_owned(),
         expires_at: start() + Duration::days(365),
         limits: LimitOverrides { max_quota: Some(max_quota), ..LimitOverrides::default() },
+        creations_may_outlive: false,
     }
 }
 

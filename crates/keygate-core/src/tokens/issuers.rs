@@ -49,6 +49,10 @@ pub struct IssuerSettings {
     pub allow_admin_scopes: bool,
     /// The `typ` header a token must carry (e.g. `at+jwt`); empty accepts any.
     pub typ: String,
+    /// Whether the keys and client secrets its users create may outlive their token (the
+    /// reference's admins create year-long keys from a login session). Off by default: a
+    /// stolen token could otherwise leave a lasting key behind.
+    pub lasting_credentials: bool,
 }
 
 /// The organizations an issuer may speak for. A token never chooses one freely.
@@ -217,6 +221,7 @@ impl TrustedIssuer {
             name: text("name").unwrap_or_default(),
             expires_at: numeric_date(payload, "exp").unwrap_or(now),
             limits: LimitOverrides::default(),
+            creations_may_outlive: self.settings.lasting_credentials,
         })
     }
 

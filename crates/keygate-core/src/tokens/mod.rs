@@ -286,6 +286,7 @@ impl TokenVerifier {
             expires_at: numeric_date(&payload, "exp").unwrap_or(now),
             // The client's own limits are read with the client when the token is first checked.
             limits: LimitOverrides::default(),
+            creations_may_outlive: false,
         };
         let mut verified = verified(principal, &payload);
         verified.client_id = Some(client_id);
