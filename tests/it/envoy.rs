@@ -343,6 +343,12 @@ async fn check_carries_the_principal_and_judges_expiry_by_the_clock() {
     assert_eq!(metadata(&response, "principal_id"), Some(envoy::Kind::StringValue(key_id)));
     assert_eq!(metadata(&response, "route"), Some(envoy::Kind::StringValue("search".into())));
     assert_eq!(metadata(&response, "cost"), Some(envoy::Kind::NumberValue(5.0)));
+    // The key as the Basic user name (`curl -u KEY:`) is the same credential.
+    let basic =
+        format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{key}:")));
+    let response = client.check(check_request("/api/v1/search", &[("authorization", &basic)])).await;
+    let response = response.expect("check").into_inner();
+    assert_eq!(response.status.as_ref().map(|s| s.code), Some(0), "Basic is allowed as Bearer is: {response:?}");
 
     // "any of" still needs one of them.
     let (sessions_only, _) = server.create_key(&server.admin_key, "sessions", &["investigations:read"]).await;
