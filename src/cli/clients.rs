@@ -6,7 +6,7 @@ use serde_json::json;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
-use super::{ChangesArgs, FilterArgs, LimitsArgs, parse_label};
+use super::{ChangesArgs, LimitsArgs, ListArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -56,23 +56,11 @@ pub enum ClientsCommand {
     },
     /// List clients; never a secret.
     List {
-        /// Case-insensitive part of the client id, name, description or a label value.
-        #[arg(long, default_value = "")]
-        search: String,
-        /// Clients to skip.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        offset: i32,
-        /// Clients to show (the server's default: 20, at most 100).
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        limit: i32,
-        /// The organization (slug) to list [default: the caller's].
-        #[arg(long, value_name = "SLUG", default_value = "")]
-        organization: String,
+        #[command(flatten)]
+        list: ListArgs,
         /// Only clients of this status.
         #[arg(long, value_parser = ["active", "disabled"])]
         status: Option<String>,
-        #[command(flatten)]
-        filters: FilterArgs,
     },
     /// Show one client.
     Get { client_id: String },
@@ -134,20 +122,20 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
                 ),
             }
         }
-        ClientsCommand::List { search, offset, limit, organization, status, filters } => {
+        ClientsCommand::List { list, status } => {
             let status = match status.as_deref() {
                 Some("active") => pb::api_client::Status::Active,
                 Some("disabled") => pb::api_client::Status::Disabled,
                 _ => pb::api_client::Status::Unspecified,
             };
             let request = pb::ListApiClientsRequest {
-                search,
-                offset,
-                limit,
-                organization,
                 status: status.into(),
-                unused_since: filters.unused_since(),
-                labels: filters.label_map(),
+                unused_since: list.unused_since(),
+                labels: list.label_map(),
+                search: list.search,
+                offset: list.offset,
+                limit: list.limit,
+                organization: list.organization,
             };
             let listed = client
                 .list_api_clients(session.request(request))

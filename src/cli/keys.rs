@@ -6,7 +6,7 @@ use serde_json::json;
 use super::connect::{Remote, Session};
 use super::failure::Failure;
 use super::output::{self, Format};
-use super::{ChangesArgs, FilterArgs, LimitsArgs, parse_label};
+use super::{ChangesArgs, LimitsArgs, ListArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -59,26 +59,14 @@ pub enum KeysCommand {
     },
     /// List keys, newest first; never a secret.
     List {
-        /// Case-insensitive part of the name, description or a label value.
-        #[arg(long, default_value = "")]
-        search: String,
-        /// Keys to skip.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        offset: i32,
-        /// Keys to show (the server's default: 20, at most 100).
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        limit: i32,
-        /// The organization (slug) to list [default: the caller's].
-        #[arg(long, value_name = "SLUG", default_value = "")]
-        organization: String,
+        #[command(flatten)]
+        list: ListArgs,
         /// Only keys of this status now.
         #[arg(long, value_parser = ["active", "expired", "disabled"])]
         status: Option<String>,
         /// Only active keys that expire within this many days.
         #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
         expiring_within_days: Option<i32>,
-        #[command(flatten)]
-        filters: FilterArgs,
     },
     /// Show one key.
     Get {
@@ -145,7 +133,7 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 ),
             }
         }
-        KeysCommand::List { search, offset, limit, organization, status, expiring_within_days, filters } => {
+        KeysCommand::List { list, status, expiring_within_days } => {
             let status = match status.as_deref() {
                 Some("active") => pb::api_key::Status::Active,
                 Some("expired") => pb::api_key::Status::Expired,
@@ -153,14 +141,14 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 _ => pb::api_key::Status::Unspecified,
             };
             let request = pb::ListApiKeysRequest {
-                search,
-                offset,
-                limit,
-                organization,
                 status: status.into(),
                 expiring_within_days,
-                unused_since: filters.unused_since(),
-                labels: filters.label_map(),
+                unused_since: list.unused_since(),
+                labels: list.label_map(),
+                search: list.search,
+                offset: list.offset,
+                limit: list.limit,
+                organization: list.organization,
             };
             let listed = client
                 .list_api_keys(session.request(request))

@@ -83,9 +83,21 @@ impl ChangesArgs {
     }
 }
 
-/// The filters of a list of keys or clients, beside their status.
+/// The page and filters of a list of keys or clients, beside their status.
 #[derive(Debug, Clone, Default, Args)]
-pub struct FilterArgs {
+pub struct ListArgs {
+    /// Case-insensitive part of the name, description or a label value (a client's id too).
+    #[arg(long, default_value = "")]
+    pub search: String,
+    /// How many to skip.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub offset: i32,
+    /// How many to show (the server's default: 20, at most 100).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub limit: i32,
+    /// The organization (slug) to list [default: the caller's].
+    #[arg(long, value_name = "SLUG", default_value = "")]
+    pub organization: String,
     /// Only those not used since this time (RFC 3339), never-used ones included.
     #[arg(long, value_name = "TIME")]
     pub unused_since: Option<chrono::DateTime<chrono::Utc>>,
@@ -94,7 +106,7 @@ pub struct FilterArgs {
     pub labels: Vec<(String, String)>,
 }
 
-impl FilterArgs {
+impl ListArgs {
     pub fn unused_since(&self) -> Option<prost_types::Timestamp> {
         self.unused_since.map(crate::grpc::convert::timestamp)
     }

@@ -15,7 +15,7 @@ use keygate_core::engine::AuthorizeInput;
 use keygate_core::error::CoreError;
 use keygate_core::gateway::{GatewayDecision, HttpRequest};
 use keygate_core::model::{
-    ApiClientRecord, AuditEntry, ClientStatus, Credentials, Decision, KeyStatus, LimitOverrides, LimitState,
+    ApiClientRecord, AuditEntry, ClientStatus, Credentials, Decision, KeyStatus, Labels, LimitOverrides, LimitState,
     Organization, Principal, PrincipalKind, QuotaState, RateState, Reason, ScopeMatch,
 };
 use keygate_core::oauth::TokenRequest;
@@ -76,16 +76,9 @@ pub fn key_listing(request: pb::ListApiKeysRequest) -> Result<ListRequest, CoreE
         Ok(pb::api_key::Status::Disabled) => Some(KeyStatus::Disabled),
         Err(_) => return Err(CoreError::invalid("status", "is not a key status")),
     };
-    Ok(ListRequest {
-        search: request.search,
-        offset: i64::from(request.offset),
-        limit: i64::from(request.limit),
-        organization: request.organization,
-        status,
-        expiring_within_days: request.expiring_within_days.map(i64::from),
-        unused_since: datetime(request.unused_since, "unused_since")?,
-        labels: request.labels,
-    })
+    let page = (request.search, request.offset, request.limit, request.organization);
+    let listing = list_request(page, request.unused_since, request.labels)?;
+    Ok(ListRequest { status, expiring_within_days: request.expiring_within_days.map(i64::from), ..listing })
 }
 
 /// What `ListApiClients` asks for; an unknown status or a bad time is INVALID_ARGUMENT naming it.
@@ -96,41 +89,54 @@ pub fn client_listing(request: pb::ListApiClientsRequest) -> Result<ListRequest,
         Ok(pb::api_client::Status::Disabled) => Some(KeyStatus::Disabled),
         Err(_) => return Err(CoreError::invalid("status", "is not a client status")),
     };
+    let page = (request.search, request.offset, request.limit, request.organization);
+    Ok(ListRequest { status, ..list_request(page, request.unused_since, request.labels)? })
+}
+
+/// What both lists share: (search, offset, limit, organization) and two filters.
+fn list_request(
+    (search, offset, limit, organization): (String, i32, i32, String),
+    unused_since: Option<prost_types::Timestamp>,
+    labels: Labels,
+) -> Result<ListRequest, CoreError> {
     Ok(ListRequest {
-        search: request.search,
-        offset: i64::from(request.offset),
-        limit: i64::from(request.limit),
-        organization: request.organization,
-        status,
-        expiring_within_days: None,
-        unused_since: datetime(request.unused_since, "unused_since")?,
-        labels: request.labels,
+        search,
+        offset: i64::from(offset),
+        limit: i64::from(limit),
+        organization,
+        unused_since: datetime(unused_since, "unused_since")?,
+        labels,
+        ..ListRequest::default()
     })
 }
 
 /// The key an update names, and the changes it asks for.
-pub fn key_changes(request: pb::UpdateApiKeyRequest) -> (String, KeyChanges) {
-    let changes = KeyChanges {
-        name: request.name,
-        description: request.description,
-        scopes: request.scopes.map(|s| s.values),
-        limits: limits(request.limits),
-        reset_limits: request.reset_limits,
-        labels: request.labels.map(|l| l.values),
-    };
-    (request.key_id, changes)
+pub fn key_changes(r: pb::UpdateApiKeyRequest) -> (String, KeyChanges) {
+    (r.key_id, changes(r.name, r.description, r.scopes, r.limits, r.reset_limits, r.labels))
 }
 
-pub fn client_changes(request: pb::UpdateApiClientRequest) -> (String, KeyChanges) {
-    let changes = KeyChanges {
-        name: request.name,
-        description: request.description,
-        scopes: request.scopes.map(|s| s.values),
-        limits: limits(request.limits),
-        reset_limits: request.reset_limits,
-        labels: request.labels.map(|l| l.values),
-    };
-    (request.client_id, changes)
+/// The client an update names, and the changes it asks for.
+pub fn client_changes(r: pb::UpdateApiClientRequest) -> (String, KeyChanges) {
+    (r.client_id, changes(r.name, r.description, r.scopes, r.limits, r.reset_limits, r.labels))
+}
+
+/// The changes of an update: a key's and a client's have the same fields.
+fn changes(
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<pb::ScopeList>,
+    limits_set: Option<pb::Limits>,
+    reset_limits: Vec<String>,
+    labels: Option<pb::LabelMap>,
+) -> KeyChanges {
+    KeyChanges {
+        name,
+        description,
+        scopes: scopes.map(|s| s.values),
+        limits: limits(limits_set),
+        reset_limits,
+        labels: labels.map(|l| l.values),
+    }
 }
 
 pub fn rotate_key(request: pb::RotateApiKeyRequest) -> RotateKey {

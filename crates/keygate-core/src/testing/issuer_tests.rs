@@ -105,6 +105,7 @@ fn settings() -> IssuerSettings {
         min_refetch: Duration::seconds(60),
         allow_admin_scopes: false,
         typ: String::new(),
+        lasting_credentials: false,
     }
 }
 
