@@ -189,6 +189,11 @@ impl Metrics {
             Exported::Counter(cache.misses),
         );
         registry.register(
+            "verdict_cache_rejudged",
+            "Verdicts of a changed key judged again from its record, with no argon2",
+            Exported::Counter(cache.rejudged),
+        );
+        registry.register(
             "revocation_propagation_seconds",
             "Delay from a change committed on any replica to its cache invalidation here",
             Exported::Histogram(cache.propagation),

@@ -54,16 +54,17 @@ async fn hits_cost_no_argon2_and_concurrent_misses_verify_once(backend: Backend)
     }
     assert_eq!(state.hasher.verifications() - before, 1, "hits run no argon2");
 
-    // A rotation drops the verdict: the old secret is verified again, by argon2 against the
-    // replaced secret only (the current one's fingerprint rules it out).
+    // A rotation makes the verdict stale: the old secret is judged again from the re-read record
+    // (its proven hash is now the replaced one) with no argon2; only the new secret runs it.
     let rotate = RotateKey { key_id: key_id.clone(), grace_period_days: Some(1), expires_in_days: None };
     let rotated = state.admin.rotate_key(&admin_ctx(&admin_key), rotate).await.expect("rotate").api_key;
     let before = state.hasher.verifications();
     state.engine.authenticate(&key(&presented)).await.expect("decided").expect("old secret in grace");
+    assert_eq!(state.hasher.verifications() - before, 0, "the old secret is judged without argon2");
     state.engine.authenticate(&key(&rotated)).await.expect("decided").expect("new secret");
-    assert_eq!(state.hasher.verifications() - before, 2);
+    assert_eq!(state.hasher.verifications() - before, 1);
     state.engine.authenticate(&key(&presented)).await.expect("decided").expect("cached again");
-    assert_eq!(state.hasher.verifications() - before, 2);
+    assert_eq!(state.hasher.verifications() - before, 1);
     db.drop_database().await;
 }
 

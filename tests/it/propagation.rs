@@ -25,6 +25,18 @@ async fn reason(client: &mut AuthServiceClient<Channel>, key: &str) -> pb::Decis
     client.authorize(request).await.expect("decision").into_inner().decision.expect("decision").reason()
 }
 
+/// The argon2 verifications every replica ran, from their metrics.
+async fn argon2_verifications(replicas: &[Served]) -> u64 {
+    let mut total = 0;
+    for replica in replicas {
+        let text = reqwest::get(format!("http://{}/metrics", replica.http_addr)).await.expect("scrape");
+        let text = text.text().await.expect("text");
+        let count = text.lines().find_map(|line| line.strip_prefix("keygate_argon2_verifications_total "));
+        total += count.and_then(|n| n.trim().parse::<u64>().ok()).expect("the argon2 counter");
+    }
+    total
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_reaches_every_replica_within_a_second() {
     let db = TestDb::create(Backend::Postgres).await;
@@ -73,6 +85,7 @@ async fn disabling_reaches_every_replica_within_a_second() {
         for client in &mut clients {
             assert_eq!(reason(client, &created.api_key).await, pb::DecisionReason::Allowed, "warm every cache");
         }
+        let argon2_before = argon2_verifications(&replicas).await;
         let disable = pb::DisableApiKeyRequest { key_id };
         admin.disable_api_key(as_admin(disable, &admin_key)).await.expect("disable");
         let committed = Instant::now();
@@ -89,6 +102,8 @@ async fn disabling_reaches_every_replica_within_a_second() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
+        // The cached verdicts were judged again from the record, not verified again.
+        assert_eq!(argon2_verifications(&replicas).await, argon2_before, "a revocation costs no argon2");
     }
     delays.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;

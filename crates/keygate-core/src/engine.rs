@@ -18,7 +18,7 @@ use super::model::{
 use super::ports::{ClientStore, Clock, SecretSlot, Store};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times};
 use super::validate::{Violations, is_valid_slug};
-use super::verdicts::{CachedKey, CachedToken, VerdictCache, Verified, digest};
+use super::verdicts::{CachedKey, CachedToken, StaleKey, VerdictCache, Verified, digest, proof_of};
 use crate::credentials::api_key::{self, ParsedKey};
 use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::{ScopeRegistry, any_grants};
@@ -298,8 +298,11 @@ impl Engine {
         let Some(parsed) = api_key::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
-        let verified =
-            self.verdicts.get_or_try_verify(digest(presented), || self.verify_uncached(&parsed, now)).await?;
+        let digest = digest(presented);
+        let mut verified = self.verdicts.get_or_try_verify(digest, || self.verify_uncached(&parsed, now)).await?;
+        if let Verified::Stale(stale) = verified {
+            verified = self.verdicts.rejudge(digest, || self.rejudge_key(&parsed, &stale)).await?;
+        }
         let authentication = judge(&verified, now);
         if let Ok(principal) = &authentication {
             self.last_used.record_key(&principal.id, now);
@@ -320,7 +323,11 @@ impl Engine {
             return Ok(Verified::Invalid { key_id: Some(record.key_id) });
         }
         let secret = parsed.secret;
-        let matched = |previous| Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record)), previous });
+        let matched = |previous: bool| {
+            let stored = if previous { record.previous_secret_hash.as_ref() } else { None };
+            let key = CachedKey::from_record(&record, stored.unwrap_or(&record.secret_hash));
+            Ok(Verified::Key { key: Arc::new(key), previous })
+        };
         let unusable = record.disabled_at.is_some() || now >= record.expires_at;
         let current_matches = if unusable {
             self.hasher.may_match(secret, &record.secret_hash)
@@ -343,6 +350,26 @@ impl Engine {
             return matched(true);
         }
         Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) })
+    }
+
+    /// A stale verdict judged again: the key's record re-read, and the presented secret taken to
+    /// match the stored hash it was proven to match while that hash is still stored, in either
+    /// slot (a rotation moves the current one to the previous slot). No argon2: what it proved
+    /// still holds. A hash no longer stored leaves nothing the secret could match.
+    async fn rejudge_key(&self, parsed: &ParsedKey<'_>, stale: &StaleKey) -> Result<Verified, CoreError> {
+        let Some(record) = self.store.key(parsed.key_id).await? else {
+            return Ok(Verified::Invalid { key_id: None });
+        };
+        if record.key_prefix != parsed.key_prefix {
+            return Ok(Verified::Invalid { key_id: Some(record.key_id) });
+        }
+        let proven = |stored: &StoredSecret| proof_of(stored) == stale.proof;
+        let (matched, previous) = match &record.previous_secret_hash {
+            _ if proven(&record.secret_hash) => (&record.secret_hash, false),
+            Some(replaced) if proven(replaced) => (replaced, true),
+            _ => return Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) }),
+        };
+        Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record, matched)), previous })
     }
 
     /// Verifies one of a key's secrets, and records its fingerprint when the row lacks one.

@@ -152,6 +152,8 @@ impl LabeledCounters {
 pub struct CacheInstruments {
     pub lookups: Counter,
     pub misses: Counter,
+    /// Stale key verdicts judged again from the record, with no argon2.
+    pub rejudged: Counter,
     /// Seconds from a change's commit on one replica to its invalidation on this one.
     pub propagation: Histogram,
 }

@@ -1,7 +1,10 @@
 //! The verdict cache: what verifying a presented key, client secret or token established, keyed
-//! by a SHA-256 digest of the credential (never the credential itself). A hit costs no database round trip and no argon2; concurrent
-//! misses for one key verify it once. Entries hold no secret and no hash, and carry no decision
-//! that depends on time: expiry and grace periods are judged against the clock on every use.
+//! by a SHA-256 digest of the credential (never the credential itself). A hit costs no database
+//! round trip and no argon2; concurrent misses for one key verify it once. Entries hold no secret
+//! and no hash, and carry no decision that depends on time: expiry and grace periods are judged
+//! against the clock on every use. A change to a key leaves its verdicts stale rather than
+//! dropped: each keeps a proof of which stored hash its secret matched, so that the next use
+//! re-reads the record and judges it again with no argon2 while that hash is still stored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,10 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use moka::Expiry;
 use moka::future::Cache;
+use moka::ops::compute::Op;
 use sha2::{Digest, Sha256};
 
 use super::instruments::CacheInstruments;
-use super::model::{ApiClientRecord, ApiKeyRecord, LimitOverrides};
+use super::model::{ApiClientRecord, ApiKeyRecord, LimitOverrides, StoredSecret};
 use super::tokens::VerifiedToken;
 
 /// The slice of a key record a decision needs.
@@ -28,10 +32,26 @@ pub struct CachedKey {
     /// Until when the replaced secret works; only meaningful when the previous secret matched.
     pub previous_key_expires_at: Option<DateTime<Utc>>,
     pub limits: LimitOverrides,
+    /// Which stored hash argon2 matched the presented secret against (see [`proof_of`]).
+    pub proof: [u8; 32],
+}
+
+/// What a verdict keeps of the stored hash its secret matched: a digest of the hash string,
+/// which tells it apart from every other stored hash and reveals nothing of the secret.
+pub fn proof_of(stored: &StoredSecret) -> [u8; 32] {
+    Sha256::digest(stored.phc.as_bytes()).into()
+}
+
+/// A key verdict a change made stale: the key, and the proof the presented secret matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleKey {
+    pub key_id: String,
+    pub proof: [u8; 32],
 }
 
 impl CachedKey {
-    pub fn from_record(record: &ApiKeyRecord) -> Self {
+    /// The slice of `record` a decision needs, for a secret proven to match `matched`.
+    pub fn from_record(record: &ApiKeyRecord, matched: &StoredSecret) -> Self {
         Self {
             key_id: record.key_id.clone(),
             organization: record.organization.clone(),
@@ -41,6 +61,7 @@ impl CachedKey {
             disabled: record.disabled_at.is_some(),
             previous_key_expires_at: record.previous_key_expires_at,
             limits: record.limits,
+            proof: proof_of(matched),
         }
     }
 }
@@ -88,6 +109,8 @@ pub enum Verified {
     Token(Arc<CachedToken>),
     /// No key or client has this secret; `key_id` is the key or client it named, when that exists.
     Invalid { key_id: Option<String> },
+    /// A key verdict since changed: to be judged again against the re-read record.
+    Stale(Arc<StaleKey>),
 }
 
 impl Verified {
@@ -98,6 +121,7 @@ impl Verified {
             Verified::Client(client) => Some(&client.client_id),
             Verified::Token(token) => token.token.client_id.as_deref(),
             Verified::Invalid { key_id } => key_id.as_deref(),
+            Verified::Stale(stale) => Some(&stale.key_id),
         }
     }
 }
@@ -117,7 +141,7 @@ struct Lifetimes(VerdictSettings);
 impl Expiry<[u8; 32], Verified> for Lifetimes {
     fn expire_after_create(&self, _key: &[u8; 32], value: &Verified, _created_at: Instant) -> Option<Duration> {
         match value {
-            Verified::Key { .. } | Verified::Client(_) => Some(self.0.ttl),
+            Verified::Key { .. } | Verified::Client(_) | Verified::Stale(_) => Some(self.0.ttl),
             Verified::Token(token) => Some(self.0.ttl.min(token.cache_for)),
             Verified::Invalid { .. } => Some(self.0.negative_ttl),
         }
@@ -209,14 +233,53 @@ impl VerdictCache {
         self.cache.try_get_with(digest, init).await.map_err(|err: Arc<E>| (*err).clone())
     }
 
-    /// Drops every verdict about `key_id` (a key, or a client and its tokens).
-    pub fn invalidate_key(&self, key_id: &str) {
+    /// Makes every verdict about `key_id` (a key, or a client and its tokens) count no more:
+    /// a key's verified secrets become [`Verified::Stale`], to be judged again from the record
+    /// with no argon2 (see [`Self::rejudge`]); every other verdict is dropped.
+    pub async fn invalidate_key(&self, key_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let key_id = key_id.to_owned();
-        if let Err(err) = self.cache.invalidate_entries_if(move |_, verdict| verdict.key_id() == Some(&key_id)) {
+        let id = key_id.to_owned();
+        let dropped = move |_: &[u8; 32], verdict: &Verified| {
+            verdict.key_id() == Some(&id) && !matches!(verdict, Verified::Key { .. } | Verified::Stale(_))
+        };
+        if let Err(err) = self.cache.invalidate_entries_if(dropped) {
             tracing::warn!(error = %err, "selective invalidation failed; clearing the verdict cache");
             self.cache.invalidate_all();
+            return;
         }
+        let proven: Vec<(Arc<[u8; 32]>, [u8; 32])> = self
+            .cache
+            .iter()
+            .filter_map(|(digest, verdict)| match verdict {
+                Verified::Key { key, .. } if key.key_id == key_id => Some((digest, key.proof)),
+                _ => None,
+            })
+            .collect();
+        for (digest, proof) in proven {
+            let stale = StaleKey { key_id: key_id.to_owned(), proof };
+            self.cache.insert(*digest, Verified::Stale(Arc::new(stale))).await;
+        }
+    }
+
+    /// The verdict for a digest whose cached one is stale: `verify` (which judges the record
+    /// again) run once however many callers found it stale at the same time.
+    pub async fn rejudge<E, F, Fut>(&self, digest: [u8; 32], verify: F) -> Result<Verified, E>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Verified, E>>,
+    {
+        self.instruments.rejudged.inc();
+        // Only a stale entry is removed: one another caller judged meanwhile is kept, and the
+        // callers that found it stale together share one verification.
+        let removed = self.cache.entry(digest).and_compute_with(|entry| async move {
+            match entry.map(|entry| entry.into_value()) {
+                Some(Verified::Stale(_)) => Op::Remove,
+                _ => Op::Nop,
+            }
+        });
+        removed.await;
+        Box::pin(self.verify_once(digest, verify)).await
     }
 
     /// Drops every verdict, e.g. after notifications may have been lost.

@@ -144,7 +144,7 @@ async fn apply(verdicts: &VerdictCache, keyring: &Keyring, payload: &str) {
     if key_id == SIGNING_KEYS_CHANGED {
         reload_keys(keyring).await;
     } else {
-        verdicts.invalidate_key(key_id);
+        verdicts.invalidate_key(key_id).await;
     }
     let delay_us = sent.parse::<i64>().ok().map(|sent| Utc::now().timestamp_micros() - sent);
     if let Some(delay) = delay_us.and_then(|us| u64::try_from(us).ok()) {

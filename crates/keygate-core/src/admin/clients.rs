@@ -143,7 +143,7 @@ impl Admin {
             let changes = KeyChanges { name: changes.name.map(|n| n.trim().to_owned()), ..changes };
             let audit = entry.about(client_id, &client.organization);
             let updated = self.clients.update_client(client_id, &changes, self.clock.now(), &audit).await?;
-            self.verdicts.invalidate_key(client_id);
+            self.verdicts.invalidate_key(client_id).await;
             if !updated {
                 return Err(client_disabled(client_id));
             }
@@ -186,7 +186,7 @@ impl Admin {
                 self.clients.replace_client_secret(client_id, &secret_hash, revoke_tokens, now, &audit).await?;
             // Drops the old secret's verdict and every cached token of the client; other replicas
             // are told through the change's announcement.
-            self.verdicts.invalidate_key(client_id);
+            self.verdicts.invalidate_key(client_id).await;
             if !replaced {
                 return Err(client_disabled(client_id));
             }
@@ -213,7 +213,7 @@ impl Admin {
             require_subset(&caller.principal, &client.scopes, "disable a client with")?;
             let audit = entry.about(client_id, &client.organization);
             let outcome = self.clients.disable_client(client_id, revoke_tokens, self.clock.now(), &audit).await?;
-            self.verdicts.invalidate_key(client_id);
+            self.verdicts.invalidate_key(client_id).await;
             if outcome != DisableOutcome::Unchanged {
                 tracing::info!(client_id, revoke_tokens, disabled_by = %caller.principal.id, "api client disabled");
             }

@@ -261,7 +261,7 @@ impl Admin {
                 .store
                 .update_key(key_id, &changes, self.clock.now(), &entry.about(key_id, &key.organization))
                 .await?;
-            self.verdicts.invalidate_key(key_id);
+            self.verdicts.invalidate_key(key_id).await;
             if !updated {
                 return Err(disabled(key_id, "updated"));
             }
@@ -330,7 +330,7 @@ impl Admin {
             };
             let audit = entry.about(&key.key_id, &key.organization);
             let outcome = self.store.rotate_key(&key.key_id, &rotation, revival.as_ref(), now, &audit).await?;
-            self.verdicts.invalidate_key(&key.key_id);
+            self.verdicts.invalidate_key(&key.key_id).await;
             match outcome {
                 RotateOutcome::Rotated => {}
                 RotateOutcome::LimitReached => {
@@ -368,7 +368,7 @@ impl Admin {
             require_subset(&caller.principal, &key.scopes, "disable a key with")?;
             let audit = entry.about(&key.key_id, &key.organization);
             let disabled = self.store.disable_key(&key.key_id, self.clock.now(), &audit).await?;
-            self.verdicts.invalidate_key(&key.key_id);
+            self.verdicts.invalidate_key(&key.key_id).await;
             if disabled {
                 tracing::info!(key_id, disabled_by = %caller.principal.id, "api key disabled");
             }

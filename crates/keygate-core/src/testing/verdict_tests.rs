@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
+use crate::admin::RotateKey;
 use crate::admin::clients::NewClient;
 use crate::credentials::api_key;
-use crate::model::{AuditEntry, Reason};
+use crate::model::{AuditEntry, LimitOverrides, Reason};
 use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
-use crate::ports::{ClientStore, RotateOutcome, Rotation, Store};
+use crate::ports::{ClientStore, KeyChanges, RotateOutcome, Rotation, Store};
 use crate::testing::harness::{Core, ctx, scopes};
 use crate::verdicts::{VerdictCache, VerdictSettings, Verified, digest};
 
@@ -43,7 +44,7 @@ async fn a_revocation_elsewhere_is_seen_once_its_verdict_is_dropped() {
     // Another replica disables the key: until its announcement arrives, the verdict stands.
     assert!(core.store.disable_key(&id, core.now(), &elsewhere()).await.expect("disable"));
     assert!(core.authenticate(&issued.api_key).await.is_ok(), "stale until the announcement");
-    core.verdicts.invalidate_key(&id);
+    core.verdicts.invalidate_key(&id).await;
     assert_eq!(core.authenticate(&issued.api_key).await.map(|p| p.id), Err(Reason::ExpiredApiKey));
 }
 
@@ -66,7 +67,7 @@ async fn a_refusal_is_remembered_and_dropped_with_its_key() {
     let outcome = core.store.rotate_key(&record.key_id, &rotation, None, core.now(), &elsewhere()).await;
     assert_eq!(outcome.expect("rotate"), RotateOutcome::Rotated);
     assert!(core.authenticate(&other.full).await.is_err(), "the cached refusal stands until the announcement");
-    core.verdicts.invalidate_key(&record.key_id);
+    core.verdicts.invalidate_key(&record.key_id).await;
     assert!(core.authenticate(&other.full).await.is_ok(), "dropped with the key's other verdicts");
 }
 
@@ -87,7 +88,7 @@ async fn a_client_change_elsewhere_drops_its_tokens_verdicts() {
     core.authenticate(&token).await.expect("cached now");
     core.store.disable_client(&id, true, core.now(), &elsewhere()).await.expect("disable elsewhere");
     assert!(core.authenticate(&token).await.is_ok(), "stale until the announcement");
-    core.verdicts.invalidate_key(&id);
+    core.verdicts.invalidate_key(&id).await;
     assert_eq!(core.authenticate(&token).await.map(|p| p.id), Err(Reason::RevokedToken));
 }
 
@@ -110,7 +111,7 @@ async fn a_verification_overlapping_an_invalidation_is_redone() {
         async move {
             if n == 0 {
                 // A change is announced while the first verification reads the database.
-                cache.invalidate_key("k_000000000099");
+                cache.invalidate_key("k_000000000099").await;
             }
             Ok::<_, ()>(invalid(n))
         }
@@ -128,10 +129,52 @@ async fn failures_to_verify_are_not_cached() {
     assert_eq!(failed, Err("database down"));
     let verified = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(1)) }).await;
     assert_eq!(verified, Ok(invalid(1)), "verified again once the database answers");
-    cache.invalidate_key("k_000000000001");
+    cache.invalidate_key("k_000000000001").await;
     let after = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(2)) }).await;
     assert_eq!(after, Ok(invalid(2)), "a refusal naming a key is dropped with it");
     cache.clear();
     let cleared = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(3)) }).await;
     assert_eq!(cleared, Ok(invalid(3)));
+}
+
+#[tokio::test]
+async fn a_changed_key_is_judged_again_without_argon2() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let issued = core.key(&root, "", &["graph:read"]).await;
+    let id = issued.view.key.key_id.clone();
+    core.authenticate(&issued.api_key).await.expect("verified once, with argon2");
+    let argon2 = core.hasher.verifications();
+
+    // An update, a limit change: the next use re-reads the record and sees them, no argon2.
+    let changes = KeyChanges {
+        name: Some("renamed".into()),
+        limits: LimitOverrides { rate_per_minute: Some(7), ..LimitOverrides::default() },
+        ..KeyChanges::default()
+    };
+    core.admin.update_key(&ctx(&root), &id, changes).await.expect("update");
+    let principal = core.authenticate(&issued.api_key).await.expect("still valid");
+    assert_eq!((principal.name.as_str(), principal.limits.rate_per_minute), ("renamed", Some(7)));
+    assert_eq!(core.hasher.verifications(), argon2, "no argon2 for a change that left the secret alone");
+    assert_eq!(core.verdicts.instruments().rejudged.get(), 1);
+
+    // A rotation: the old secret, now in the previous slot, still proven; the new one verified.
+    let rotate = RotateKey { key_id: id.clone(), grace_period_days: Some(7), expires_in_days: None };
+    let rotated = core.admin.rotate_key(&ctx(&root), rotate).await.expect("rotate");
+    core.authenticate(&issued.api_key).await.expect("the grace period, judged from the record");
+    assert_eq!(core.hasher.verifications(), argon2);
+    core.authenticate(&rotated.api_key).await.expect("the new secret");
+    assert_eq!(core.hasher.verifications(), argon2 + 1, "a new secret is verified once");
+
+    // A second rotation leaves the first secret's hash nowhere: refused, still with no argon2.
+    let again = RotateKey { key_id: id.clone(), grace_period_days: Some(7), expires_in_days: None };
+    core.admin.rotate_key(&ctx(&root), again).await.expect("rotate again");
+    assert_eq!(core.authenticate(&issued.api_key).await.map(|p| p.id), Err(Reason::InvalidApiKey));
+    core.authenticate(&rotated.api_key).await.expect("the previous secret now");
+    assert_eq!(core.hasher.verifications(), argon2 + 1);
+
+    // Disabled: denied at once, no argon2.
+    core.admin.disable_key(&ctx(&root), &id).await.expect("disable");
+    assert_eq!(core.authenticate(&rotated.api_key).await.map(|p| p.id), Err(Reason::ExpiredApiKey));
+    assert_eq!(core.hasher.verifications(), argon2 + 1, "a revocation costs no argon2");
 }
