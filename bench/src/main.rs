@@ -287,6 +287,7 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
             disabled: false,
             previous_key_expires_at: None,
             limits: Default::default(),
+            proof: [0; 16],
         };
         let verified = Verified::Key { key: Arc::new(key), previous: false };
         let digest = keygate_core::verdicts::digest(&seed::seeded_key(n));

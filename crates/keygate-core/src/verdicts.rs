@@ -33,20 +33,26 @@ pub struct CachedKey {
     pub previous_key_expires_at: Option<DateTime<Utc>>,
     pub limits: LimitOverrides,
     /// Which stored hash argon2 matched the presented secret against (see [`proof_of`]).
-    pub proof: [u8; 32],
+    pub proof: Proof,
 }
 
-/// What a verdict keeps of the stored hash its secret matched: a digest of the hash string,
-/// which tells it apart from every other stored hash and reveals nothing of the secret.
-pub fn proof_of(stored: &StoredSecret) -> [u8; 32] {
-    Sha256::digest(stored.phc.as_bytes()).into()
+/// What a verdict keeps of the stored hash its secret matched: half a SHA-256 of the hash
+/// string, which tells it apart from the few hashes one key ever has (each with its own random
+/// salt) and reveals nothing of the secret.
+pub type Proof = [u8; 16];
+
+pub fn proof_of(stored: &StoredSecret) -> Proof {
+    let full: [u8; 32] = Sha256::digest(stored.phc.as_bytes()).into();
+    let mut proof = [0; 16];
+    proof.copy_from_slice(&full[..16]);
+    proof
 }
 
 /// A key verdict a change made stale: the key, and the proof the presented secret matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleKey {
     pub key_id: String,
-    pub proof: [u8; 32],
+    pub proof: Proof,
 }
 
 impl CachedKey {
@@ -247,7 +253,7 @@ impl VerdictCache {
             self.cache.invalidate_all();
             return;
         }
-        let proven: Vec<(Arc<[u8; 32]>, [u8; 32])> = self
+        let proven: Vec<(Arc<[u8; 32]>, Proof)> = self
             .cache
             .iter()
             .filter_map(|(digest, verdict)| match verdict {
