@@ -93,6 +93,7 @@ pub struct CreateClient {
     pub description: Option<String>,
     /// Scopes from the registry, validated now.
     pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "super::wire::object")]
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins.
     pub organization: Option<String>,

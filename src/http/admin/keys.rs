@@ -117,6 +117,7 @@ pub struct CreateKey {
     /// Days until it expires: the configured default when unset, at most the configured maximum.
     #[schema(minimum = 1, example = 365)]
     pub expires_in_days: Option<i64>,
+    #[serde(deserialize_with = "super::wire::object")]
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins; others create in their own.
     pub organization: Option<String>,

@@ -1,8 +1,12 @@
 //! What the admin API's resources share on the wire: times, limits, changes, list parameters.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -71,6 +75,7 @@ pub struct Changes {
     pub description: Option<String>,
     /// Replaces every scope; each must be one the caller holds.
     pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "object")]
     pub limits: Option<LimitsPatch>,
 }
 
@@ -125,6 +130,47 @@ fn apply<T>(patch: Option<Option<T>>, field: LimitField, target: &mut Option<T>,
 /// A field that was sent, `null` or not: told apart from one left out (the `default`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A nested object of a body, or `null`: serde's derived structs would also take a JSON array,
+/// field by field in order (`"limits": [1, 2]`), which the document does not allow.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    struct Nullable<T>(PhantomData<T>);
+    struct Fields<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Nullable<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(Fields(PhantomData)).map(Some)
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_option(Nullable(PhantomData))
 }
 
 /// The parameters of a list, as the document describes them ([`Listing`] reads them).
@@ -222,5 +268,25 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
         None | Some("") | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(_) => Err(ApiError::bad_request(vec![FieldViolation::new(name, "must be true or false")])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::Changes;
+    use crate::http::admin::error::decode_body;
+
+    #[test]
+    fn limits_are_an_object_or_null_never_an_array() {
+        let err = decode_body::<Changes>(br#"{"limits": [1, 2, 3, 4]}"#).expect_err("an array is refused");
+        assert!(format!("{err:?}").contains("\"limits\""), "the field is named: {err:?}");
+        assert_eq!(err.respond("r").status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let err = decode_body::<Changes>(br#"{"limits": {"colour": 1}}"#).expect_err("an unknown field");
+        assert!(format!("{err:?}").contains("limits.colour"), "the path reaches into it: {err:?}");
+        let patch = decode_body::<Changes>(br#"{"limits": {"max_quota": 10}}"#).expect("an object");
+        assert_eq!(patch.limits.and_then(|l| l.max_quota), Some(Some(10)));
+        assert!(decode_body::<Changes>(br#"{"limits": null}"#).expect("null").limits.is_none());
     }
 }
