@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::wire::{Query, time, total};
@@ -72,10 +73,10 @@ pub struct AuditEventList {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Events at or after this time (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(schema_with = time_or_empty)]
     pub start_time: Option<String>,
     /// Events before this time (RFC 3339); after `start_time`.
-    #[param(format = DateTime)]
+    #[param(schema_with = time_or_empty)]
     pub end_time: Option<String>,
     /// Only events by this principal, exactly.
     pub actor: Option<String>,
@@ -85,11 +86,19 @@ pub struct AuditParams {
     pub target: Option<String>,
     /// The organization whose log to read, for platform admins; others read their own.
     pub organization: Option<String>,
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]
     pub limit: Option<u32>,
+}
+
+/// An RFC 3339 time, or empty: [`Query::time`] reads `?start_time=` as no bound, as a form sends it.
+fn time_or_empty() -> Schema {
+    let time =
+        ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+    let empty = ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""]));
+    Schema::OneOf(OneOfBuilder::new().item(time).item(empty).build())
 }
 
 /// Lists audit events, newest first.

@@ -181,7 +181,7 @@ pub struct ListParams {
     /// Matches names, descriptions and ids, case-insensitively.
     pub search: Option<String>,
     /// How many to skip.
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// How many to return: 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]
@@ -288,5 +288,11 @@ mod tests {
         let patch = decode_body::<Changes>(br#"{"limits": {"max_quota": 10}}"#).expect("an object");
         assert_eq!(patch.limits.and_then(|l| l.max_quota), Some(Some(10)));
         assert!(decode_body::<Changes>(br#"{"limits": null}"#).expect("null").limits.is_none());
+    }
+
+    #[test]
+    fn a_null_body_is_no_body() {
+        let changes = decode_body::<Changes>(b"null").expect("null, as the document allows");
+        assert!(changes.name.is_none() && changes.limits.is_none());
     }
 }
