@@ -32,6 +32,7 @@ mod quota_crash;
 mod readme;
 mod rest_admin;
 mod rolling;
+mod schemathesis;
 mod secrets;
 mod settings_table;
 mod shutdown;
