@@ -30,6 +30,7 @@ mod outage;
 mod propagation;
 mod quota_crash;
 mod readme;
+mod reference_curl;
 mod rest_admin;
 mod rolling;
 mod schemathesis;
