@@ -29,6 +29,7 @@ const CHECKS: [&str; 4] = ["--checks", "all", "--exclude-checks", "positive_data
 
 async fn the_admin_api_keeps_to_its_openapi_document(backend: Backend) {
     let server = TestServer::start(backend).await;
+    unique_operation_ids(&server).await;
     let protected = own_key_id(&server).await;
     let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     // The venv's own entry point, next to its python (schemathesis has no `python -m`).
@@ -75,6 +76,23 @@ async fn the_admin_api_keeps_to_its_openapi_document(backend: Backend) {
         .expect("send");
     assert_eq!(still.status(), reqwest::StatusCode::OK, "the admin key survived the run");
     server.stop().await;
+}
+
+/// OpenAPI requires it, and schemathesis's links and reports name operations by it.
+async fn unique_operation_ids(server: &TestServer) {
+    let text = reqwest::get(server.url("/api/openapi.json")).await.expect("get").text().await.expect("text");
+    let document: Value = serde_json::from_str(&text).expect("json");
+    let mut ids: Vec<&str> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|ops| ops.values()))
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "every operationId is unique: {ids:?}");
 }
 
 /// The key id of the admin key the run uses, found in the list of keys.

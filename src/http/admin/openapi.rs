@@ -77,6 +77,11 @@ impl Modify for Shared {
 
 fn share(operation: &mut Operation, security: &[SecurityRequirement]) {
     operation.security = Some(security.to_vec());
+    // utoipa names an operation after its handler (`list`, `create` in every module), but an
+    // operationId must be unique in the document: prefix the tag.
+    if let (Some(tag), Some(id)) = (operation.tags.as_ref().and_then(|t| t.first()), operation.operation_id.as_mut()) {
+        *id = format!("{}_{id}", tag.replace('-', "_"));
+    }
     // wire::Query reads an empty parameter (`?offset=`, as a form sends an empty field) as an
     // absent one, so the document allows `""` for every query parameter that is not already
     // a plain string (OpenAPI 3.1 has no allowEmptyValue that utoipa writes).
