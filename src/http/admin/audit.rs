@@ -85,7 +85,7 @@ pub struct AuditParams {
     pub target: Option<String>,
     /// The organization whose log to read, for platform admins; others read their own.
     pub organization: Option<String>,
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]

@@ -95,6 +95,7 @@ pub struct CreateClient {
     pub description: Option<String>,
     /// Scopes from the registry, validated now.
     pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "super::wire::object")]
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins.
     pub organization: Option<String>,
@@ -193,7 +194,7 @@ pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query
 
 /// Reads an API client.
 #[utoipa::path(get, path = "/api/admin/api-clients/{client_id}", tag = "api-clients",
-    params(("client_id" = String, Path, description = "The client's id")),
+    params(("client_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,99}$", description = "The client's id")),
     responses((status = 200, description = "The client", body = ApiClient),
         (status = 404, description = "No such client", body = ErrorBody)))]
 pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(client_id): Id) -> Response {
@@ -202,8 +203,9 @@ pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(client_id): 
 }
 
 /// Changes a client's name, description, scopes or limits; its outstanding tokens follow at once.
-#[utoipa::path(patch, path = "/api/admin/api-clients/{client_id}", tag = "api-clients", request_body = Changes,
-    params(("client_id" = String, Path, description = "The client's id")),
+#[utoipa::path(patch, path = "/api/admin/api-clients/{client_id}", tag = "api-clients",
+    request_body(content = Option<Changes>, description = "Optional: no body changes nothing"),
+    params(("client_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,99}$", description = "The client's id")),
     responses((status = 200, description = "The client as changed", body = ApiClient),
         (status = 404, description = "No such client", body = ErrorBody),
         (status = 409, description = "The client is disabled", body = ErrorBody)))]
@@ -223,7 +225,7 @@ pub async fn update(
 /// Gives a client a new secret; the old one stops working at once.
 #[utoipa::path(post, path = "/api/admin/api-clients/{client_id}/regenerate-secret", tag = "api-clients",
     request_body(content = Option<RegenerateSecret>, description = "Optional"),
-    params(("client_id" = String, Path, description = "The client's id")),
+    params(("client_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,99}$", description = "The client's id")),
     responses((status = 200, description = "The new secret, shown once", body = RegeneratedSecret),
         (status = 404, description = "No such client", body = ErrorBody),
         (status = 409, description = "The client is disabled", body = ErrorBody)))]
@@ -249,7 +251,7 @@ pub async fn regenerate_secret(
 /// Disables a client for good: it gets no new tokens; its tokens keep working until they
 /// expire unless `revoke_tokens=true`.
 #[utoipa::path(delete, path = "/api/admin/api-clients/{client_id}", tag = "api-clients",
-    params(("client_id" = String, Path, description = "The client's id"),
+    params(("client_id" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{1,99}$", description = "The client's id"),
         ("revoke_tokens" = Option<bool>, Query, description = "Whether its tokens stop working at once too")),
     responses((status = 204, description = "Disabled (or already disabled)"),
         (status = 404, description = "No such client", body = ErrorBody)))]

@@ -131,7 +131,7 @@ fn describe(errors: &[FieldViolation]) -> String {
 }
 
 /// Decodes a JSON object body into `T`, whose fields are all optional (`#[serde(default)]`) and
-/// unknown ones refused: an empty body is `T::default()`; anything that is not JSON is 400; each
+/// unknown ones refused: an empty body (or `null`) is `T::default()`; anything that is not JSON is 400; each
 /// field that does not fit is named, all of them in one 422.
 pub fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -139,6 +139,10 @@ pub fn decode_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiE
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::bad_request(vec![FieldViolation::new("body", format!("not valid JSON: {err}"))]))?;
+    if value.is_null() {
+        // The document allows `null` wherever a body is optional: the same as no body.
+        return Ok(T::default());
+    }
     let Value::Object(fields) = value else {
         return Err(ApiError::unprocessable(vec![FieldViolation::new("body", "must be a JSON object")]));
     };

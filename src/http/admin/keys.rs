@@ -119,6 +119,7 @@ pub struct CreateKey {
     /// Days until it expires: the configured default when unset, at most the configured maximum.
     #[schema(minimum = 1, example = 365)]
     pub expires_in_days: Option<i64>,
+    #[serde(deserialize_with = "super::wire::object")]
     pub limits: Option<Limits>,
     /// The organization to create it in, for platform admins; others create in their own.
     pub organization: Option<String>,
@@ -231,7 +232,7 @@ pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query
 
 /// Reads an API key.
 #[utoipa::path(get, path = "/api/admin/api-keys/{key_id}", tag = "api-keys",
-    params(("key_id" = String, Path, description = "The key's id, e.g. `k_abc123def456`")),
+    params(("key_id" = String, Path, pattern = "^k_[a-z0-9]{12}$", description = "The key's id, e.g. `k_abc123def456`")),
     responses((status = 200, description = "The key", body = ApiKey),
         (status = 404, description = "No such key", body = ErrorBody)))]
 pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id) -> Response {
@@ -240,8 +241,9 @@ pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id)
 }
 
 /// Changes a key's name, description, scopes or limits.
-#[utoipa::path(patch, path = "/api/admin/api-keys/{key_id}", tag = "api-keys", request_body = Changes,
-    params(("key_id" = String, Path, description = "The key's id")),
+#[utoipa::path(patch, path = "/api/admin/api-keys/{key_id}", tag = "api-keys",
+    request_body(content = Option<Changes>, description = "Optional: no body changes nothing"),
+    params(("key_id" = String, Path, pattern = "^k_[a-z0-9]{12}$", description = "The key's id")),
     responses((status = 200, description = "The key as changed", body = ApiKey),
         (status = 404, description = "No such key", body = ErrorBody),
         (status = 409, description = "The key is disabled", body = ErrorBody)))]
@@ -259,8 +261,9 @@ pub async fn update(
 }
 
 /// Gives a key a new secret; the old one keeps working for the grace period.
-#[utoipa::path(post, path = "/api/admin/api-keys/{key_id}/rotate", tag = "api-keys", request_body = RotateKeyBody,
-    params(("key_id" = String, Path, description = "The key's id")),
+#[utoipa::path(post, path = "/api/admin/api-keys/{key_id}/rotate", tag = "api-keys",
+    request_body(content = Option<RotateKeyBody>, description = "Optional: every field has a default"),
+    params(("key_id" = String, Path, pattern = "^k_[a-z0-9]{12}$", description = "The key's id")),
     responses((status = 200, description = "Rotated; the new full key is in `api_key`, shown once", body = RotatedKey),
         (status = 404, description = "No such key", body = ErrorBody),
         (status = 409, description = "The key is disabled or expired", body = ErrorBody)))]
@@ -286,7 +289,7 @@ pub async fn rotate(
 
 /// Disables a key and its grace-period secret, for good.
 #[utoipa::path(delete, path = "/api/admin/api-keys/{key_id}", tag = "api-keys",
-    params(("key_id" = String, Path, description = "The key's id")),
+    params(("key_id" = String, Path, pattern = "^k_[a-z0-9]{12}$", description = "The key's id")),
     responses((status = 204, description = "Disabled (or already disabled)"),
         (status = 404, description = "No such key", body = ErrorBody)))]
 pub async fn disable(State(rest): State<Arc<AdminRest>>, call: Call, Id(key_id): Id) -> Response {

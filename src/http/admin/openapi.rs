@@ -1,11 +1,12 @@
 //! The admin API's OpenAPI 3.1 document, generated from the handlers' own types and
 //! annotations; the answers every operation shares are added here once.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, FieldError};
@@ -78,6 +79,19 @@ impl Modify for Shared {
 
 fn share(operation: &mut Operation, security: &[SecurityRequirement]) {
     operation.security = Some(security.to_vec());
+    // utoipa names an operation after its handler (`list`, `create` in every module), but an
+    // operationId must be unique in the document: prefix the tag.
+    if let (Some(tag), Some(id)) = (operation.tags.as_ref().and_then(|t| t.first()), operation.operation_id.as_mut()) {
+        *id = format!("{}_{id}", tag.replace('-', "_"));
+    }
+    // wire::Query reads an empty parameter (`?offset=`, as a form sends an empty field) as an
+    // absent one, so the document allows `""` for every query parameter that is not already
+    // a plain string (OpenAPI 3.1 has no allowEmptyValue that utoipa writes).
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if parameter.parameter_in == ParameterIn::Query {
+            parameter.schema = parameter.schema.take().map(or_empty);
+        }
+    }
     for (status, description) in ERRORS {
         let has_body = operation.request_body.is_some();
         if !has_body && matches!(*status, "413" | "415" | "422") {
@@ -87,4 +101,17 @@ fn share(operation: &mut Operation, security: &[SecurityRequirement]) {
         let response = ResponseBuilder::new().description(*description).content("application/json", error).build();
         operation.responses.responses.entry((*status).to_owned()).or_insert(response.into());
     }
+}
+
+/// `schema`, or the empty string when it does not allow that already.
+fn or_empty(schema: RefOr<Schema>) -> RefOr<Schema> {
+    if let RefOr::T(Schema::Object(object)) = &schema
+        && object.schema_type == SchemaType::Type(Type::String)
+        && object.format.is_none()
+        && object.enum_values.is_none()
+    {
+        return schema;
+    }
+    let empty = ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""]));
+    RefOr::T(Schema::AnyOf(AnyOfBuilder::new().item(schema).item(empty).build()))
 }

@@ -90,7 +90,7 @@ pub struct OrganizationList {
 #[allow(dead_code, reason = "read by the OpenAPI document only; the handler reads the query")]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]
@@ -132,7 +132,7 @@ pub async fn list(State(rest): State<Arc<AdminRest>>, call: Call, RawQuery(query
 
 /// Reads an organization: any for a platform admin, else only the caller's own.
 #[utoipa::path(get, path = "/api/admin/organizations/{slug}", tag = "organizations",
-    params(("slug" = String, Path, description = "The organization's slug")),
+    params(("slug" = String, Path, pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$", description = "The organization's slug")),
     responses((status = 200, description = "The organization", body = Organization),
         (status = 404, description = "No such organization", body = ErrorBody)))]
 pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(slug): Id) -> Response {
@@ -142,8 +142,8 @@ pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call, Id(slug): Id) -
 
 /// Renames an organization or moves it to another plan.
 #[utoipa::path(patch, path = "/api/admin/organizations/{slug}", tag = "organizations",
-    request_body = UpdateOrganization,
-    params(("slug" = String, Path, description = "The organization's slug")),
+    request_body(content = Option<UpdateOrganization>, description = "Optional: no body changes nothing"),
+    params(("slug" = String, Path, pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$", description = "The organization's slug")),
     responses((status = 200, description = "The organization as changed", body = Organization),
         (status = 404, description = "No such organization", body = ErrorBody)))]
 pub async fn update(

@@ -1,6 +1,11 @@
 //! What the admin API's resources share on the wire: times, limits, changes, list parameters.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -70,6 +75,7 @@ pub struct Changes {
     pub description: Option<String>,
     /// Replaces every scope; each must be one the caller holds.
     pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "object")]
     pub limits: Option<LimitsPatch>,
     /// Replaces every label; `{}` removes them all.
     #[schema(example = json!({"owner": "secops", "env": "prod"}))]
@@ -130,6 +136,47 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A nested object of a body, or `null`: serde's derived structs would also take a JSON array,
+/// field by field in order (`"limits": [1, 2]`), which the document does not allow.
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    struct Nullable<T>(PhantomData<T>);
+    struct Fields<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Nullable<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(Fields(PhantomData)).map(Some)
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    deserializer.deserialize_option(Nullable(PhantomData))
+}
+
 /// The parameters of a list of keys, as the document describes them ([`listing`] reads them).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[allow(dead_code, reason = "read by the OpenAPI document only; listing() reads the query")]
@@ -138,7 +185,7 @@ pub struct KeyListParams {
     /// Matches names, descriptions and label values, case-insensitively.
     pub search: Option<String>,
     /// How many to skip.
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// How many to return: 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]
@@ -165,7 +212,7 @@ pub struct KeyListParams {
 pub struct ClientListParams {
     /// Matches ids, names, descriptions and label values, case-insensitively.
     pub search: Option<String>,
-    #[param(minimum = 0)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u32)]
     pub offset: Option<u32>,
     /// How many to return: 20 when unset or 0, at most 100.
     #[param(minimum = 0, maximum = 100)]
@@ -325,5 +372,31 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
         None | Some("") | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(_) => Err(ApiError::bad_request(vec![FieldViolation::new(name, "must be true or false")])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::Changes;
+    use crate::http::admin::error::decode_body;
+
+    #[test]
+    fn limits_are_an_object_or_null_never_an_array() {
+        let err = decode_body::<Changes>(br#"{"limits": [1, 2, 3, 4]}"#).expect_err("an array is refused");
+        assert!(format!("{err:?}").contains("\"limits\""), "the field is named: {err:?}");
+        assert_eq!(err.respond("r").status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let err = decode_body::<Changes>(br#"{"limits": {"colour": 1}}"#).expect_err("an unknown field");
+        assert!(format!("{err:?}").contains("limits.colour"), "the path reaches into it: {err:?}");
+        let patch = decode_body::<Changes>(br#"{"limits": {"max_quota": 10}}"#).expect("an object");
+        assert_eq!(patch.limits.and_then(|l| l.max_quota), Some(Some(10)));
+        assert!(decode_body::<Changes>(br#"{"limits": null}"#).expect("null").limits.is_none());
+    }
+
+    #[test]
+    fn a_null_body_is_no_body() {
+        let changes = decode_body::<Changes>(b"null").expect("null, as the document allows");
+        assert!(changes.name.is_none() && changes.limits.is_none());
     }
 }
