@@ -43,6 +43,10 @@ pub struct AuthorizeInput<'a> {
 /// outer `Err`.
 pub type Authentication = Result<Principal, AuthFailure>;
 
+/// How often a stale verdict is judged again in one request: a verdict stays stale only if the
+/// key changes again while its record is being re-read, and then it is refused as not valid.
+const MAX_REJUDGEMENTS: usize = 3;
+
 /// What the engine is built from.
 pub struct EngineParts {
     pub store: Arc<dyn Store>,
@@ -300,7 +304,9 @@ impl Engine {
         };
         let digest = digest(presented);
         let mut verified = self.verdicts.get_or_try_verify(digest, || self.verify_uncached(&parsed, now)).await?;
-        if let Verified::Stale(stale) = verified {
+        // A change arriving during the re-judgement can leave the new verdict stale again.
+        for _ in 0..MAX_REJUDGEMENTS {
+            let Verified::Stale(stale) = verified else { break };
             verified = self.verdicts.rejudge(digest, || self.rejudge_key(&parsed, &stale)).await?;
         }
         let authentication = judge(&verified, now);
