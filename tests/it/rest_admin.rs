@@ -184,6 +184,19 @@ async fn clients_and_errors_follow_the_reference(backend: Backend) {
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} documented");
     }
+    for (schema, fields) in [
+        ("CreateKey", ["name", "scopes"]),
+        ("CreateClient", ["name", "scopes"]),
+        ("CreateOrganization", ["slug", "name"]),
+    ] {
+        let required = &document["components"]["schemas"][schema]["required"];
+        for field in fields {
+            assert!(
+                required.as_array().is_some_and(|r| r.contains(&json!(field))),
+                "{schema}.{field} required: {required}"
+            );
+        }
+    }
     server.stop().await;
 }
 

@@ -90,10 +90,11 @@ impl From<ApiClientRecord> for ApiClient {
 #[serde(default, deny_unknown_fields)]
 pub struct CreateClient {
     /// Required; at most 100 characters.
-    #[schema(example = "XSOAR Production")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100, example = "XSOAR Production")]
     pub name: Option<String>,
     pub description: Option<String>,
-    /// Scopes from the registry, validated now.
+    /// Required: scopes from the registry, validated now.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1)]
     pub scopes: Option<Vec<String>>,
     #[serde(deserialize_with = "super::wire::object")]
     pub limits: Option<Limits>,

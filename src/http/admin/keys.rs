@@ -109,12 +109,12 @@ impl From<KeyView> for ApiKey {
 #[serde(default, deny_unknown_fields)]
 pub struct CreateKey {
     /// Required; at most 100 characters.
-    #[schema(example = "SOAR Integration")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100, example = "SOAR Integration")]
     pub name: Option<String>,
     /// At most 1,000 characters.
     pub description: Option<String>,
-    /// Scopes from the registry; an organization admin grants only scopes it holds.
-    #[schema(example = json!(["investigations:read", "incidents:read"]))]
+    /// Required: scopes from the registry; an organization admin grants only scopes it holds.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1, example = json!(["investigations:read", "incidents:read"]))]
     pub scopes: Option<Vec<String>>,
     /// Days until it expires: the configured default when unset, at most the configured maximum.
     #[schema(minimum = 1, example = 365)]

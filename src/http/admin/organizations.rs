@@ -59,10 +59,10 @@ impl From<keygate_core::model::Organization> for Organization {
 #[serde(default, deny_unknown_fields)]
 pub struct CreateOrganization {
     /// Required: 2 to 63 lowercase letters, digits or `-`, starting with a letter.
-    #[schema(example = "acme")]
+    #[schema(required = true, value_type = String, pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$", example = "acme")]
     pub slug: Option<String>,
     /// Required; at most 100 characters.
-    #[schema(example = "Acme Corp")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 100, example = "Acme Corp")]
     pub name: Option<String>,
     /// A configured plan; the configured default when unset.
     pub plan: Option<String>,
