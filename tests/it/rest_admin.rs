@@ -282,12 +282,15 @@ async fn organizations_plans_and_the_audit_log_over_rest(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     let basic = format!("Basic {}", STANDARD.encode(format!("{acme}:")));
     let request = pb::AuthorizeRequest {
-        credentials: Some(pb::Credentials { authorization: basic, api_key: String::new() }),
+        credentials: Some(pb::Credentials { authorization: basic.clone(), api_key: String::new() }),
         required_scopes: vec!["admin".to_owned()],
         ..Default::default()
     };
     let answer = server.auth().await.authorize(request).await.expect("authorize").into_inner();
     assert_eq!(answer.decision.expect("decision").reason(), pb::DecisionReason::Allowed);
+    let credentials = Some(pb::Credentials { authorization: basic.clone(), api_key: String::new() });
+    let authenticated = server.auth().await.authenticate(pb::AuthenticateRequest { credentials }).await;
+    assert!(authenticated.expect("authenticate").into_inner().principal.is_some(), "Authenticate takes Basic too");
     let response = Client::new()
         .get(server.url("/api/admin/api-keys"))
         .basic_auth(&acme, Some("a password"))
