@@ -2,11 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::connect::{Remote, Session};
 use super::failure::Failure;
-use super::output::{self, Format};
+use super::output::{self, ListShape};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -73,15 +72,16 @@ pub async fn run(args: AuditArgs) -> Result<(), Failure> {
     };
     let listed =
         client.list_audit_events(session.request(request)).await.map_err(|s| Failure::from_status(&s))?.into_inner();
-    match format {
-        Format::Json => output::print_json(&json!({
-            "events": listed.events.iter().map(output::audit_event).collect::<Vec<_>>(),
-            "total": listed.total,
-        })),
-        Format::Table => {
-            let rows: Vec<Vec<String>> = listed.events.iter().map(output::audit_cells).collect();
-            output::print_table(&["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME"], &rows, listed.total);
-        }
-    }
+    output::print_list(
+        format,
+        ListShape {
+            field: "events",
+            json: output::audit_event,
+            header: &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME"],
+            cells: output::audit_cells,
+        },
+        &listed.events,
+        listed.total,
+    );
     Ok(())
 }

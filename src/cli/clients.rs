@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::connect::{Remote, Session};
 use super::failure::Failure;
-use super::output::{self, Format};
+use super::output::{self, Format, ListShape};
 use super::{ChangesArgs, LimitsArgs, ListArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
@@ -142,20 +142,17 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
                 .await
                 .map_err(|s| Failure::from_status(&s))?
                 .into_inner();
-            match format {
-                Format::Json => output::print_json(&json!({
-                    "clients": listed.clients.iter().map(output::api_client).collect::<Vec<_>>(),
-                    "total": listed.total,
-                })),
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = listed.clients.iter().map(output::client_cells).collect();
-                    output::print_table(
-                        &["CLIENT_ID", "NAME", "STATUS", "SCOPES", "LAST_USED_AT"],
-                        &rows,
-                        listed.total,
-                    );
-                }
-            }
+            output::print_list(
+                format,
+                ListShape {
+                    field: "clients",
+                    json: output::api_client,
+                    header: &["CLIENT_ID", "NAME", "STATUS", "SCOPES", "LAST_USED_AT"],
+                    cells: output::client_cells,
+                },
+                &listed.clients,
+                listed.total,
+            );
         }
         ClientsCommand::Get { client_id } => {
             let request = pb::GetApiClientRequest { client_id };

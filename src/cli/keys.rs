@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::connect::{Remote, Session};
 use super::failure::Failure;
-use super::output::{self, Format};
+use super::output::{self, Format, ListShape};
 use super::{ChangesArgs, LimitsArgs, ListArgs, parse_label};
 use crate::proto::keygate_v1 as pb;
 
@@ -155,20 +155,17 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
                 .await
                 .map_err(|s| Failure::from_status(&s))?
                 .into_inner();
-            match format {
-                Format::Json => output::print_json(&json!({
-                    "api_keys": listed.api_keys.iter().map(output::api_key).collect::<Vec<_>>(),
-                    "total": listed.total,
-                })),
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = listed.api_keys.iter().map(output::key_cells).collect();
-                    output::print_table(
-                        &["KEY_ID", "NAME", "STATUS", "SCOPES", "EXPIRES_AT", "LAST_USED_AT"],
-                        &rows,
-                        listed.total,
-                    );
-                }
-            }
+            output::print_list(
+                format,
+                ListShape {
+                    field: "api_keys",
+                    json: output::api_key,
+                    header: &["KEY_ID", "NAME", "STATUS", "SCOPES", "EXPIRES_AT", "LAST_USED_AT"],
+                    cells: output::key_cells,
+                },
+                &listed.api_keys,
+                listed.total,
+            );
         }
         KeysCommand::Get { key_id } => {
             let request = pb::GetApiKeyRequest { key_id };

@@ -1,11 +1,10 @@
 //! `keygate orgs …`: create, list, read and change organizations.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::connect::{Remote, Session};
 use super::failure::Failure;
-use super::output::{self, Format};
+use super::output::{self, Format, ListShape};
 use crate::proto::keygate_v1 as pb;
 
 const EXAMPLES: &str = "\
@@ -88,16 +87,17 @@ pub async fn run(args: OrgsArgs) -> Result<(), Failure> {
                 .await
                 .map_err(|s| Failure::from_status(&s))?
                 .into_inner();
-            match format {
-                Format::Json => output::print_json(&json!({
-                    "organizations": listed.organizations.iter().map(output::organization).collect::<Vec<_>>(),
-                    "total": listed.total,
-                })),
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = listed.organizations.iter().map(output::organization_cells).collect();
-                    output::print_table(&["SLUG", "NAME", "PLAN", "MAX_ACTIVE_KEYS", "PLATFORM"], &rows, listed.total);
-                }
-            }
+            output::print_list(
+                format,
+                ListShape {
+                    field: "organizations",
+                    json: output::organization,
+                    header: &["SLUG", "NAME", "PLAN", "MAX_ACTIVE_KEYS", "PLATFORM"],
+                    cells: output::organization_cells,
+                },
+                &listed.organizations,
+                listed.total,
+            );
             return Ok(());
         }
     };

@@ -157,6 +157,28 @@ pub fn print_record(rows: &[(&str, String)]) {
 }
 
 /// Rows under a header, columns padded to their widest cell, then the total on stderr.
+/// How a list is printed: JSON `{"<field>": [...], "total": N}`, or a table with `header`.
+pub struct ListShape<T> {
+    pub field: &'static str,
+    pub json: fn(&T) -> Value,
+    pub header: &'static [&'static str],
+    pub cells: fn(&T) -> Vec<String>,
+}
+
+/// Prints one page of a list in `format`.
+pub fn print_list<T>(format: Format, shape: ListShape<T>, items: &[T], total: i64) {
+    match format {
+        Format::Json => {
+            let listed: Vec<Value> = items.iter().map(shape.json).collect();
+            print_json(&json!({ shape.field: listed, "total": total }));
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = items.iter().map(shape.cells).collect();
+            print_table(shape.header, &rows, total);
+        }
+    }
+}
+
 pub fn print_table(header: &[&str], rows: &[Vec<String>], total: i64) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {

@@ -192,7 +192,6 @@ impl VerdictCache {
         let cache = Cache::builder()
             .max_capacity(settings.max_entries)
             .expire_after(Lifetimes(settings))
-            .support_invalidation_closures()
             .build_with_hasher(foldhash::fast::RandomState::default());
         Self { cache, generation: AtomicU64::new(0), instruments: CacheInstruments::default() }
     }
@@ -244,26 +243,24 @@ impl VerdictCache {
     /// with no argon2 (see [`Self::rejudge`]); every other verdict is dropped.
     pub async fn invalidate_key(&self, key_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let id = key_id.to_owned();
-        let dropped = move |_: &[u8; 32], verdict: &Verified| {
-            verdict.key_id() == Some(&id) && !matches!(verdict, Verified::Key { .. } | Verified::Stale(_))
-        };
-        if let Err(err) = self.cache.invalidate_entries_if(dropped) {
-            tracing::warn!(error = %err, "selective invalidation failed; clearing the verdict cache");
-            self.cache.invalidate_all();
-            return;
-        }
-        let proven: Vec<(Arc<[u8; 32]>, Proof)> = self
+        // One pass: what a digest proved becomes stale, every other verdict about the key goes.
+        let about: Vec<(Arc<[u8; 32]>, Option<Proof>)> = self
             .cache
             .iter()
-            .filter_map(|(digest, verdict)| match verdict {
-                Verified::Key { key, .. } if key.key_id == key_id => Some((digest, key.proof)),
-                _ => None,
+            .filter(|(_, verdict)| verdict.key_id() == Some(key_id) && !matches!(verdict, Verified::Stale(_)))
+            .map(|(digest, verdict)| match verdict {
+                Verified::Key { key, .. } => (digest, Some(key.proof)),
+                _ => (digest, None),
             })
             .collect();
-        for (digest, proof) in proven {
-            let stale = StaleKey { key_id: key_id.to_owned(), proof };
-            self.cache.insert(*digest, Verified::Stale(Arc::new(stale))).await;
+        for (digest, proof) in about {
+            match proof {
+                Some(proof) => {
+                    let stale = StaleKey { key_id: key_id.to_owned(), proof };
+                    self.cache.insert(*digest, Verified::Stale(Arc::new(stale))).await;
+                }
+                None => self.cache.invalidate(&*digest).await,
+            }
         }
     }
 
@@ -278,13 +275,13 @@ impl VerdictCache {
         self.instruments.rejudged.inc();
         // Only a stale entry is removed: one another caller judged meanwhile is kept, and the
         // callers that found it stale together share one verification.
-        let removed = self.cache.entry(digest).and_compute_with(|entry| async move {
+        let stale_only = |entry: Option<moka::Entry<[u8; 32], Verified>>| async move {
             match entry.map(|entry| entry.into_value()) {
                 Some(Verified::Stale(_)) => Op::Remove,
                 _ => Op::Nop,
             }
-        });
-        removed.await;
+        };
+        self.cache.entry(digest).and_compute_with(stale_only).await;
         Box::pin(self.verify_once(digest, verify)).await
     }
 

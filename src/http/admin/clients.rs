@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::wire::{CLIENT_STATUSES, Changes, ClientListParams, Limits, flag, listing, optional_time, time, total};
+use super::wire::{CLIENT_STATUSES, Changes, ClientListParams, Limits, Query, listing, optional_time, time, total};
 use super::{AdminRest, Call, Id};
 use keygate_core::admin::clients::NewClient;
 use keygate_core::model::{ApiClientRecord, ClientStatus, Labels};
@@ -263,7 +263,9 @@ pub async fn disable(
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
-        let revoke_tokens = flag(query.as_deref(), "revoke_tokens")?;
+        let mut query = Query::parse(query.as_deref());
+        let revoke_tokens = query.flag("revoke_tokens");
+        query.finish()?;
         Ok(rest.admin.disable_client(&call.ctx, &client_id, revoke_tokens).await?)
     };
     call.reply_empty(result.await)

@@ -122,7 +122,7 @@ impl Call {
                 err.respond(request_id)
             }
         };
-        self.stamp(&mut response);
+        stamp(&mut response, &self.ctx.origin.request_id);
         response
     }
 
@@ -137,17 +137,18 @@ impl Call {
             Ok(_) => StatusCode::NO_CONTENT.into_response(),
             Err(err) => err.respond(&self.ctx.origin.request_id),
         };
-        self.stamp(&mut response);
+        stamp(&mut response, &self.ctx.origin.request_id);
         response
     }
+}
 
-    fn stamp(&self, response: &mut Response) {
-        if let Ok(value) = HeaderValue::from_str(&self.ctx.origin.request_id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-        // Admin answers may carry a secret shown once: never kept by a cache on the way.
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// What every answer carries: keygate's request id, and no caching.
+fn stamp(response: &mut Response, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // Admin answers may carry a secret shown once: never kept by a cache on the way.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 /// The one id in a resource's path (`{key_id}`, `{client_id}`, `{slug}`); a path that does not decode
@@ -164,9 +165,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
                 let problem = FieldViolation::new("path", rejection.body_text());
                 let request_id = new_request_id();
                 let mut response = ApiError::bad_request(vec![problem]).respond(&request_id);
-                if let Ok(value) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                }
+                stamp(&mut response, &request_id);
                 Err(response)
             }
         }

@@ -49,9 +49,6 @@ impl From<Option<QuotaState>> for Quota {
 #[utoipa::path(get, path = "/quota", tag = "quota",
     responses((status = 200, description = "The caller's quota this month", body = Quota)))]
 pub async fn get(State(rest): State<Arc<AdminRest>>, call: Call) -> Response {
-    let result = async {
-        let state = rest.engine.quota(&call.ctx.credentials).await?.map_err(CoreError::Unauthenticated)?;
-        Ok(state)
-    };
+    let result = async { Ok(rest.engine.quota(&call.ctx.credentials).await?.map_err(CoreError::Unauthenticated)?) };
     call.reply(StatusCode::OK, result.await, Quota::from)
 }

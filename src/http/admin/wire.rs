@@ -340,6 +340,18 @@ impl Query {
         }
     }
 
+    /// `true` or `false`; `false` when absent or empty.
+    pub fn flag(&mut self, name: &str) -> bool {
+        match self.value(name).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                self.problem(name, "must be true or false");
+                false
+            }
+        }
+    }
+
     /// An RFC 3339 time (`2026-12-01T00:00:00Z`); `None` when absent or empty.
     pub fn time(&mut self, name: &str) -> Option<DateTime<Utc>> {
         let text = self.value(name)?;
@@ -361,18 +373,6 @@ impl Query {
 /// How many a list holds in all.
 pub fn total(total: u64) -> i64 {
     i64::try_from(total).unwrap_or(i64::MAX)
-}
-
-/// A `true`/`false` query parameter (`false` when absent); anything else is 400 naming it.
-pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
-    let given = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned());
-    match given.as_deref().map(str::trim) {
-        None | Some("") | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::bad_request(vec![FieldViolation::new(name, "must be true or false")])),
-    }
 }
 
 #[cfg(test)]
