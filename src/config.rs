@@ -1214,7 +1214,7 @@ impl Config {
         if self.hashing.memory_kib < 8 * self.hashing.lanes {
             problems.push("hashing.memory_kib must be at least 8 times hashing.lanes".to_owned());
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if log_filter(&self.log.level).is_none() {
             problems.push(format!("log.level: {:?} is not a tracing filter", self.log.level));
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
@@ -1411,6 +1411,16 @@ pub fn from_process(file: Option<PathBuf>, flags: Vec<(&'static str, String)>) -
     }
 }
 
+/// `log.level` as a tracing filter, or `None` when it is not one. Only ASCII is taken:
+/// tracing-subscriber 0.3 panics on leading whitespace followed by other text (it slices the
+/// untrimmed value at the trimmed one's offsets), and no directive needs more than ASCII.
+pub fn log_filter(level: &str) -> Option<tracing_subscriber::EnvFilter> {
+    if !level.is_ascii() {
+        return None;
+    }
+    tracing_subscriber::EnvFilter::try_new(level.trim()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1429,6 +1439,16 @@ mod tests {
         assert_eq!(config.grpc_addr.to_string(), DEFAULT_GRPC_ADDR);
         assert_eq!(config.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn a_log_level_that_is_not_ascii_is_a_problem_not_a_panic() {
+        // Found by the config fuzz target: tracing-subscriber panicked on this.
+        for level in [" \u{e9}", "\u{a0}info", "info,\u{1f600}=debug"] {
+            let err = Config::load(&sources("", &[("KEYGATE_LOG_LEVEL", level)])).expect_err("refused");
+            assert!(err.to_string().contains("log.level"), "{err}");
+        }
+        assert!(log_filter("  info,keygate=debug ").is_some(), "surrounding whitespace is fine");
     }
 
     #[test]

@@ -285,7 +285,7 @@ impl HttpClient for ExactHeaders {
 
 /// The log writer, filtered by `log.level`; request spans stay out of log lines.
 fn log_layer(config: &LogConfig) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = crate::config::log_filter(&config.level).unwrap_or_else(|| EnvFilter::new("info"));
     let filter = match format!("{REQUEST_SPAN_TARGET}=off").parse() {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
