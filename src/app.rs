@@ -196,6 +196,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         clock: clock.clone(),
         scopes: scopes.clone(),
         verdicts: verdicts.clone(),
+        usage: store.clone(),
         settings,
     }));
     let oauth = Arc::new(OAuth::new(OAuthParts {
@@ -406,6 +407,7 @@ pub async fn serve(
     tasks.spawn(flush_last_used(
         state.last_used.clone(),
         state.store.clone(),
+        clock.clone(),
         Duration::from_secs(config.keys.last_used_flush_secs),
         stop_rx.clone(),
     ));
@@ -470,17 +472,26 @@ pub async fn serve(
         health,
         wait_for(draining.clone()),
     );
+    let console = config.console.enabled.then(|| crate::http::console::Console {
+        admin: state.admin.clone(),
+        sessions: crate::http::console::sessions::Sessions::new(
+            Duration::from_secs(config.console.session_idle_minutes * 60),
+            Duration::from_secs(config.console.session_max_hours * 3600),
+        ),
+        clock: clock.clone(),
+        secure: tls.is_some(),
+        token_endpoint: token_endpoint.clone(),
+    });
     let rest =
         crate::http::admin::AdminRest { admin: state.admin.clone(), engine: state.engine.clone(), token_endpoint };
-    let http_served = crate::http::serve(
-        listeners.http,
-        state.oauth.clone(),
+    let edges = crate::http::Edges {
+        oauth: state.oauth.clone(),
         rest,
-        state.metrics.clone(),
-        listeners.metrics.is_none(),
-        transport(&tls),
-        wait_for(draining.clone()),
-    );
+        console,
+        metrics: state.metrics.clone(),
+        with_metrics: listeners.metrics.is_none(),
+    };
+    let http_served = crate::http::serve(listeners.http, edges, transport(&tls), wait_for(draining.clone()));
     let metrics_served = async {
         match listeners.metrics {
             Some(listener) => crate::http::serve_metrics(listener, state.metrics.clone(), wait_for(draining)).await,
@@ -503,7 +514,8 @@ pub async fn serve(
             tracing::error!(error = %err, "background task failed");
         }
     }
-    if let Err(err) = state.last_used.flush(state.store.as_ref(), state.store.as_ref()).await {
+    let store = state.store.as_ref();
+    if let Err(err) = state.last_used.flush(store, store, store, clock.now()).await {
         tracing::warn!(error = %err, "final last_used_at flush failed");
     }
     if let Err(err) = state.limiter.flush(clock.now()).await {
@@ -573,15 +585,17 @@ async fn refresh_signing_keys(keyring: Arc<Keyring>, every: Duration, mut stop: 
     }
 }
 
-/// Writes batched `last_used_at` times every `every`, until told to stop.
+/// Writes batched `last_used_at` times and daily use counts every `every`, until told to stop.
 async fn flush_last_used(
     recorder: Arc<LastUsedRecorder>,
     store: Arc<SqlStore>,
+    clock: Arc<dyn Clock>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     while tasks::next_turn(every, &mut stop).await {
-        match recorder.flush(store.as_ref(), store.as_ref()).await {
+        let store = store.as_ref();
+        match recorder.flush(store, store, store, clock.now()).await {
             Ok(0) => {}
             Ok(written) => tracing::debug!(written, "last_used_at flushed"),
             Err(err) => tracing::warn!(error = %err, "last_used_at flush failed; will retry"),

@@ -88,6 +88,7 @@ pub struct Config {
     pub traces: TracesConfig,
     pub shutdown: ShutdownConfig,
     pub tls: TlsConfig,
+    pub console: ConsoleConfig,
     /// Environment variables skipped as Kubernetes service links, for one debug line once
     /// logging is up.
     pub ignored_env: Vec<String>,
@@ -143,6 +144,16 @@ pub struct ShutdownConfig {
     /// Seconds in-flight requests get to finish once the listeners are closed; connections still
     /// open after that are cut.
     pub grace_secs: u64,
+}
+
+/// The admin console at `/console` on the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    /// Minutes a console session lasts without a request.
+    pub session_idle_minutes: u64,
+    /// Hours a console session lasts at most, in use or not.
+    pub session_max_hours: u64,
 }
 
 /// TLS for the gRPC and HTTP listeners (both or neither), with optional client certificates.
@@ -456,6 +467,7 @@ impl Default for Config {
             },
             traces: TracesConfig::default(),
             shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
+            console: ConsoleConfig { enabled: true, session_idle_minutes: 30, session_max_hours: 8 },
             tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
             ignored_env: Vec::new(),
         }
@@ -938,6 +950,18 @@ const SETTINGS: &[(&str, Apply)] = &[
     }),
     ("shutdown.grace_secs", |c, v| {
         c.shutdown.grace_secs = v.ranged(0, 3600)?;
+        Ok(())
+    }),
+    ("console.enabled", |c, v| {
+        c.console.enabled = v.boolean()?;
+        Ok(())
+    }),
+    ("console.session_idle_minutes", |c, v| {
+        c.console.session_idle_minutes = v.ranged(1, 1440)?;
+        Ok(())
+    }),
+    ("console.session_max_hours", |c, v| {
+        c.console.session_max_hours = v.ranged(1, 168)?;
         Ok(())
     }),
     ("tls.cert_file", |c, v| {

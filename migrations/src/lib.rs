@@ -11,6 +11,7 @@ mod m20261123_000004_limits_and_quota_usage;
 mod m20261125_000001_request_ids_and_token_generations;
 mod m20261202_000001_secret_fingerprints;
 mod m20261203_000001_labels;
+mod m20261203_000002_daily_uses;
 
 /// Applies keygate's migrations in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_request_ids_and_token_generations::Migration),
             Box::new(m20261202_000001_secret_fingerprints::Migration),
             Box::new(m20261203_000001_labels::Migration),
+            Box::new(m20261203_000002_daily_uses::Migration),
         ]
     }
 }

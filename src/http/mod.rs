@@ -1,8 +1,9 @@
 //! The HTTP edge, for OAuth2 clients and token verifiers: the token endpoint, introspection, the
 //! JWK Set and the authorization server metadata; the REST admin API ([`admin`]); and `/metrics`
-//! for Prometheus. Handlers decode, call the core, encode.
+//! for Prometheus; the admin console ([`console`]). Handlers decode, call the core, encode.
 
 pub mod admin;
+pub mod console;
 mod discovery;
 mod oauth;
 
@@ -26,6 +27,7 @@ use crate::observability::telemetry;
 use crate::transport::tls::TlsListener;
 use crate::transport::{PeerAddr, Transport};
 use admin::AdminRest;
+use console::Console;
 use keygate_core::oauth::OAuth;
 
 /// Where clients get tokens.
@@ -40,16 +42,31 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// Prometheus metrics in the OpenMetrics text format.
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The public routes, over the OAuth and admin use cases, and `/metrics` too unless it has a
-/// listener of its own (`with_metrics`); every request counted and timed.
-pub fn router(oauth: Arc<OAuth>, rest: AdminRest, metrics: Arc<Metrics>, with_metrics: bool) -> Router {
-    let oauth_routes = Router::new()
+/// What the public routes are given.
+pub struct Edges {
+    pub oauth: Arc<OAuth>,
+    pub rest: AdminRest,
+    /// `None` when the console is turned off.
+    pub console: Option<Console>,
+    pub metrics: Arc<Metrics>,
+    /// Whether `/metrics` is served here, having no listener of its own.
+    pub with_metrics: bool,
+}
+
+/// The public routes, over the OAuth and admin use cases, the console when on, and `/metrics`
+/// unless it has a listener of its own; every request counted and timed.
+pub fn router(edges: Edges) -> Router {
+    let Edges { oauth, rest, console, metrics, with_metrics } = edges;
+    let mut oauth_routes = Router::new()
         .route(TOKEN_PATH, post(oauth::token))
         .route(INTROSPECTION_PATH, post(oauth::introspect))
         .route(JWKS_PATH, get(discovery::jwks))
         .route(METADATA_PATH, get(discovery::metadata))
         .with_state(oauth)
         .merge(admin::router(rest));
+    if let Some(console) = console {
+        oauth_routes = oauth_routes.merge(console::router(console));
+    }
     let routes = if with_metrics { metrics_router(metrics.clone()).merge(oauth_routes) } else { oauth_routes };
     routes.layer(middleware::from_fn_with_state(metrics, metered))
 }
@@ -102,18 +119,14 @@ pub async fn serve_metrics(
     axum::serve(listener, routes).with_graceful_shutdown(shutdown).await
 }
 
-/// Serves the public routes on `listener` (over TLS when `transport` says so; `/metrics` too
-/// when `with_metrics`) until `shutdown` completes, then lets in-flight requests finish.
+/// Serves the public routes on `listener` (over TLS when `transport` says so) until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
-    oauth: Arc<OAuth>,
-    rest: AdminRest,
-    metrics: Arc<Metrics>,
-    with_metrics: bool,
+    edges: Edges,
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut routes = router(oauth, rest, metrics, with_metrics);
+    let mut routes = router(edges);
     routes = if transport.traced {
         routes.layer(middleware::from_fn(self::traced))
     } else {

@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod ceilings;
 mod cli;
+mod console;
 mod docs;
 mod e2e_grpcurl;
 mod e2e_oauth;

@@ -160,6 +160,11 @@ impl Engine {
         Ok(Ok(self.limiter.quota(&principal, self.clock.now()).await?))
     }
 
+    /// A principal's monthly quota as it stands (`None` when it has none); charges nothing.
+    pub async fn quota_of(&self, principal: &Principal) -> Result<Option<QuotaState>, CoreError> {
+        self.limiter.quota(principal, self.clock.now()).await
+    }
+
     /// Releases a concurrency slot the credential's principal holds; `Ok(false)` when it held
     /// no such slot (released already, or its lease ended).
     pub async fn release_slot(

@@ -5,12 +5,12 @@
 //! the [`Clock`] by `clock`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::error::{CoreError, StoreError};
 use super::model::{Admission, Charge, QuotaWindow};
 use super::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, Labels, LimitOverrides, ListFilter,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, DailyUses, Fingerprint, Labels, LimitOverrides, ListFilter,
     Organization, Page, SigningKeyRecord, StoredSecret, UsageRow,
 };
 
@@ -254,6 +254,12 @@ pub trait UsageStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Sets `replica`'s totals to `rows`: totals, so that writing them twice counts them once.
     async fn record_usage(&self, replica: &str, rows: &[UsageRow], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Adds `rows` to the credentials' daily counts (increments: every replica adds its own),
+    /// and when `forget_before` is set forgets the days before it, so that the table stays
+    /// bounded.
+    async fn add_daily_uses(&self, rows: &[DailyUses], forget_before: Option<NaiveDate>) -> Result<(), StoreError>;
+    /// One credential's daily counts from `since` on, oldest first; days without use are absent.
+    async fn daily_uses(&self, credential: &str, since: NaiveDate) -> Result<Vec<DailyUses>, StoreError>;
 }
 
 /// Why the counters could not decide.

@@ -174,3 +174,24 @@ pub mod quota_usage {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `daily_uses`: how often each credential was used per day.
+pub mod daily_uses {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "daily_uses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub credential: String,
+        /// `YYYY-MM-DD`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub day: String,
+        pub uses: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

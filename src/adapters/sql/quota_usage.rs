@@ -1,15 +1,16 @@
-//! `keygate_core::ports::UsageStore` on SQLite and PostgreSQL: each replica's monthly quota usage.
+//! `keygate_core::ports::UsageStore` on SQLite and PostgreSQL: each replica's monthly quota
+//! usage, and each credential's daily uses.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
 use super::SqlStore;
-use super::entities::quota_usage;
+use super::entities::{daily_uses, quota_usage};
 use super::plumbing::map_err;
 use keygate_core::error::StoreError;
-use keygate_core::model::UsageRow;
+use keygate_core::model::{DailyUses, UsageRow};
 use keygate_core::ports::UsageStore;
 
 #[async_trait]
@@ -55,4 +56,45 @@ impl UsageStore for SqlStore {
         }
         txn.commit().await.map_err(map_err)
     }
+
+    async fn add_daily_uses(&self, rows: &[DailyUses], forget_before: Option<NaiveDate>) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await.map_err(map_err)?;
+        for row in rows {
+            let model = daily_uses::ActiveModel {
+                credential: ActiveValue::Set(row.credential.clone()),
+                day: ActiveValue::Set(day_text(row.day)),
+                uses: ActiveValue::Set(i64::try_from(row.uses).unwrap_or(i64::MAX)),
+            };
+            // An increment: each replica adds what it counted.
+            let add = OnConflict::columns([daily_uses::Column::Credential, daily_uses::Column::Day])
+                .value(daily_uses::Column::Uses, Expr::cust("daily_uses.uses + excluded.uses"))
+                .to_owned();
+            daily_uses::Entity::insert(model).on_conflict(add).exec(&txn).await.map_err(map_err)?;
+        }
+        if let Some(before) = forget_before {
+            let old = daily_uses::Entity::delete_many().filter(daily_uses::Column::Day.lt(day_text(before)));
+            old.exec(&txn).await.map_err(map_err)?;
+        }
+        txn.commit().await.map_err(map_err)
+    }
+
+    async fn daily_uses(&self, credential: &str, since: NaiveDate) -> Result<Vec<DailyUses>, StoreError> {
+        let rows = daily_uses::Entity::find()
+            .filter(daily_uses::Column::Credential.eq(credential))
+            .filter(daily_uses::Column::Day.gte(day_text(since)))
+            .order_by_asc(daily_uses::Column::Day)
+            .all(self.connection())
+            .await
+            .map_err(map_err)?;
+        let read = |row: daily_uses::Model| {
+            let day = NaiveDate::parse_from_str(&row.day, "%Y-%m-%d").ok()?;
+            Some(DailyUses { credential: row.credential, day, uses: u64::try_from(row.uses).unwrap_or(0) })
+        };
+        Ok(rows.into_iter().filter_map(read).collect())
+    }
+}
+
+/// A day as the table keeps it.
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
 }

@@ -246,7 +246,7 @@ impl Admin {
     }
 
     /// A client the caller may see: its organization's, or any for a platform admin.
-    async fn visible_client(&self, caller: &Caller, client_id: &str) -> Result<ApiClientRecord, CoreError> {
+    pub(super) async fn visible_client(&self, caller: &Caller, client_id: &str) -> Result<ApiClientRecord, CoreError> {
         if !is_valid_client_id(client_id) {
             return Err(CoreError::invalid("client_id", "is not a client id (lowercase letters, digits and '-')"));
         }

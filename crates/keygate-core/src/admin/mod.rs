@@ -7,9 +7,11 @@
 
 pub mod audit;
 pub mod clients;
+pub mod identity;
 mod organizations;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use super::model::{
     ApiKeyRecord, AuditEntry, Credentials, KeyStatus, Labels, LimitField, LimitOverrides, ListFilter, Organization,
     Page, Principal, PrincipalKind, RequestOrigin,
 };
-use super::ports::{AuditStore, ClientStore, Clock, KeyChanges, Revival, RotateOutcome, Rotation, Store};
+use super::ports::{AuditStore, ClientStore, Clock, KeyChanges, Revival, RotateOutcome, Rotation, Store, UsageStore};
 use super::validate::{Violations, is_valid_slug};
 use super::verdicts::VerdictCache;
 use crate::credentials::api_key;
@@ -163,6 +165,7 @@ pub struct Admin {
     clock: Arc<dyn Clock>,
     scopes: Arc<ScopeRegistry>,
     verdicts: Arc<VerdictCache>,
+    usage: Arc<dyn UsageStore>,
     settings: AdminSettings,
     /// Refusals not recorded in the audit log, by reason.
     refusals: Arc<LabeledCounters>,
@@ -179,14 +182,17 @@ pub struct AdminParts {
     pub clock: Arc<dyn Clock>,
     pub scopes: Arc<ScopeRegistry>,
     pub verdicts: Arc<VerdictCache>,
+    /// Daily use counts, for a credential's usage.
+    pub usage: Arc<dyn UsageStore>,
     pub settings: AdminSettings,
 }
 
 impl Admin {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings } = parts;
+        let AdminParts { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, usage, settings } =
+            parts;
         let refusals = Arc::default();
-        Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, settings, refusals }
+        Self { engine, store, clients, audit, keyring, hasher, clock, scopes, verdicts, usage, settings, refusals }
     }
 
     /// Admin calls refused without an audit entry, by reason (`unauthenticated`,

@@ -88,6 +88,11 @@ impl ScopeRegistry {
         Self { known }
     }
 
+    /// Every registered scope, in order.
+    pub fn known(&self) -> impl Iterator<Item = &str> {
+        self.known.iter().map(String::as_str)
+    }
+
     /// Whether `scope` is `*`, a registered scope, or a parent of one (`investigations`).
     pub fn is_known(&self, scope: &str) -> bool {
         // Most scopes are named exactly; only a wildcard needs the walk over every known scope.

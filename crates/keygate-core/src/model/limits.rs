@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::quota::QuotaWindow;
 
@@ -135,6 +135,15 @@ pub struct UsageRow {
     pub window_start: DateTime<Utc>,
     /// Everything this replica admitted in the window (a total, not an increment).
     pub used: u64,
+}
+
+/// How often one credential was used on one day (UTC), as the console charts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUses {
+    /// `api_key:ID` or `client:ID`.
+    pub credential: String,
+    pub day: NaiveDate,
+    pub uses: u64,
 }
 
 /// A steady rate with a burst allowance (GCRA; see `limits::gcra`).

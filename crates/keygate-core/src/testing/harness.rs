@@ -149,6 +149,7 @@ impl Core {
             clock: now.clone(),
             scopes,
             verdicts: verdicts.clone(),
+            usage: store.clone(),
             settings,
         });
         let oauth = OAuth::new(OAuthParts {

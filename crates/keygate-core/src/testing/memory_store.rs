@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, ClientStatus, Fingerprint, KeyStatus, Labels, LimitField,
-    LimitOverrides, ListFilter, Organization, Page, SigningKeyRecord, StoredSecret, UsageRow,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, ClientStatus, DailyUses, Fingerprint, KeyStatus, Labels,
+    LimitField, LimitOverrides, ListFilter, Organization, Page, SigningKeyRecord, StoredSecret, UsageRow,
 };
 use crate::ports::{
     AuditStore, ClientStore, DisableOutcome, KeyChanges, OrganizationChanges, Revival, RotateOutcome, Rotation,
@@ -33,6 +33,7 @@ struct State {
     /// In insertion order; ids from 1.
     audit: Vec<AuditEntry>,
     usage: BTreeMap<UsageKey, u64>,
+    daily: BTreeMap<(String, NaiveDate), u64>,
 }
 
 impl State {
@@ -605,6 +606,26 @@ impl UsageStore for MemoryStore {
             state.usage.insert(key, row.used.min(i64::MAX.unsigned_abs()));
         }
         Ok(())
+    }
+
+    async fn add_daily_uses(&self, rows: &[DailyUses], forget_before: Option<NaiveDate>) -> Result<(), StoreError> {
+        let mut state = self.open()?;
+        for row in rows {
+            let uses = state.daily.entry((row.credential.clone(), row.day)).or_default();
+            *uses = uses.saturating_add(row.uses).min(i64::MAX.unsigned_abs());
+        }
+        if let Some(before) = forget_before {
+            state.daily.retain(|(_, day), _| *day >= before);
+        }
+        Ok(())
+    }
+
+    async fn daily_uses(&self, credential: &str, since: NaiveDate) -> Result<Vec<DailyUses>, StoreError> {
+        let state = self.open()?;
+        let rows = state.daily.iter().filter(|((c, day), _)| c == credential && *day >= since);
+        Ok(rows
+            .map(|((credential, day), uses)| DailyUses { credential: credential.clone(), day: *day, uses: *uses })
+            .collect())
     }
 }
 

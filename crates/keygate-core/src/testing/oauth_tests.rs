@@ -9,7 +9,7 @@ use crate::credentials::client::generate_secret;
 use crate::error::{CoreError, OAuthErrorKind};
 use crate::model::{Credentials, PrincipalKind, Reason};
 use crate::oauth::{CLIENT_CREDENTIALS, Introspection, IntrospectionCaller, TokenRequest};
-use crate::ports::ClientStore;
+use crate::ports::{ClientStore, UsageStore};
 use crate::testing::harness::{Core, code, ctx, scopes};
 
 /// A core with organizations `acme` and `globex`, and a client in `acme` holding `held`.
@@ -114,9 +114,13 @@ async fn a_secret_costs_one_argon2_per_cache_lifetime() {
     core.oauth.issue_token(&request(&regenerated, "")).await.expect("the new secret");
 
     // Last use is noted in memory and written in a batch.
-    core.last_used.flush(core.store.as_ref(), core.store.as_ref()).await.expect("flush");
+    let store = core.store.as_ref();
+    core.last_used.flush(store, store, store, core.now()).await.expect("flush");
     let stored = core.store.client(&id).await.expect("store").expect("client");
     assert_eq!(stored.last_used_at, Some(core.now()));
+    // And counted for the day: two tokens issued with the old secret, one with the new.
+    let daily = core.store.daily_uses(&format!("client:{id}"), core.now().date_naive()).await.expect("daily");
+    assert_eq!(daily.iter().map(|row| row.uses).sum::<u64>(), 3, "{daily:?}");
 }
 
 #[tokio::test]

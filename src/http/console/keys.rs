@@ -1,0 +1,438 @@
+//! API keys in the console: the list with its filters and flags, creation with the key shown
+//! once, a key's page (details, usage, changes, rotation) and disabling with a confirmation.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use maud::{Markup, html};
+
+use super::form::{self, Form, Problems};
+use super::page::{self, csrf, field, maybe_when, when};
+use super::{Console, Signed};
+use keygate_core::admin::{KeyView, ListRequest, NewKey, RotateKey};
+use keygate_core::model::KeyStatus;
+use keygate_core::ports::KeyChanges;
+
+/// Rows on a page of the list.
+const PAGE_SIZE: i64 = 20;
+/// A key not used for this long is flagged on the list.
+const UNUSED_DAYS: i64 = 30;
+/// A key expiring within this many days is flagged on the list.
+const EXPIRING_DAYS: i64 = 14;
+/// The fields of the key forms, where the core's problems are shown.
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "scopes",
+    "expires_in_days",
+    "organization",
+    "labels",
+    "rate_limit_per_minute",
+    "rate_limit_burst",
+    "max_quota",
+    "max_concurrency",
+    "grace_period_days",
+];
+/// The reference's warning beside a key shown once.
+const SHOWN_ONCE: &str = "The full API key is only shown once. Copy it now and store it securely (in a secrets \
+                          manager, say): keygate keeps only a salted hash of it and cannot show it again.";
+
+fn status_name(status: KeyStatus) -> &'static str {
+    match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Disabled => "disabled",
+    }
+}
+
+/// `GET /console/keys`: search, status, flags and pages.
+pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(query): RawQuery) -> Response {
+    let query = Form::query(query.as_deref());
+    let now = console.clock.now();
+    let offset = query.text("offset").parse::<i64>().unwrap_or(0).max(0);
+    let status = match query.text("status").as_str() {
+        "active" => Some(KeyStatus::Active),
+        "expired" => Some(KeyStatus::Expired),
+        "disabled" => Some(KeyStatus::Disabled),
+        _ => None,
+    };
+    let show = query.text("show");
+    let listing = ListRequest {
+        search: query.text("q"),
+        offset,
+        limit: PAGE_SIZE,
+        organization: query.text("organization"),
+        status,
+        expiring_within_days: (show == "expiring").then_some(EXPIRING_DAYS),
+        unused_since: (show == "unused").then(|| now - Duration::days(UNUSED_DAYS)),
+        ..ListRequest::default()
+    };
+    let (keys, total) = match console.admin.list_keys(&signed.ctx, &listing).await {
+        Ok(found) => found,
+        Err(err) => return page::failure(&err),
+    };
+    let flags = |view: &KeyView| -> Vec<&'static str> {
+        let key = &view.key;
+        let mut flags = Vec::new();
+        if view.status == KeyStatus::Active && key.expires_at < now + Duration::days(EXPIRING_DAYS) {
+            flags.push("expires soon");
+        }
+        if view.status == KeyStatus::Active
+            && key.last_used_at.unwrap_or(key.created_at) < now - Duration::days(UNUSED_DAYS)
+        {
+            flags.push("unused 30 days");
+        }
+        flags
+    };
+    let body = html! {
+        div.heading {
+            h1 { "API keys" }
+            @if signed.identity.holds("admin:keys:write") { a.button href="/console/keys/new" { "Create API key" } }
+        }
+        form.filters method="get" action="/console/keys" role="search" {
+            div.field {
+                label for="q" { "Search" }
+                input id="q" name="q" type="search" value=(query.text("q")) placeholder="name, description or label";
+            }
+            div.field {
+                label for="status" { "Status" }
+                select id="status" name="status" {
+                    @for (value, label) in [("", "Any"), ("active", "Active"), ("expired", "Expired"), ("disabled", "Disabled")] {
+                        option value=(value) selected[query.text("status") == value] { (label) }
+                    }
+                }
+            }
+            div.field {
+                label for="show" { "Show" }
+                select id="show" name="show" {
+                    @for (value, label) in [("", "All"), ("expiring", "Expiring within 14 days"), ("unused", "Unused for 30 days")] {
+                        option value=(value) selected[show == value] { (label) }
+                    }
+                }
+            }
+            @if signed.identity.platform {
+                div.field {
+                    label for="organization" { "Organization" }
+                    input id="organization" name="organization" value=(query.text("organization")) placeholder=(signed.identity.organization);
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        p.count { (total) " keys" }
+        div.table {
+            table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Key" } th scope="col" { "Status" } th scope="col" { "Scopes" }
+                    th scope="col" { "Expires" } th scope="col" { "Last used" } th scope="col" { "Attention" } } }
+                tbody {
+                    @for view in &keys {
+                        tr {
+                            td { a href={"/console/keys/" (view.key.key_id)} { (view.key.name) } }
+                            td { code { (view.key.key_prefix) "…" } }
+                            td { span class={"status " (status_name(view.status))} { (status_name(view.status)) } }
+                            td { @for scope in &view.key.scopes { code.scope { (scope) } " " } }
+                            td { (when(view.key.expires_at)) }
+                            td { (maybe_when(view.key.last_used_at, "never")) }
+                            td { @for flag in flags(view) { span.flag { (flag) } " " } }
+                        }
+                    }
+                }
+            }
+        }
+        (pager("/console/keys", &query, offset, total))
+    };
+    page::respond(StatusCode::OK, page::signed(&signed, "/console/keys", "API keys", body))
+}
+
+/// Links to the previous and next pages of a list, keeping its filters.
+pub fn pager(path: &str, query: &Form, offset: i64, total: u64) -> Markup {
+    let link = |offset: i64| {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        for name in ["q", "status", "show", "organization", "actor", "action", "target"] {
+            let value = query.text(name);
+            if !value.is_empty() {
+                params.append_pair(name, &value);
+            }
+        }
+        params.append_pair("offset", &offset.to_string());
+        format!("{path}?{}", params.finish())
+    };
+    let total = i64::try_from(total).unwrap_or(i64::MAX);
+    html! {
+        nav.pager aria-label="Pages" {
+            @if offset > 0 { a href=(link((offset - PAGE_SIZE).max(0))) rel="prev" { "← Previous" } }
+            @if total > 0 { span { (offset + 1) "–" ((offset + PAGE_SIZE).min(total)) " of " (total) } }
+            @if offset + PAGE_SIZE < total { a href=(link(offset + PAGE_SIZE)) rel="next" { "Next →" } }
+        }
+    }
+}
+
+/// `GET /console/keys/new`.
+pub async fn new(signed: Signed) -> Response {
+    let markup = new_page(&signed, &Form::default(), &Problems::default());
+    page::respond(StatusCode::OK, markup)
+}
+
+fn new_page(signed: &Signed, form: &Form, problems: &Problems) -> Markup {
+    let body = html! {
+        h1 { "Create API key" }
+        (page::general_problems(problems))
+        form.card method="post" action="/console/keys" novalidate {
+            (csrf(signed))
+            (field("name", "Name", &form.text("name"), "text", "Required; at most 100 characters.", problems))
+            (page::area("description", "Description", &form.text("description"), "", problems))
+            (page::scope_picker(&signed.identity.grantable, &form.all("scopes"), problems))
+            (field("expires_in_days", "Expires in days", &form.text("expires_in_days"), "number",
+                "Empty: the configured default.", problems))
+            (page::limit_fields(form::limit_texts(form), problems))
+            (page::area("labels", "Labels", &form.text("labels"), "One name=value per line.", problems))
+            @if signed.identity.platform {
+                (field("organization", "Organization", &form.text("organization"), "text",
+                    "Empty: your own organization.", problems))
+            }
+            button type="submit" { "Create API key" }
+        }
+    };
+    page::signed(signed, "/console/keys", "Create API key", body)
+}
+
+/// `POST /console/keys`: creates the key and shows it once.
+pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    if let Some(refused) = signed.csrf_refusal(&form) {
+        return refused;
+    }
+    let mut problems = Problems::default();
+    let request = NewKey {
+        name: form.text("name"),
+        description: form.text("description"),
+        scopes: form.all("scopes"),
+        expires_in_days: form::number(&form, "expires_in_days", &mut problems),
+        organization: form.text("organization").trim().to_owned(),
+        limits: form::limits(&form, &mut problems),
+        labels: form::labels(&form, &mut problems),
+    };
+    if !problems.is_empty() {
+        return page::respond(StatusCode::UNPROCESSABLE_ENTITY, new_page(&signed, &form, &problems));
+    }
+    let issued = match console.admin.create_key(&signed.ctx, request).await {
+        Ok(issued) => issued,
+        Err(err) => {
+            let problems = Problems::from_error(&err, FIELDS);
+            let status = page::form_status(&err);
+            return page::respond(status, new_page(&signed, &form, &problems));
+        }
+    };
+    let key = &issued.view.key;
+    let body = html! {
+        h1 { "API key created" }
+        p { "Send it in the " code { "X-API-Key" } " header (or as " code { "Authorization: Bearer" } ")." }
+        (page::shown_once("API key", &issued.api_key, SHOWN_ONCE))
+        dl.facts {
+            dt { "Name" } dd { (key.name) }
+            dt { "Key id" } dd { code { (key.key_id) } }
+            dt { "Expires" } dd { (when(key.expires_at)) }
+        }
+        p { a.button href={"/console/keys/" (key.key_id)} { "I have copied it: go to the key" } }
+    };
+    page::respond(StatusCode::CREATED, page::signed(&signed, "/console/keys", "API key created", body))
+}
+
+/// `GET /console/keys/{key_id}`.
+pub async fn show(State(console): State<Arc<Console>>, signed: Signed, Path(key_id): Path<String>) -> Response {
+    match console.admin.get_key(&signed.ctx, &key_id).await {
+        Ok(view) => {
+            let usage = super::usage::of_key(&console, &signed, &view.key.key_id).await;
+            page::respond(StatusCode::OK, key_page(&signed, &view, &usage, None, &Problems::default()))
+        }
+        Err(err) => page::failure(&err),
+    }
+}
+
+fn key_page(signed: &Signed, view: &KeyView, usage: &Markup, form: Option<&Form>, problems: &Problems) -> Markup {
+    let key = &view.key;
+    let writable = signed.identity.holds("admin:keys:write") && view.status != KeyStatus::Disabled;
+    let value = |name: &str, current: String| form.map_or(current, |form| form.text(name));
+    let scopes = form.map_or_else(|| key.scopes.clone(), |form| form.all("scopes"));
+    let choices = page::scope_choices(&signed.identity.grantable, &key.scopes);
+    let limits = form.map_or_else(|| form::limit_values(&key.limits), form::limit_texts);
+    let body = html! {
+        div.heading {
+            h1 { (key.name) }
+            span class={"status " (status_name(view.status))} { (status_name(view.status)) }
+        }
+        dl.facts {
+            dt { "Key id" } dd { code { (key.key_id) } }
+            dt { "Key" } dd { code { (key.key_prefix) "…" } }
+            dt { "Organization" } dd { (key.organization) }
+            dt { "Created" } dd { (when(key.created_at)) " by " a href={"/console/audit?actor=" (key.created_by)} { code { (key.created_by) } } }
+            dt { "Expires" } dd { (when(key.expires_at)) }
+            dt { "Last used" } dd { (maybe_when(key.last_used_at, "never")) }
+            dt { "Last rotated" } dd { (maybe_when(key.last_rotated_at, "never")) }
+            @if let Some(until) = view.previous_key_expires_at { dt { "Previous key works until" } dd { (when(until)) } }
+            @if let Some(at) = key.disabled_at { dt { "Disabled" } dd { (when(at)) } }
+            dt { "Scopes" } dd { @for scope in &key.scopes { code.scope { (scope) } " " } }
+            dt { "History" } dd { a href={"/console/audit?target=" (key.key_id)} { "Audit entries about this key" } }
+        }
+        (usage)
+        @if writable {
+            section aria-labelledby="edit-title" {
+                h2 id="edit-title" { "Change" }
+                (page::general_problems(problems))
+                form.card method="post" action={"/console/keys/" (key.key_id)} novalidate {
+                    (csrf(signed))
+                    (field("name", "Name", &value("name", key.name.clone()), "text", "", problems))
+                    (page::area("description", "Description", &value("description", key.description.clone()), "", problems))
+                    (page::scope_picker(&choices, &scopes, problems))
+                    (page::limit_fields(limits, problems))
+                    (page::area("labels", "Labels", &value("labels", form::labels_text(&key.labels)), "One name=value per line.", problems))
+                    button type="submit" { "Save changes" }
+                }
+            }
+            @if view.status == KeyStatus::Active {
+                section aria-labelledby="rotate-title" {
+                    h2 id="rotate-title" { "Rotate" }
+                    form.card method="post" action={"/console/keys/" (key.key_id) "/rotate"} novalidate {
+                        (csrf(signed))
+                        p { "A new secret is made and shown once; the current one keeps working for the grace period." }
+                        (field("grace_period_days", "Grace period in days", "7", "number", "0 ends the current secret at once.", problems))
+                        button type="submit" { "Rotate key" }
+                    }
+                }
+            }
+            section aria-labelledby="disable-title" {
+                h2 id="disable-title" { "Disable" }
+                p { "Disabling is for good: the key and any grace-period secret stop working on every replica." }
+                a.button.danger href={"/console/keys/" (key.key_id) "/disable"} { "Disable key…" }
+            }
+        }
+    };
+    page::signed(signed, "/console/keys", &key.name, body)
+}
+
+/// `POST /console/keys/{key_id}`: saves what the form changed.
+pub async fn update(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    Path(key_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if let Some(refused) = signed.csrf_refusal(&form) {
+        return refused;
+    }
+    let view = match console.admin.get_key(&signed.ctx, &key_id).await {
+        Ok(view) => view,
+        Err(err) => return page::failure(&err),
+    };
+    let key = &view.key;
+    let mut problems = Problems::default();
+    let (limits, reset_limits) = form::limit_changes(&form, &key.limits, &mut problems);
+    let labels = form::labels(&form, &mut problems);
+    let changed = |new: String, old: &str| (new != old).then_some(new);
+    let scopes = form.all("scopes");
+    let changes = KeyChanges {
+        name: changed(form.text("name"), &key.name),
+        description: changed(form.text("description"), &key.description),
+        // Only when changed: an admin may edit a key that has scopes it does not hold itself.
+        scopes: (scopes != key.scopes).then_some(scopes),
+        limits,
+        reset_limits,
+        labels: (labels != key.labels).then_some(labels),
+    };
+    if problems.is_empty() && changes == KeyChanges::default() {
+        return Redirect::to(&format!("/console/keys/{key_id}")).into_response();
+    }
+    let result = if problems.is_empty() {
+        console
+            .admin
+            .update_key(&signed.ctx, &key_id, changes)
+            .await
+            .map_err(|err| (page::form_status(&err), Problems::from_error(&err, FIELDS)))
+    } else {
+        Err((StatusCode::UNPROCESSABLE_ENTITY, problems))
+    };
+    match result {
+        Ok(_) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
+        Err((status, problems)) => {
+            let usage = super::usage::of_key(&console, &signed, &key_id).await;
+            page::respond(status, key_page(&signed, &view, &usage, Some(&form), &problems))
+        }
+    }
+}
+
+/// `POST /console/keys/{key_id}/rotate`: shows the new key once.
+pub async fn rotate(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    Path(key_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if let Some(refused) = signed.csrf_refusal(&form) {
+        return refused;
+    }
+    let mut problems = Problems::default();
+    let grace_period_days = form::number(&form, "grace_period_days", &mut problems);
+    if !problems.is_empty() {
+        return page::refused(StatusCode::UNPROCESSABLE_ENTITY, &problems.of("grace_period_days").join("; "));
+    }
+    let request = RotateKey { key_id, grace_period_days, expires_in_days: None };
+    let issued = match console.admin.rotate_key(&signed.ctx, request).await {
+        Ok(issued) => issued,
+        Err(err) => return page::failure(&err),
+    };
+    let key = &issued.view.key;
+    let body = html! {
+        h1 { "API key rotated" }
+        (page::shown_once("New API key", &issued.api_key, SHOWN_ONCE))
+        dl.facts {
+            dt { "Key id" } dd { code { (key.key_id) } }
+            dt { "The previous key works until" } dd { (maybe_when(issued.view.previous_key_expires_at, "now: it has stopped")) }
+        }
+        p { a.button href={"/console/keys/" (key.key_id)} { "I have copied it: go to the key" } }
+    };
+    page::respond(StatusCode::OK, page::signed(&signed, "/console/keys", "API key rotated", body))
+}
+
+/// `GET /console/keys/{key_id}/disable`: asks first (a page, so that it works without JavaScript).
+pub async fn confirm_disable(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    Path(key_id): Path<String>,
+) -> Response {
+    let view = match console.admin.get_key(&signed.ctx, &key_id).await {
+        Ok(view) => view,
+        Err(err) => return page::failure(&err),
+    };
+    let body = html! {
+        h1 { "Disable " (view.key.name) "?" }
+        p.notice.warn { "The key " code { (view.key.key_prefix) "…" } " and any grace-period secret stop working at once, for good. This cannot be undone." }
+        form method="post" action={"/console/keys/" (key_id) "/disable"} {
+            (csrf(&signed))
+            button.danger type="submit" { "Disable key" }
+            " "
+            a href={"/console/keys/" (key_id)} { "Cancel" }
+        }
+    };
+    page::respond(StatusCode::OK, page::signed(&signed, "/console/keys", "Disable key", body))
+}
+
+/// `POST /console/keys/{key_id}/disable`.
+pub async fn disable(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    Path(key_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = signed.csrf_refusal(&Form::parse(&body)) {
+        return refused;
+    }
+    match console.admin.disable_key(&signed.ctx, &key_id).await {
+        Ok(_) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
+        Err(err) => page::failure(&err),
+    }
+}
