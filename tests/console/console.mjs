@@ -168,6 +168,15 @@ try {
   await page.fill("#q", "no-such-key-anywhere");
   await Promise.all([page.waitForURL(/q=no-such/), page.getByRole("button", { name: "Filter" }).click()]);
   check(await page.locator("tbody tr").count() === 0, "and nothing for a search that matches none");
+  // Flags: the key expiring within a week is marked, and the filter shows it alone.
+  await page.goto(`${BASE}/console/keys`);
+  const shortRow = page.locator("tbody tr", { hasText: "Short-lived" });
+  check(/expires soon/.test(await shortRow.textContent()), "a key expiring within 14 days is flagged");
+  check(!/expires soon/.test(await page.locator("tbody tr", { hasText: "bootstrap admin" }).textContent()), "one with a year left is not");
+  await page.selectOption("#show", "expiring");
+  await Promise.all([page.waitForURL(/show=expiring/), page.getByRole("button", { name: "Filter" }).click()]);
+  const expiring = await page.locator("tbody tr").allTextContents();
+  check(expiring.length === 1 && expiring[0].includes("Short-lived"), "the expiring filter lists only it");
   await page.goto(`${BASE}/console/keys`);
   await shot(page, "06-keys-list");
 

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use crate::e2e_grpcurl::call;
 use crate::support::process::{Served, bootstrap};
+use crate::support::{Backend, TestServer};
 
 /// The scopes of an organization's own admin.
 const ORG_ADMIN_SCOPES: &[&str] =
@@ -65,9 +66,29 @@ fn the_console_works_in_a_real_browser() {
     let key = r#"{"name": "Acme ingest", "scopes": ["incidents:read"]}"#;
     call(&served.addr, &org_admin, "keygate.v1.AdminService/CreateApiKey", key);
 
+    // A key of the platform's that expires within a week, for the list's flag.
+    let short = r#"{"name": "Short-lived", "scopes": ["incidents:read"], "expires_in_days": 7}"#;
+    call(&served.addr, &root, "keygate.v1.AdminService/CreateApiKey", short);
+
     run_browser(&served, &[("ADMIN_KEY", &root), ("ORG_ADMIN_KEY", &org_admin), ("ACME_KEY_NAME", "Acme ingest")]);
 
     // Nothing the browser was shown stayed anywhere it should not.
     let log = served.log_text();
     assert!(!log.contains(&root) && !log.contains(&org_admin), "no admin key in keygate's log");
+}
+
+#[tokio::test]
+async fn the_console_can_be_turned_off() {
+    let on = TestServer::start(Backend::Sqlite).await;
+    let page = reqwest::get(on.url("/console/sign-in")).await.expect("get");
+    assert_eq!(page.status(), reqwest::StatusCode::OK, "on by default");
+    on.stop().await;
+    let off = TestServer::start_with(Backend::Sqlite, &[("console.enabled", "false")]).await;
+    for path in ["/console", "/console/sign-in", "/console/assets/console.css"] {
+        let page = reqwest::get(off.url(path)).await.expect("get");
+        assert_eq!(page.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+    let api = reqwest::get(off.url("/api/openapi.json")).await.expect("get");
+    assert!(api.status().is_success(), "the APIs stay");
+    off.stop().await;
 }

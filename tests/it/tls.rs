@@ -125,6 +125,24 @@ async fn tls_serves_both_listeners_and_reloads_replaced_certificates() {
         .expect("body");
     let metadata: serde_json::Value = serde_json::from_str(&metadata).expect("json");
     assert!(metadata["issuer"].as_str().is_some_and(|iss| iss.starts_with("https://")), "{metadata}");
+    // Over TLS the console's session cookie is Secure.
+    let console = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(first_ca.pem.as_bytes()).expect("ca"))
+        .resolve("localhost", server.http)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let origin = format!("https://localhost:{}", server.http.port());
+    let signed_in = console
+        .post(format!("{origin}/console/sign-in"))
+        .header("origin", &origin)
+        .form(&[("credential", server.admin_key.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
     let plain_http = reqwest::get(format!("http://{}/.well-known/jwks.json", server.http)).await;
     assert!(plain_http.is_err(), "plain HTTP is refused");
 

@@ -65,9 +65,12 @@ impl UsageStore for SqlStore {
                 day: ActiveValue::Set(day_text(row.day)),
                 uses: ActiveValue::Set(i64::try_from(row.uses).unwrap_or(i64::MAX)),
             };
-            // An increment: each replica adds what it counted.
+            // An increment: each replica adds what it counted; saturating, as a 64-bit sum
+            // would otherwise fail (PostgreSQL) or turn into a float (SQLite).
+            let sum = "CASE WHEN daily_uses.uses > 9223372036854775807 - excluded.uses \
+                       THEN 9223372036854775807 ELSE daily_uses.uses + excluded.uses END";
             let add = OnConflict::columns([daily_uses::Column::Credential, daily_uses::Column::Day])
-                .value(daily_uses::Column::Uses, Expr::cust("daily_uses.uses + excluded.uses"))
+                .value(daily_uses::Column::Uses, Expr::cust(sum))
                 .to_owned();
             daily_uses::Entity::insert(model).on_conflict(add).exec(&txn).await.map_err(map_err)?;
         }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, html};
 
 use super::form::{self, Form, Problems};
@@ -75,19 +75,6 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
         Ok(found) => found,
         Err(err) => return page::failure(&err),
     };
-    let flags = |view: &KeyView| -> Vec<&'static str> {
-        let key = &view.key;
-        let mut flags = Vec::new();
-        if view.status == KeyStatus::Active && key.expires_at < now + Duration::days(EXPIRING_DAYS) {
-            flags.push("expires soon");
-        }
-        if view.status == KeyStatus::Active
-            && key.last_used_at.unwrap_or(key.created_at) < now - Duration::days(UNUSED_DAYS)
-        {
-            flags.push("unused 30 days");
-        }
-        flags
-    };
     let body = html! {
         div.heading {
             h1 { "API keys" }
@@ -136,7 +123,7 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
                             td { @for scope in &view.key.scopes { code.scope { (scope) } " " } }
                             td { (when(view.key.expires_at)) }
                             td { (maybe_when(view.key.last_used_at, "never")) }
-                            td { @for flag in flags(view) { span.flag { (flag) } " " } }
+                            td { @for flag in attention(view, now) { span.flag { (flag) } " " } }
                         }
                     }
                 }
@@ -145,6 +132,23 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
         (pager("/console/keys", &query, offset, total))
     };
     page::respond(StatusCode::OK, page::signed(&signed, "/console/keys", "API keys", body))
+}
+
+/// What the list flags about a key at `now`: active keys expiring within [`EXPIRING_DAYS`], and
+/// active keys unused (or, never used, created) more than [`UNUSED_DAYS`] ago.
+fn attention(view: &KeyView, now: DateTime<Utc>) -> Vec<&'static str> {
+    let key = &view.key;
+    let mut flags = Vec::new();
+    if view.status != KeyStatus::Active {
+        return flags;
+    }
+    if key.expires_at < now + Duration::days(EXPIRING_DAYS) {
+        flags.push("expires soon");
+    }
+    if key.last_used_at.unwrap_or(key.created_at) < now - Duration::days(UNUSED_DAYS) {
+        flags.push("unused 30 days");
+    }
+    flags
 }
 
 /// Links to the previous and next pages of a list, keeping its filters.
@@ -434,5 +438,56 @@ pub async fn disable(
     match console.admin.disable_key(&signed.ctx, &key_id).await {
         Ok(_) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
         Err(err) => page::failure(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::attention;
+    use keygate_core::admin::KeyView;
+    use keygate_core::model::{ApiKeyRecord, KeyStatus, StoredSecret};
+
+    fn view(
+        created_days_ago: i64,
+        last_used_days_ago: Option<i64>,
+        expires_in_days: i64,
+        now: DateTime<Utc>,
+    ) -> KeyView {
+        let key = ApiKeyRecord {
+            key_id: "k_abc123def456".into(),
+            key_prefix: "sk_live_k_abc123def456".into(),
+            organization: "acme".into(),
+            name: "n".into(),
+            description: String::new(),
+            scopes: vec![],
+            secret_hash: StoredSecret { phc: String::new(), fingerprint: None },
+            previous_secret_hash: None,
+            previous_key_expires_at: None,
+            created_by: "k_creator00000".into(),
+            created_at: now - Duration::days(created_days_ago),
+            updated_at: now,
+            expires_at: now + Duration::days(expires_in_days),
+            disabled_at: None,
+            last_used_at: last_used_days_ago.map(|days| now - Duration::days(days)),
+            last_rotated_at: None,
+            limits: Default::default(),
+            labels: Default::default(),
+        };
+        KeyView { key, status: KeyStatus::Active, previous_key_expires_at: None }
+    }
+
+    #[test]
+    fn keys_expiring_within_14_days_and_unused_for_30_are_flagged() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        assert!(attention(&view(1, Some(0), 365, now), now).is_empty(), "a busy key with a year left");
+        assert_eq!(attention(&view(1, Some(0), 13, now), now), vec!["expires soon"]);
+        assert_eq!(attention(&view(40, Some(31), 365, now), now), vec!["unused 30 days"]);
+        assert_eq!(attention(&view(40, None, 365, now), now), vec!["unused 30 days"], "never used, made long ago");
+        assert!(attention(&view(2, None, 365, now), now).is_empty(), "never used, but new");
+        let mut disabled = view(40, None, 3, now);
+        disabled.status = KeyStatus::Disabled;
+        assert!(attention(&disabled, now).is_empty(), "nothing to do about a disabled key");
     }
 }

@@ -9,12 +9,12 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, Fingerprint, KeyStatus, Labels, LimitOverrides, ListFilter,
-    Organization, Page, SUCCESS, SigningKeyRecord, StoredSecret, UsageRow,
+    ApiClientRecord, ApiKeyRecord, AuditEntry, AuditQuery, DailyUses, Fingerprint, KeyStatus, Labels, LimitOverrides,
+    ListFilter, Organization, Page, SUCCESS, SigningKeyRecord, StoredSecret, UsageRow,
 };
 use crate::ports::{
     AuditStore, ClientStore, DisableOutcome, KeyChanges, Revival, RotateOutcome, Rotation, SecretSlot, SigningKeyStore,
@@ -45,6 +45,7 @@ pub async fn run_all<S: AllPorts>(store: Arc<S>) {
     signing_keys_are_added_retired_and_sealed(s).await;
     the_audit_log_filters_orders_and_pages(s).await;
     usage_is_kept_per_replica_as_totals(s).await;
+    daily_uses_add_up_and_old_days_are_forgotten(s).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -989,6 +990,28 @@ async fn usage_is_kept_per_replica_as_totals<S: AllPorts>(store: &S) {
     assert_eq!(others(subject, month, "replica-c").await, 19);
     assert_eq!(others(other, month, "replica-b").await, 7, "rows not written again are kept");
     ok(store.record_usage("replica-a", &[], at(4)).await, "record nothing");
+}
+
+async fn daily_uses_add_up_and_old_days_are_forgotten<S: AllPorts>(store: &S) {
+    let day = |n: u32| NaiveDate::from_ymd_opt(2026, 11, n).unwrap_or_default();
+    let row = |credential: &str, d: u32, uses: u64| DailyUses { credential: credential.to_owned(), day: day(d), uses };
+    let (key, client) = ("api_key:k_daily0000001", "client:daily-client");
+    ok(store.add_daily_uses(&[row(key, 1, 3), row(key, 2, 4), row(client, 2, 9)], None).await, "add");
+    // Increments: a second replica's (or a later flush's) counts add to the day's.
+    ok(store.add_daily_uses(&[row(key, 2, 6)], None).await, "add again");
+    let read = |credential: &'static str, since: u32| async move {
+        let rows = ok(store.daily_uses(credential, day(since)).await, "daily_uses");
+        rows.into_iter().map(|r| (r.day, r.uses)).collect::<Vec<_>>()
+    };
+    assert_eq!(read(key, 1).await, vec![(day(1), 3), (day(2), 10)], "oldest first, summed");
+    assert_eq!(read(key, 2).await, vec![(day(2), 10)], "from the day asked");
+    assert_eq!(read(client, 1).await, vec![(day(2), 9)], "each credential apart");
+    assert_eq!(read("api_key:k_nosuchkey000", 1).await, vec![]);
+    ok(store.add_daily_uses(&[u64::MAX, 1].map(|uses| row(key, 3, uses)), None).await, "huge counts");
+    assert!(read(key, 3).await[0].1 >= i64::MAX.unsigned_abs() - 1, "clamped, not wrapped or refused");
+    ok(store.add_daily_uses(&[], Some(day(2))).await, "forget before the 2nd");
+    assert_eq!(read(key, 1).await.first().map(|r| r.0), Some(day(2)), "the 1st is gone");
+    assert_eq!(read(client, 1).await, vec![(day(2), 9)], "later days are kept");
 }
 
 #[cfg(test)]
