@@ -217,8 +217,35 @@ try {
   check(rows.length === 1 && rows[0].includes("api_key.rotate"), "filtering by action leaves only those entries");
   await page.goto(`${BASE}/console/audit`);
   await shot(page, "09-audit-log");
+  // Organizations and plans, for the platform's admin.
+  await page.goto(`${BASE}/console/organizations`);
+  await page.fill("#slug", "Not A Slug");
+  await page.fill("#name", "Initech");
+  response = await submit(page, "Create organization");
+  check(response.status() === 422 && (await page.locator("#slug-error").isVisible()), "a bad slug is refused beside its field");
+  await page.fill("#slug", "initech");
+  await page.selectOption("#plan", "free");
+  await submit(page, "Create organization");
+  check(page.url().endsWith("/console/organizations/initech"), "an organization is created");
+  await page.selectOption("#plan", "pro");
+  await submit(page, "Save changes");
+  check(/pro/.test(await page.locator("dl.facts").textContent()), "and moved to another plan");
   await page.goto(`${BASE}/console/organizations`);
   await shot(page, "10-organizations");
+
+  // Every control of every main page has a label.
+  for (const path of ["/console/keys", "/console/keys/new", keyUrl.replace(BASE, ""), "/console/clients",
+                      "/console/clients/new", `/console/clients/${clientId}`, "/console/organizations",
+                      "/console/organizations/initech", "/console/audit"]) {
+    await page.goto(`${BASE}${path}`);
+    const missing = await unlabelled(page);
+    check(missing.length === 0, `every control on ${path} has a label ${missing.join(" ")}`);
+  }
+
+  // The client's usage: the tokens it got, counted like a key's requests.
+  await page.goto(`${BASE}/console/clients/${clientId}`);
+  const clientCaption = await page.locator(".chart figcaption").textContent();
+  check(/^[1-9]\d* requests/.test(clientCaption), `the client's usage chart counts its tokens (${clientCaption})`);
 
   // CSRF: a state-changing request without this session's token changes nothing.
   const before = await page.request.get(`${BASE}/console/keys`).then((r) => r.text());
