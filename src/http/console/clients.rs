@@ -290,18 +290,14 @@ pub async fn update(
         Err(err) => return page::failure(&err),
     };
     let mut problems = Problems::default();
-    let (limits, reset_limits) = form::limit_changes(&form, &client.limits, &mut problems);
-    let labels = form::labels(&form, &mut problems);
-    let changed = |new: String, old: &str| (new != old).then_some(new);
-    let scopes = form.all("scopes");
-    let changes = KeyChanges {
-        name: changed(form.text("name"), &client.name),
-        description: changed(form.text("description"), &client.description),
-        scopes: (scopes != client.scopes).then_some(scopes),
-        limits,
-        reset_limits,
-        labels: (labels != client.labels).then_some(labels),
+    let current = form::Current {
+        name: &client.name,
+        description: &client.description,
+        scopes: &client.scopes,
+        limits: &client.limits,
+        labels: &client.labels,
     };
+    let changes = form::changes(&form, &current, &mut problems);
     if problems.is_empty() && changes == KeyChanges::default() {
         return Redirect::to(&format!("/console/clients/{client_id}")).into_response();
     }

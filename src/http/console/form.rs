@@ -7,6 +7,7 @@ use axum::body::Bytes;
 
 use keygate_core::error::{CoreError, FieldViolation};
 use keygate_core::model::{Labels, LimitField, LimitOverrides};
+use keygate_core::ports::KeyChanges;
 
 /// The fields of a posted form (`application/x-www-form-urlencoded`).
 #[derive(Debug, Default, Clone)]
@@ -128,7 +129,7 @@ pub fn limits(form: &Form, problems: &mut Problems) -> LimitOverrides {
 
 /// The limits a form changes from `current`: those set to another number, and the names of
 /// those emptied (back to the configured default).
-pub fn limit_changes(form: &Form, current: &LimitOverrides, problems: &mut Problems) -> (LimitOverrides, Vec<String>) {
+fn limit_changes(form: &Form, current: &LimitOverrides, problems: &mut Problems) -> (LimitOverrides, Vec<String>) {
     let asked = limits(form, problems);
     let mut set = LimitOverrides::default();
     let mut resets = Vec::new();
@@ -150,6 +151,33 @@ pub fn limit_texts(form: &Form) -> [String; 4] {
 /// A credential's limits as the form's four fields show them.
 pub fn limit_values(limits: &LimitOverrides) -> [String; 4] {
     LimitField::ALL.map(|field| limits.get(field).map(|v| v.to_string()).unwrap_or_default())
+}
+
+/// A key's or client's fields as they stand, for [`changes`].
+pub struct Current<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub scopes: &'a [String],
+    pub limits: &'a LimitOverrides,
+    pub labels: &'a Labels,
+}
+
+/// What an edit form changes of a key or client: only the fields it changed, so that an admin
+/// may edit a credential holding scopes the admin does not (the subset rule applies to a change
+/// of scopes only). Its problems, if any, in `problems`.
+pub fn changes(form: &Form, current: &Current<'_>, problems: &mut Problems) -> KeyChanges {
+    let (limits, reset_limits) = limit_changes(form, current.limits, problems);
+    let labels = labels(form, problems);
+    let changed = |new: String, old: &str| (new != old).then_some(new);
+    let scopes = form.all("scopes");
+    KeyChanges {
+        name: changed(form.text("name"), current.name),
+        description: changed(form.text("description"), current.description),
+        scopes: (scopes != current.scopes).then_some(scopes),
+        limits,
+        reset_limits,
+        labels: (&labels != current.labels).then_some(labels),
+    }
 }
 
 /// Labels written one `name=value` per line.

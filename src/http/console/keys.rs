@@ -334,19 +334,14 @@ pub async fn update(
     };
     let key = &view.key;
     let mut problems = Problems::default();
-    let (limits, reset_limits) = form::limit_changes(&form, &key.limits, &mut problems);
-    let labels = form::labels(&form, &mut problems);
-    let changed = |new: String, old: &str| (new != old).then_some(new);
-    let scopes = form.all("scopes");
-    let changes = KeyChanges {
-        name: changed(form.text("name"), &key.name),
-        description: changed(form.text("description"), &key.description),
-        // Only when changed: an admin may edit a key that has scopes it does not hold itself.
-        scopes: (scopes != key.scopes).then_some(scopes),
-        limits,
-        reset_limits,
-        labels: (labels != key.labels).then_some(labels),
+    let current = form::Current {
+        name: &key.name,
+        description: &key.description,
+        scopes: &key.scopes,
+        limits: &key.limits,
+        labels: &key.labels,
     };
+    let changes = form::changes(&form, &current, &mut problems);
     if problems.is_empty() && changes == KeyChanges::default() {
         return Redirect::to(&format!("/console/keys/{key_id}")).into_response();
     }
