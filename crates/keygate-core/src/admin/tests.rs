@@ -643,3 +643,47 @@ async fn lists_narrow_by_filters_and_labels_are_checked() {
     let cleared = core.admin.update_key(&ctx(&admin), &made.view.key.key_id, relabel).await.expect("clear labels");
     assert!(cleared.key.labels.is_empty());
 }
+
+#[tokio::test]
+async fn signing_in_needs_an_admin_scope_and_is_recorded() {
+    let (core, root, acme_admin) = acme(&["admin:keys:read", "incidents:read"]).await;
+    let identity = core.admin.sign_in(&ctx(&acme_admin)).await.expect("an admin signs in");
+    assert_eq!((identity.organization.as_str(), identity.platform), ("acme", false));
+    assert!(identity.holds("admin:keys:read") && !identity.holds("admin:keys:write"));
+    assert_eq!(identity.grantable, scopes(&["admin:keys:read", "incidents:read"]), "only what it holds");
+    let entries = core.audit("acme", "admin.sign_in");
+    assert_eq!((entries.len(), entries[0].target.as_str()), (1, identity.id.as_str()));
+    core.admin.identity(&ctx(&acme_admin)).await.expect("the identity");
+    assert_eq!(core.audit("acme", "admin.sign_in").len(), 1, "reading the identity records nothing");
+
+    let plain = core.key(&root, "acme", &["incidents:read"]).await.api_key;
+    assert_eq!(code(&core.admin.sign_in(&ctx(&plain)).await), "PERMISSION_DENIED", "no admin scope");
+    assert_eq!(code(&core.admin.sign_in(&ctx("sk_live_k_nope")).await), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn usage_counts_days_and_reads_the_quota_within_the_organization() {
+    let (core, root, acme_admin) = acme(&["admin:keys:read", "admin:keys:write", "incidents:read"]).await;
+    let mut request = new_key("", &["incidents:read"]);
+    request.limits.max_quota = Some(100);
+    let key = core.admin.create_key(&ctx(&acme_admin), request).await.expect("a key");
+    let key_id = key.view.key.key_id.clone();
+    // Each day's uses flushed that day: a batch is counted on the day of its last use.
+    let store = core.store.as_ref();
+    core.authenticate(&key.api_key).await.expect("used once");
+    core.last_used.flush(store, store, store, core.now()).await.expect("flush");
+    core.advance_days(1);
+    core.authenticate(&key.api_key).await.expect("used again the next day");
+    core.authenticate(&key.api_key).await.expect("and again");
+    core.last_used.flush(store, store, store, core.now()).await.expect("flush");
+
+    let usage = core.admin.key_usage(&ctx(&acme_admin), &key_id).await.expect("usage");
+    assert_eq!(usage.days.len(), 14, "every day, unused ones too");
+    assert_eq!(usage.days.last().map(|d| d.1), Some(2), "today");
+    assert_eq!(usage.days.iter().rev().nth(1).map(|d| d.1), Some(1), "yesterday");
+    assert_eq!(usage.quota.map(|q| q.max_quota), Some(100));
+    core.admin.key_usage(&ctx(&root), &key_id).await.expect("a platform admin reads any");
+    core.organization(&root, "globex", "pro").await;
+    let globex = core.key(&root, "globex", &["admin:keys:read"]).await.api_key;
+    assert_eq!(code(&core.admin.key_usage(&ctx(&globex), &key_id).await), "NOT_FOUND", "another organization's");
+}
