@@ -17,6 +17,7 @@ backend_tests!(
     clients_and_errors_follow_the_reference,
     organizations_plans_and_the_audit_log_over_rest,
     labels_and_filters_narrow_lists_over_rest,
+    usage_counts_requests_per_day_over_rest,
 );
 
 /// Sends `body` (when given) as JSON with the admin key; the status and the JSON answer.
@@ -387,5 +388,41 @@ async fn labels_and_filters_narrow_lists_over_rest(backend: Backend) {
     assert!(error.to_string().contains("labels.Env") && error.to_string().contains("labels.ok"), "{error}");
     let (status, error) = call(&server, Method::GET, "/api/admin/api-clients?status=expired", &root, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "clients never expire: {error}");
+    server.stop().await;
+}
+
+async fn usage_counts_requests_per_day_over_rest(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_key.clone();
+    let body = json!({"name": "counted", "scopes": ["incidents:read"], "limits": {"max_quota": 50}});
+    let (_, created) = call(&server, Method::POST, "/api/admin/api-keys", &admin, Some(body)).await;
+    let (key_id, api_key) = (created["key_id"].as_str().expect("id"), created["api_key"].as_str().expect("key"));
+    for _ in 0..3 {
+        assert_eq!(server.reason(api_key, &["incidents:read"]).await, pb::DecisionReason::Allowed);
+    }
+    // A restart flushes what the batched writer holds.
+    let server = server.restart(&[]).await;
+    let path = format!("/api/admin/api-keys/{key_id}/usage");
+    let (status, usage) = call(&server, Method::GET, &path, &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let days = usage["days"].as_array().expect("days");
+    assert_eq!(days.len(), 14, "{usage}");
+    assert_eq!(days[13]["requests"], 3, "today's requests: {usage}");
+    let today = keygate_core::ports::Clock::now(server.clock.as_ref()).date_naive();
+    assert_eq!(days[13]["day"], today.to_string());
+    assert_eq!((usage["quota"]["max_quota"].as_u64(), usage["quota"]["quota"].as_u64()), (Some(50), Some(47)));
+
+    let body = json!({"name": "counted client", "scopes": ["incidents:read"]});
+    let (_, client) = call(&server, Method::POST, "/api/admin/api-clients", &admin, Some(body)).await;
+    let client_id = client["client_id"].as_str().expect("client id");
+    let (status, usage) =
+        call(&server, Method::GET, &format!("/api/admin/api-clients/{client_id}/usage"), &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["days"][13]["requests"], 0, "no token yet");
+    assert_eq!(usage["quota"]["unlimited"], true);
+    let (status, _) = call(&server, Method::GET, "/api/admin/api-keys/k_000000000000/usage", &admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = call(&server, Method::GET, "/api/admin/api-keys/nope/usage", &admin, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     server.stop().await;
 }

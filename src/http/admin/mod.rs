@@ -11,6 +11,7 @@ mod keys;
 mod openapi;
 mod organizations;
 mod quota;
+mod usage;
 mod wire;
 
 use std::sync::Arc;
@@ -55,9 +56,11 @@ pub fn router(rest: AdminRest) -> Router {
         .route("/api/admin/api-keys", post(keys::create).get(keys::list))
         .route("/api/admin/api-keys/{key_id}", get(keys::get).patch(keys::update).delete(keys::disable))
         .route("/api/admin/api-keys/{key_id}/rotate", post(keys::rotate))
+        .route("/api/admin/api-keys/{key_id}/usage", get(usage::of_key))
         .route("/api/admin/api-clients", post(clients::create).get(clients::list))
         .route("/api/admin/api-clients/{client_id}", get(clients::get).patch(clients::update).delete(clients::disable))
         .route("/api/admin/api-clients/{client_id}/regenerate-secret", post(clients::regenerate_secret))
+        .route("/api/admin/api-clients/{client_id}/usage", get(usage::of_client))
         .route("/api/admin/organizations", post(organizations::create).get(organizations::list))
         .route("/api/admin/organizations/{slug}", get(organizations::get).patch(organizations::update))
         .route("/api/admin/audit-events", get(audit::list))

@@ -10,15 +10,16 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, FieldError};
-use super::{audit, clients, keys, organizations, quota, wire};
+use super::{audit, clients, keys, organizations, quota, usage, wire};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keygate admin API", description = "API keys, OAuth2 clients, organizations and the audit log, managed over HTTP. \
         Every call authenticates with an admin credential: `Authorization: Bearer <admin key or token>` or \
         `X-API-Key: <admin key>`."),
-    paths(keys::create, keys::list, keys::get, keys::update, keys::rotate, keys::disable,
+    paths(keys::create, keys::list, keys::get, keys::update, keys::rotate, keys::disable, usage::of_key,
         clients::create, clients::list, clients::get, clients::update, clients::regenerate_secret, clients::disable,
+        usage::of_client,
         organizations::create, organizations::list, organizations::get, organizations::update, audit::list,
         quota::get),
     components(schemas(ErrorBody, FieldError, wire::Limits, wire::LimitsPatch)),

@@ -325,9 +325,10 @@ async fn confirm(console: &Console, signed: &Signed, client_id: &str, action: &s
         Ok(client) => client,
         Err(err) => return page::failure(&err),
     };
-    let (title, warning, button) = match action {
-        "regenerate" => ("Regenerate the secret of", REGENERATE_WARNING, "Regenerate secret"),
-        _ => ("Disable", "The client gets no new tokens, for good. This cannot be undone.", "Disable client"),
+    // Revoking the tokens by default where the API does: on regenerating, not on disabling.
+    let (title, warning, button, revoke) = match action {
+        "regenerate" => ("Regenerate the secret of", REGENERATE_WARNING, "Regenerate secret", true),
+        _ => ("Disable", "The client gets no new tokens, for good. This cannot be undone.", "Disable client", false),
     };
     let body = html! {
         h1 { (title) " " (client.name) "?" }
@@ -335,7 +336,7 @@ async fn confirm(console: &Console, signed: &Signed, client_id: &str, action: &s
         form method="post" action={"/console/clients/" (client_id) "/" (action)} {
             (csrf(signed))
             div.check {
-                input type="checkbox" id="revoke_tokens" name="revoke_tokens" value="true";
+                input type="checkbox" id="revoke_tokens" name="revoke_tokens" value="true" checked[revoke];
                 label for="revoke_tokens" { "Also revoke the access tokens it already holds" }
             }
             button.danger type="submit" { (button) }
