@@ -62,6 +62,15 @@ async function signIn(page, credential) {
   return submit(page, "Sign in");
 }
 
+/** Presses Tab until the element `id` has the focus; how many presses it took. */
+async function tabTo(page, id) {
+  for (let presses = 1; presses <= 80; presses += 1) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate(() => document.activeElement?.id) === id) return presses;
+  }
+  throw new Error(`Tab never reached #${id}`);
+}
+
 /** Every visible form control has a label. */
 async function unlabelled(page) {
   return page.evaluate(() =>
@@ -168,6 +177,23 @@ try {
   await page.fill("#q", "no-such-key-anywhere");
   await Promise.all([page.waitForURL(/q=no-such/), page.getByRole("button", { name: "Filter" }).click()]);
   check(await page.locator("tbody tr").count() === 0, "and nothing for a search that matches none");
+  // The keyboard alone: Tab to the fields, Space ticks a scope, Enter submits; focus is visible.
+  await page.goto(`${BASE}/console/keys/new`);
+  await tabTo(page, "name");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  check(outline !== "none", `the focused field shows it (outline ${outline})`);
+  await page.keyboard.type("Typed key");
+  await tabTo(page, "scope-search-read");
+  await page.keyboard.press("Space");
+  await tabTo(page, "expires_in_days");
+  const [typed] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST"),
+    page.keyboard.press("Enter"),
+  ]);
+  await page.waitForLoadState("load");
+  check(typed.status() === 201 && authorize(await page.locator("#secret").inputValue(), ["search:read"]),
+    "a key created with the keyboard alone works");
+
   // Flags: the key expiring within a week is marked, and the filter shows it alone.
   await page.goto(`${BASE}/console/keys`);
   const shortRow = page.locator("tbody tr", { hasText: "Short-lived" });
