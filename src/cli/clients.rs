@@ -86,6 +86,8 @@ pub enum ClientsCommand {
         #[arg(long)]
         revoke_tokens: bool,
     },
+    /// Show a client's tokens issued per day over the last 14 days and its quota this month.
+    Usage { client_id: String },
 }
 
 /// Runs a `clients` command against the server.
@@ -200,6 +202,12 @@ pub async fn run(args: ClientsArgs) -> Result<(), Failure> {
             let view =
                 client.disable_api_client(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
             print_client(format, &view.into_inner());
+        }
+        ClientsCommand::Usage { client_id } => {
+            let request = pb::GetApiClientUsageRequest { client_id };
+            let usage =
+                client.get_api_client_usage(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
+            output::print_usage(format, &usage.into_inner());
         }
     }
     Ok(())

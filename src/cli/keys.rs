@@ -91,6 +91,8 @@ pub enum KeysCommand {
     },
     /// Disable a key for good, and its grace-period secret.
     Disable { key_id: String },
+    /// Show a key's requests per day over the last 14 days and its quota this month.
+    Usage { key_id: String },
 }
 
 /// Runs a `keys` command against the server.
@@ -218,6 +220,12 @@ pub async fn run(args: KeysArgs) -> Result<(), Failure> {
             let request = pb::DisableApiKeyRequest { key_id };
             let key = client.disable_api_key(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
             print_key(format, &key.into_inner());
+        }
+        KeysCommand::Usage { key_id } => {
+            let request = pb::GetApiKeyUsageRequest { key_id };
+            let usage =
+                client.get_api_key_usage(session.request(request)).await.map_err(|s| Failure::from_status(&s))?;
+            output::print_usage(format, &usage.into_inner());
         }
     }
     Ok(())

@@ -149,6 +149,24 @@ pub fn audit_event(event: &pb::AuditEvent) -> Value {
 }
 
 /// One record as `field: value` lines.
+/// A credential's usage: one row per day, then its quota.
+pub fn print_usage(format: Format, usage: &pb::CredentialUsage) {
+    if format == Format::Json {
+        let days: Vec<Value> = usage.days.iter().map(|d| json!({"day": d.day, "requests": d.requests})).collect();
+        let quota = usage.quota.as_ref().map(|q| {
+            json!({"quota": q.quota, "max_quota": q.max_quota, "next_window_refresh": time(&q.next_window_refresh)})
+        });
+        return print_json(&json!({"days": days, "quota": quota}));
+    }
+    let mut rows: Vec<(&str, String)> = usage.days.iter().map(|d| (d.day.as_str(), d.requests.to_string())).collect();
+    let quota = match &usage.quota {
+        Some(q) => format!("{} of {} left this month", q.quota, q.max_quota),
+        None => "none".to_owned(),
+    };
+    rows.push(("quota", quota));
+    print_record(&rows);
+}
+
 pub fn print_record(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in rows {

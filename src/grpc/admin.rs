@@ -64,6 +64,24 @@ impl AdminService for AdminApi {
         reply(result, &ctx.origin, convert::api_key)
     }
 
+    async fn get_api_key_usage(
+        &self,
+        request: Request<pb::GetApiKeyUsageRequest>,
+    ) -> Result<Response<pb::CredentialUsage>, Status> {
+        let ctx = admin_context(&request);
+        let result = self.admin.key_usage(&ctx, &request.into_inner().key_id).await;
+        reply(result, &ctx.origin, convert::usage)
+    }
+
+    async fn get_api_client_usage(
+        &self,
+        request: Request<pb::GetApiClientUsageRequest>,
+    ) -> Result<Response<pb::CredentialUsage>, Status> {
+        let ctx = admin_context(&request);
+        let result = self.admin.client_usage(&ctx, &request.into_inner().client_id).await;
+        reply(result, &ctx.origin, convert::usage)
+    }
+
     async fn list_api_keys(
         &self,
         request: Request<pb::ListApiKeysRequest>,

@@ -10,6 +10,7 @@ use crate::proto::envoy_auth as envoy;
 use crate::proto::keygate_v1 as pb;
 use keygate_core::admin::audit::AuditListing;
 use keygate_core::admin::clients::NewClient;
+use keygate_core::admin::usage::CredentialUsage;
 use keygate_core::admin::{KeyView, ListRequest, NewKey, NewOrganization, OrganizationUpdate, RotateKey};
 use keygate_core::engine::AuthorizeInput;
 use keygate_core::error::CoreError;
@@ -306,6 +307,12 @@ fn rate_limit(state: RateState) -> pb::RateLimit {
 }
 
 /// A quota's state; the wire's `quota` is what is left.
+/// A credential's recent use.
+pub fn usage(usage: CredentialUsage) -> pb::CredentialUsage {
+    let day = |(day, requests): (chrono::NaiveDate, u64)| pb::DailyUsage { day: day.to_string(), requests };
+    pb::CredentialUsage { days: usage.days.into_iter().map(day).collect(), quota: usage.quota.map(quota) }
+}
+
 fn quota(state: QuotaState) -> pb::Quota {
     pb::Quota {
         quota: state.remaining,

@@ -213,6 +213,14 @@ async fn keys_live_their_life_cycle_through_the_cli(backend: Backend) {
     assert!(rotated_json["previous_key_expires_at"].is_string(), "a 7-day grace by default: {rotated_json}");
     assert_eq!(server.reason(&newest, &["investigations:read"]).await, pb::DecisionReason::Allowed);
 
+    // Usage: 14 days and the quota, as a table or JSON (today's counts trail by the flush).
+    let usage = admin(&server, &["keys", "usage", &key_id, "--output", "json"]).await.ok().json();
+    assert_eq!(usage["days"].as_array().map(Vec::len), Some(14), "{usage}");
+    let table = admin(&server, &["keys", "usage", &key_id]).await;
+    assert!(table.ok().stdout.contains("quota"), "{}", table.stdout);
+    let missing = admin(&server, &["keys", "usage", "k_000000000000"]).await;
+    assert_eq!(missing.code, Some(3), "not found: {}", missing.stderr);
+
     // Disable.
     let disabled = admin(&server, &["keys", "disable", &key_id, "--output", "json"]).await;
     assert_eq!(disabled.ok().json()["status"], "disabled");
@@ -311,6 +319,8 @@ async fn clients_orgs_and_audit_through_the_cli(backend: Backend) {
     let update = ["clients", "update", &client_id, "--description", "nightly", "--rate-limit-per-minute", "30"];
     let updated = admin(&server, &[&update[..], &["--output", "json"]].concat()).await.ok().json();
     assert_eq!((&updated["description"], &updated["limits"]["rate_limit_per_minute"]), (&json!("nightly"), &json!(30)));
+    let usage = admin(&server, &["clients", "usage", &client_id, "--output", "json"]).await.ok().json();
+    assert_eq!(usage["days"].as_array().map(Vec::len), Some(14), "{usage}");
     let disabled = admin(&server, &["clients", "disable", &client_id, "--revoke-tokens", "--output", "json"]).await;
     let disabled_json = disabled.ok().json();
     assert_eq!(disabled_json["status"], "disabled");

@@ -72,6 +72,19 @@ fn the_console_works_in_a_real_browser() {
 
     run_browser(&served, &[("ADMIN_KEY", &root), ("ORG_ADMIN_KEY", &org_admin), ("ACME_KEY_NAME", "Acme ingest")]);
 
+    // The same figures over gRPC: the organization admin's own key, used by every page it read.
+    let key_id = admin["key"]["keyId"].as_str().expect("the admin's key id");
+    let usage = call(
+        &served.addr,
+        &org_admin,
+        "keygate.v1.AdminService/GetApiKeyUsage",
+        &format!(r#"{{"key_id": "{key_id}"}}"#),
+    );
+    let days = usage["days"].as_array().expect("days");
+    assert_eq!(days.len(), 14, "{usage}");
+    let today = days[13]["requests"].as_str().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+    assert!(today > 0, "the pages it read were counted: {usage}");
+
     // Nothing the browser was shown stayed anywhere it should not.
     let log = served.log_text();
     assert!(!log.contains(&root) && !log.contains(&org_admin), "no admin key in keygate's log");
