@@ -17,7 +17,6 @@ use super::{Console, Signed};
 use keygate_core::admin::ListRequest;
 use keygate_core::admin::clients::NewClient;
 use keygate_core::model::{ApiClientRecord, KeyStatus};
-use keygate_core::ports::KeyChanges;
 
 const PAGE_SIZE: i64 = 20;
 const UNUSED_DAYS: i64 = 30;
@@ -199,7 +198,7 @@ pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: B
             response
         }
         Err(err) => {
-            let status = page::form_status(&err);
+            let status = form::form_status(&err);
             page::respond(status, new_page(&signed, &form, &Problems::from_error(&err, FIELDS)))
         }
     }
@@ -298,20 +297,9 @@ pub async fn update(
         labels: &client.labels,
     };
     let changes = form::changes(&form, &current, &mut problems);
-    if problems.is_empty() && changes == KeyChanges::default() {
-        return Redirect::to(&format!("/console/clients/{client_id}")).into_response();
-    }
-    let result = if problems.is_empty() {
-        console
-            .admin
-            .update_client(&signed.ctx, &client_id, changes)
-            .await
-            .map_err(|err| (page::form_status(&err), Problems::from_error(&err, FIELDS)))
-    } else {
-        Err((StatusCode::UNPROCESSABLE_ENTITY, problems))
-    };
-    match result {
-        Ok(_) => Redirect::to(&format!("/console/clients/{client_id}")).into_response(),
+    let save = async |changes| console.admin.update_client(&signed.ctx, &client_id, changes).await;
+    match form::save(problems, changes, FIELDS, save).await {
+        Ok(()) => Redirect::to(&format!("/console/clients/{client_id}")).into_response(),
         Err((status, problems)) => {
             let usage = super::usage::of_client(&console, &signed, &client_id).await;
             page::respond(status, client_page(&signed, &client, &usage, Some(&form), &problems))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
+use axum::http::StatusCode;
 
 use keygate_core::error::{CoreError, FieldViolation};
 use keygate_core::model::{Labels, LimitField, LimitOverrides};
@@ -177,6 +178,35 @@ pub fn changes(form: &Form, current: &Current<'_>, problems: &mut Problems) -> K
         limits,
         reset_limits,
         labels: (&labels != current.labels).then_some(labels),
+    }
+}
+
+/// The status of a form the use cases refused: 422 for problems with its fields, as a form's
+/// own checks answer, else the code table's.
+pub fn form_status(err: &CoreError) -> StatusCode {
+    match err {
+        CoreError::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        other => StatusCode::from_u16(other.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// Saves an edit form's `changes` with `save`, unless the form had problems (422) or changed
+/// nothing; a refusal comes back with its status and its problems placed among `fields`.
+pub async fn save<T>(
+    problems: Problems,
+    changes: KeyChanges,
+    fields: &[&str],
+    save: impl AsyncFnOnce(KeyChanges) -> Result<T, CoreError>,
+) -> Result<(), (StatusCode, Problems)> {
+    if !problems.is_empty() {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, problems));
+    }
+    if changes == KeyChanges::default() {
+        return Ok(());
+    }
+    match save(changes).await {
+        Ok(_) => Ok(()),
+        Err(err) => Err((form_status(&err), Problems::from_error(&err, fields))),
     }
 }
 

@@ -15,7 +15,6 @@ use super::page::{self, csrf, field, maybe_when, when};
 use super::{Console, Signed};
 use keygate_core::admin::{KeyView, ListRequest, NewKey, RotateKey};
 use keygate_core::model::KeyStatus;
-use keygate_core::ports::KeyChanges;
 
 /// Rows on a page of the list.
 const PAGE_SIZE: i64 = 20;
@@ -226,7 +225,7 @@ pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: B
         Ok(issued) => issued,
         Err(err) => {
             let problems = Problems::from_error(&err, FIELDS);
-            let status = page::form_status(&err);
+            let status = form::form_status(&err);
             return page::respond(status, new_page(&signed, &form, &problems));
         }
     };
@@ -342,20 +341,9 @@ pub async fn update(
         labels: &key.labels,
     };
     let changes = form::changes(&form, &current, &mut problems);
-    if problems.is_empty() && changes == KeyChanges::default() {
-        return Redirect::to(&format!("/console/keys/{key_id}")).into_response();
-    }
-    let result = if problems.is_empty() {
-        console
-            .admin
-            .update_key(&signed.ctx, &key_id, changes)
-            .await
-            .map_err(|err| (page::form_status(&err), Problems::from_error(&err, FIELDS)))
-    } else {
-        Err((StatusCode::UNPROCESSABLE_ENTITY, problems))
-    };
-    match result {
-        Ok(_) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
+    let save = async |changes| console.admin.update_key(&signed.ctx, &key_id, changes).await;
+    match form::save(problems, changes, FIELDS, save).await {
+        Ok(()) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
         Err((status, problems)) => {
             let usage = super::usage::of_key(&console, &signed, &key_id).await;
             page::respond(status, key_page(&signed, &view, &usage, Some(&form), &problems))

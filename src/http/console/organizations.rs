@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::form::{Form, Problems};
+use super::form::{self, Form, Problems};
 use super::keys::pager;
 use super::page::{self, csrf, field, when};
 use super::{Console, Signed};
@@ -103,7 +103,7 @@ pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: B
     match console.admin.create_organization(&signed.ctx, request).await {
         Ok(org) => Redirect::to(&format!("/console/organizations/{}", org.slug)).into_response(),
         Err(err) => {
-            let status = page::form_status(&err);
+            let status = form::form_status(&err);
             list_page(&console, &signed, None, &form, &Problems::from_error(&err, FIELDS), status).await
         }
     }
@@ -180,7 +180,7 @@ pub async fn update(
     match console.admin.update_organization(&signed.ctx, request).await {
         Ok(_) => Redirect::to(&format!("/console/organizations/{slug}")).into_response(),
         Err(err) => {
-            let status = page::form_status(&err);
+            let status = form::form_status(&err);
             page::respond(status, org_page(&console, &signed, &org, Some(&form), &Problems::from_error(&err, FIELDS)))
         }
     }

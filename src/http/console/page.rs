@@ -198,15 +198,6 @@ pub fn shown_once(label: &str, secret: &str, warning: &str) -> Markup {
     }
 }
 
-/// The status of a form the use cases refused: 422 for problems with its fields, as a form's
-/// own checks answer, else the code table's.
-pub fn form_status(err: &CoreError) -> StatusCode {
-    match err {
-        CoreError::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        other => StatusCode::from_u16(other.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    }
-}
-
 /// An error answer of the admin use cases as a page.
 pub fn failure(err: &CoreError) -> Response {
     let status = StatusCode::from_u16(err.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
