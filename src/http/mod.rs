@@ -6,6 +6,9 @@ pub mod admin;
 mod discovery;
 mod oauth;
 
+#[doc(hidden)]
+pub use oauth::{introspection_request, token_request};
+
 use std::future::Future;
 use std::sync::Arc;
 
