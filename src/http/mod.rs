@@ -7,6 +7,9 @@ pub mod console;
 mod discovery;
 mod oauth;
 
+#[doc(hidden)]
+pub use oauth::{introspection_request, token_request};
+
 use std::future::Future;
 use std::sync::Arc;
 

@@ -148,7 +148,9 @@ pub async fn token(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: By
     }
 }
 
-fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, CoreError> {
+/// The token request a form body (and the Basic header) makes; public for the fuzz targets.
+#[doc(hidden)]
+pub fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, CoreError> {
     let mut form = parse_form(headers, body)?;
     let (client_id, client_secret) = client_credentials(headers, &mut form)?.unwrap_or_default();
     Ok(TokenRequest {
@@ -159,24 +161,28 @@ fn token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, CoreE
     })
 }
 
+/// Who asks an introspection and about which token; public for the fuzz targets.
+#[doc(hidden)]
+pub fn introspection_request(headers: &HeaderMap, body: &[u8]) -> Result<(IntrospectionCaller, String), CoreError> {
+    let mut form = parse_form(headers, body)?;
+    let caller = match client_credentials(headers, &mut form)? {
+        Some((client_id, client_secret)) => IntrospectionCaller::Client { client_id, client_secret },
+        None => {
+            let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default();
+            let credentials = Credentials {
+                authorization: text(header::AUTHORIZATION.as_str()).to_owned(),
+                api_key: text("x-api-key").to_owned(),
+            };
+            IntrospectionCaller::Bearer(credentials)
+        }
+    };
+    Ok((caller, form.remove("token").unwrap_or_default()))
+}
+
 /// `POST /oauth/introspect`: the caller authenticates as a client (Basic or form) or with a
 /// bearer credential of its organization.
 pub async fn introspect(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: Bytes) -> Response {
-    let parsed = parse_form(&headers, &body).and_then(|mut form| {
-        let caller = match client_credentials(&headers, &mut form)? {
-            Some((client_id, client_secret)) => IntrospectionCaller::Client { client_id, client_secret },
-            None => {
-                let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default();
-                let credentials = Credentials {
-                    authorization: text(header::AUTHORIZATION.as_str()).to_owned(),
-                    api_key: text("x-api-key").to_owned(),
-                };
-                IntrospectionCaller::Bearer(credentials)
-            }
-        };
-        Ok((caller, form.remove("token").unwrap_or_default()))
-    });
-    let (caller, token) = match parsed {
+    let (caller, token) = match introspection_request(&headers, &body) {
         Ok(parsed) => parsed,
         Err(err) => return refuse(&err),
     };

@@ -22,7 +22,8 @@ use super::verdicts::{CachedKey, CachedToken, StaleKey, VerdictCache, Verified, 
 use crate::credentials::api_key::{self, ParsedKey};
 use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::{ScopeRegistry, any_grants};
-use presented::{Presented, presented_credential};
+#[doc(hidden)]
+pub use presented::{Presented, presented_credential};
 
 /// What `Authorize` asks, borrowed from the request so that nothing is copied per call.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,16 @@ mod quota;
 mod usage;
 mod wire;
 
+/// The request bodies and their decoding, for the fuzz targets.
+#[doc(hidden)]
+pub mod bodies {
+    pub use super::clients::{CreateClient, RegenerateSecret};
+    pub use super::error::{ApiError, decode_body};
+    pub use super::keys::{CreateKey, RotateKeyBody};
+    pub use super::organizations::{CreateOrganization, UpdateOrganization};
+    pub use super::wire::Changes;
+}
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -13,7 +13,7 @@ use crate::tokens::looks_like_jwt;
 /// A presented credential, told apart by its shape. Borrowed from the request, except for a key
 /// sent with Basic, which had to be decoded.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Presented<'a> {
+pub enum Presented<'a> {
     Key(Cow<'a, str>),
     Token(&'a str),
 }
@@ -26,7 +26,7 @@ const MAX_BASIC: usize = 1024;
 
 /// Picks the presented credential: `X-API-Key` (an API key) when set, else the `Authorization`
 /// header's: Bearer (an API key or a JWT) or Basic (an API key).
-pub(super) fn presented_credential(credentials: &Credentials) -> Result<Presented<'_>, AuthFailure> {
+pub fn presented_credential(credentials: &Credentials) -> Result<Presented<'_>, AuthFailure> {
     let api_key = credentials.api_key.trim();
     if !api_key.is_empty() {
         return Ok(Presented::Key(Cow::Borrowed(api_key)));
