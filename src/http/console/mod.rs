@@ -3,7 +3,7 @@
 //! credential and gets an opaque session cookie ([`sessions`]); every page then calls the use
 //! cases with that credential, so scopes, organizations and revocation apply exactly as they do
 //! to the APIs. Forms post back with a per-session CSRF token; pages work without JavaScript,
-//! which only adds a copy button and confirmations. Every asset is built into the binary.
+//! which only adds a copy button; confirmations are pages. Every asset is built into the binary.
 
 mod assets;
 mod audit;
