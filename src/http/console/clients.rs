@@ -69,35 +69,9 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
             h1 { "API clients" }
             @if signed.identity.holds("admin:clients:write") { a.button href="/console/clients/new" { "Create API client" } }
         }
-        form.filters method="get" action="/console/clients" role="search" {
-            div.field {
-                label for="q" { "Search" }
-                input id="q" name="q" type="search" value=(query.text("q")) placeholder="id, name, description or label";
-            }
-            div.field {
-                label for="status" { "Status" }
-                select id="status" name="status" {
-                    @for (value, label) in [("", "Any"), ("active", "Active"), ("disabled", "Disabled")] {
-                        option value=(value) selected[query.text("status") == value] { (label) }
-                    }
-                }
-            }
-            div.field {
-                label for="show" { "Show" }
-                select id="show" name="show" {
-                    @for (value, label) in [("", "All"), ("unused", "Unused for 30 days")] {
-                        option value=(value) selected[query.text("show") == value] { (label) }
-                    }
-                }
-            }
-            @if signed.identity.platform {
-                div.field {
-                    label for="organization" { "Organization" }
-                    input id="organization" name="organization" value=(query.text("organization")) placeholder=(signed.identity.organization);
-                }
-            }
-            button type="submit" { "Filter" }
-        }
+        (page::list_filters(&signed, &query, "/console/clients", "id, name, description or label",
+            &[("", "Any"), ("active", "Active"), ("disabled", "Disabled")],
+            &[("", "All"), ("unused", "Unused for 30 days")]))
         p.count { (total) " clients" }
         div.table {
             table {

@@ -79,35 +79,9 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
             h1 { "API keys" }
             @if signed.identity.holds("admin:keys:write") { a.button href="/console/keys/new" { "Create API key" } }
         }
-        form.filters method="get" action="/console/keys" role="search" {
-            div.field {
-                label for="q" { "Search" }
-                input id="q" name="q" type="search" value=(query.text("q")) placeholder="name, description or label";
-            }
-            div.field {
-                label for="status" { "Status" }
-                select id="status" name="status" {
-                    @for (value, label) in [("", "Any"), ("active", "Active"), ("expired", "Expired"), ("disabled", "Disabled")] {
-                        option value=(value) selected[query.text("status") == value] { (label) }
-                    }
-                }
-            }
-            div.field {
-                label for="show" { "Show" }
-                select id="show" name="show" {
-                    @for (value, label) in [("", "All"), ("expiring", "Expiring within 14 days"), ("unused", "Unused for 30 days")] {
-                        option value=(value) selected[show == value] { (label) }
-                    }
-                }
-            }
-            @if signed.identity.platform {
-                div.field {
-                    label for="organization" { "Organization" }
-                    input id="organization" name="organization" value=(query.text("organization")) placeholder=(signed.identity.organization);
-                }
-            }
-            button type="submit" { "Filter" }
-        }
+        (page::list_filters(&signed, &query, "/console/keys", "name, description or label",
+            &[("", "Any"), ("active", "Active"), ("expired", "Expired"), ("disabled", "Disabled")],
+            &[("", "All"), ("expiring", "Expiring within 14 days"), ("unused", "Unused for 30 days")]))
         p.count { (total) " keys" }
         div.table {
             table {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::Signed;
-use super::form::Problems;
+use super::form::{Form, Problems};
 use keygate_core::error::CoreError;
 
 /// The sections of the navigation: path, label, and the scope that shows it.
@@ -171,6 +171,45 @@ pub fn general_problems(problems: &Problems) -> Markup {
             div.notice.bad role="alert" {
                 @for problem in &problems.general { p { (problem) } }
             }
+        }
+    }
+}
+
+/// A list's filters: the search, the `statuses` and `shows` to pick from (value, label), and the
+/// organization for platform admins; each kept from `query`.
+pub fn list_filters(
+    signed: &Signed,
+    query: &Form,
+    action: &str,
+    search_hint: &str,
+    statuses: &[(&str, &str)],
+    shows: &[(&str, &str)],
+) -> Markup {
+    let select = |name: &str, label: &str, choices: &[(&str, &str)]| {
+        html! {
+            div.field {
+                label for=(name) { (label) }
+                select id=(name) name=(name) {
+                    @for (value, text) in choices { option value=(value) selected[query.text(name) == *value] { (text) } }
+                }
+            }
+        }
+    };
+    html! {
+        form.filters method="get" action=(action) role="search" {
+            div.field {
+                label for="q" { "Search" }
+                input id="q" name="q" type="search" value=(query.text("q")) placeholder=(search_hint);
+            }
+            (select("status", "Status", statuses))
+            (select("show", "Show", shows))
+            @if signed.identity.platform {
+                div.field {
+                    label for="organization" { "Organization" }
+                    input id="organization" name="organization" value=(query.text("organization")) placeholder=(signed.identity.organization);
+                }
+            }
+            button type="submit" { "Filter" }
         }
     }
 }
