@@ -196,7 +196,8 @@ pub struct EnvoyHeaders {
 }
 
 impl EnvoyHeaders {
-    fn named(&self) -> [(&'static str, &str); 6] {
+    /// Each header keygate reads or writes, by its setting's name.
+    pub fn named(&self) -> [(&'static str, &str); 6] {
         [
             ("authorization", &self.authorization),
             ("api_key", &self.api_key),

@@ -480,14 +480,7 @@ pub fn envoy_request(check: envoy::CheckRequest, names: &EnvoyHeaders) -> EnvoyR
 
 /// The names among `sent` that stand for one of keygate's headers without being it.
 fn lookalikes<'a>(sent: impl Iterator<Item = &'a str>, names: &EnvoyHeaders) -> Vec<String> {
-    let own = [
-        &names.authorization,
-        &names.api_key,
-        &names.principal_type,
-        &names.principal_id,
-        &names.organization,
-        &names.scopes,
-    ];
+    let own = names.named().map(|(_, name)| name);
     let folded = |b: u8| if b == b'_' { b'-' } else { b.to_ascii_lowercase() };
     let same = |sent: &str, own: &str| {
         sent.len() == own.len() && sent.bytes().zip(own.bytes()).all(|(s, o)| folded(s) == folded(o))

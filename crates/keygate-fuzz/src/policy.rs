@@ -191,26 +191,16 @@ fn escape(bytes: &[u8]) -> Option<u8> {
 
 /// Every escape decoded once; a malformed one is left as it is.
 fn decode(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        match bytes.get(i..).and_then(escape) {
-            Some(value) => {
-                out.push(value);
-                i += 3;
-            }
-            None => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    out
+    decode_bytes(bytes, |_| true)
 }
 
 /// The escapes of bytes that `wanted` accepts decoded, the others left.
 fn decode_if(path: &str, wanted: impl Fn(u8) -> bool) -> String {
-    let bytes = path.as_bytes();
+    String::from_utf8_lossy(&decode_bytes(path.as_bytes(), wanted)).into_owned()
+}
+
+/// The escapes of bytes that `wanted` accepts decoded, the others (and malformed ones) left.
+fn decode_bytes(bytes: &[u8], wanted: impl Fn(u8) -> bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
@@ -225,7 +215,7 @@ fn decode_if(path: &str, wanted: impl Fn(u8) -> bool) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// RFC 3986 §5.2.4, segment by segment.
