@@ -55,16 +55,11 @@ fn drain(pending: &Pending) -> Vec<(String, Uses)> {
 /// The daily-count rows of a batch, under the credentials' names (`api_key:ID`, `client:ID`).
 fn daily_rows(kind: PrincipalKind, batch: &[(String, Uses)]) -> Vec<DailyUses> {
     let row = |(id, uses): &(String, Uses)| DailyUses {
-        credential: credential_name(kind, id),
+        credential: kind.credential_name(id),
         day: uses.last.date_naive(),
         uses: uses.count,
     };
     batch.iter().map(row).collect()
-}
-
-/// A credential's name in the daily counts.
-pub fn credential_name(kind: PrincipalKind, id: &str) -> String {
-    format!("{}:{id}", kind.as_str())
 }
 
 impl LastUsedRecorder {

@@ -5,7 +5,6 @@ use chrono::{Duration, NaiveDate};
 
 use super::{Admin, AdminContext};
 use crate::error::CoreError;
-use crate::last_used::credential_name;
 use crate::model::{LimitOverrides, Principal, PrincipalKind, QuotaState};
 
 /// How many days a usage covers, today included.
@@ -45,7 +44,7 @@ impl Admin {
     ) -> Result<CredentialUsage, CoreError> {
         let now = self.clock.now();
         let first = now.date_naive() - Duration::days(USAGE_DAYS - 1);
-        let counted = self.usage.daily_uses(&credential_name(kind, &id), first).await?;
+        let counted = self.usage.daily_uses(&kind.credential_name(&id), first).await?;
         let days = (0..USAGE_DAYS)
             .map(|offset| first + Duration::days(offset))
             .map(|day| (day, counted.iter().filter(|row| row.day == day).map(|row| row.uses).sum()))

@@ -344,7 +344,7 @@ fn subject(principal: &Principal) -> String {
         // Users come from outside identity providers: two providers may name different people
         // alike, so the organization is part of the name.
         PrincipalKind::User => format!("user:{}:{}", principal.organization, principal.id),
-        kind => format!("{}:{}", kind.as_str(), principal.id),
+        kind => kind.credential_name(&principal.id),
     }
 }
 

@@ -15,6 +15,13 @@ pub enum PrincipalKind {
 }
 
 impl PrincipalKind {
+    /// The name of a key's or client's counters (`api_key:ID`, `client:ID`): its rate limit,
+    /// quota and daily uses are kept under it. Users, from outside issuers, are named with their
+    /// organization too (see `limits`).
+    pub fn credential_name(self, id: &str) -> String {
+        format!("{}:{id}", self.as_str())
+    }
+
     /// The lowercase name headers, metadata, introspection and audit rows carry.
     pub fn as_str(self) -> &'static str {
         match self {
