@@ -97,11 +97,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Call {
         let headers = &parts.headers;
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let credentials = Credentials { authorization: text("authorization"), api_key: text("x-api-key") };
-        let peer = parts.extensions.get::<ConnectInfo<PeerAddr>>().map(|info| info.0.0.to_string()).unwrap_or_default();
-        let given = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
-        let origin = RequestOrigin { request_id: new_request_id(), client_request_id: client_request_id(given), peer };
+        let origin = request_origin(parts);
         Ok(Self { ctx: AdminContext { credentials, origin }, json: declares_json(headers) })
     }
+}
+
+/// Where an admin request came from, for the audit log: keygate's new request id, the caller's
+/// `X-Request-Id` and the peer address. The console's pages use it too.
+pub fn request_origin(parts: &Parts) -> RequestOrigin {
+    let peer = parts.extensions.get::<ConnectInfo<PeerAddr>>().map(|info| info.0.0.to_string()).unwrap_or_default();
+    let given = parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+    RequestOrigin { request_id: new_request_id(), client_request_id: client_request_id(given), peer }
 }
 
 impl Call {

@@ -10,13 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
 
 use super::form::{Form, Problems};
-use super::keys::pager;
-use super::page::{self, when};
+use super::page::{self, PAGE_SIZE, when};
 use super::{Console, Signed};
 use keygate_core::admin::audit::AuditListing;
 use keygate_core::model::AuditEntry;
-
-const PAGE_SIZE: i64 = 20;
 
 /// The console page of a credential or organization an entry names, when it has one.
 fn page_of(kind: &str, id: &str) -> Option<String> {
@@ -64,7 +61,7 @@ fn day(form: &Form, name: &str, problems: &mut Problems) -> Option<DateTime<Utc>
 /// `GET /console/audit`.
 pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(query): RawQuery) -> Response {
     let query = Form::query(query.as_deref());
-    let offset = query.text("offset").parse::<i64>().unwrap_or(0).max(0);
+    let offset = page::offset(&query);
     let mut problems = Problems::default();
     let start = day(&query, "from", &mut problems);
     // The whole of the last day asked for.
@@ -129,7 +126,7 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
                 }
             }
         }
-        (pager("/console/audit", &query, offset, total))
+        (page::pager("/console/audit", &query, offset, total))
     };
     page::respond(StatusCode::OK, page::signed(&signed, "/console/audit", "Audit log", body))
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,15 +10,12 @@ use chrono::Duration;
 use maud::{Markup, html};
 
 use super::form::{self, Form, Problems};
-use super::keys::pager;
-use super::page::{self, csrf, field, maybe_when, when};
-use super::{Console, Signed};
+use super::page::{self, PAGE_SIZE, UNUSED_DAYS, csrf, field, maybe_when, when};
+use super::{Console, Posted, Signed};
 use keygate_core::admin::ListRequest;
 use keygate_core::admin::clients::NewClient;
 use keygate_core::model::{ApiClientRecord, KeyStatus};
 
-const PAGE_SIZE: i64 = 20;
-const UNUSED_DAYS: i64 = 30;
 const FIELDS: &[&str] = &[
     "name",
     "description",
@@ -46,7 +42,7 @@ fn status(client: &ApiClientRecord) -> &'static str {
 pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(query): RawQuery) -> Response {
     let query = Form::query(query.as_deref());
     let now = console.clock.now();
-    let offset = query.text("offset").parse::<i64>().unwrap_or(0).max(0);
+    let offset = page::offset(&query);
     let listing = ListRequest {
         search: query.text("q"),
         offset,
@@ -86,7 +82,7 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
                             td { @for scope in &client.scopes { code.scope { (scope) } " " } }
                             td { (maybe_when(client.last_used_at, "never")) }
                             td {
-                                @if client.disabled_at.is_none() && client.last_used_at.unwrap_or(client.created_at) < now - Duration::days(UNUSED_DAYS) {
+                                @if client.disabled_at.is_none() && page::unused(client.last_used_at, client.created_at, now) {
                                     span.flag { "unused 30 days" }
                                 }
                             }
@@ -95,7 +91,7 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
                 }
             }
         }
-        (pager("/console/clients", &query, offset, total))
+        (page::pager("/console/clients", &query, offset, total))
     };
     page::respond(StatusCode::OK, page::signed(&signed, "/console/clients", "API clients", body))
 }
@@ -147,11 +143,7 @@ fn secret_page(
 }
 
 /// `POST /console/clients`.
-pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
+pub async fn create(State(console): State<Arc<Console>>, Posted { signed, form }: Posted) -> Response {
     let mut problems = Problems::default();
     let request = NewClient {
         name: form.text("name"),
@@ -250,14 +242,9 @@ fn client_page(
 /// `POST /console/clients/{client_id}`.
 pub async fn update(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(client_id): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     let client = match console.admin.get_client(&signed.ctx, &client_id).await {
         Ok(client) => client,
         Err(err) => return page::failure(&err),
@@ -330,14 +317,9 @@ pub async fn confirm_disable(
 /// `POST /console/clients/{client_id}/regenerate`: shows the new secret once.
 pub async fn regenerate(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(client_id): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     match console.admin.regenerate_client_secret(&signed.ctx, &client_id, form.ticked("revoke_tokens")).await {
         Ok(issued) => {
             secret_page(&console, &signed, "Client secret regenerated", &issued.client_secret, &issued.client)
@@ -349,14 +331,9 @@ pub async fn regenerate(
 /// `POST /console/clients/{client_id}/disable`.
 pub async fn disable(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(client_id): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     match console.admin.disable_client(&signed.ctx, &client_id, form.ticked("revoke_tokens")).await {
         Ok(_) => Redirect::to(&format!("/console/clients/{client_id}")).into_response(),
         Err(err) => page::failure(&err),

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,15 +10,12 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, html};
 
 use super::form::{self, Form, Problems};
-use super::page::{self, csrf, field, maybe_when, when};
-use super::{Console, Signed};
+use super::page::{self, PAGE_SIZE, UNUSED_DAYS, csrf, field, maybe_when, when};
+use super::{Console, Posted, Signed};
 use keygate_core::admin::{KeyView, ListRequest, NewKey, RotateKey};
 use keygate_core::model::KeyStatus;
 
 /// Rows on a page of the list.
-const PAGE_SIZE: i64 = 20;
-/// A key not used for this long is flagged on the list.
-const UNUSED_DAYS: i64 = 30;
 /// A key expiring within this many days is flagged on the list.
 const EXPIRING_DAYS: i64 = 14;
 /// The fields of the key forms, where the core's problems are shown.
@@ -52,7 +48,7 @@ fn status_name(status: KeyStatus) -> &'static str {
 pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(query): RawQuery) -> Response {
     let query = Form::query(query.as_deref());
     let now = console.clock.now();
-    let offset = query.text("offset").parse::<i64>().unwrap_or(0).max(0);
+    let offset = page::offset(&query);
     let status = match query.text("status").as_str() {
         "active" => Some(KeyStatus::Active),
         "expired" => Some(KeyStatus::Expired),
@@ -102,7 +98,7 @@ pub async fn list(State(console): State<Arc<Console>>, signed: Signed, RawQuery(
                 }
             }
         }
-        (pager("/console/keys", &query, offset, total))
+        (page::pager("/console/keys", &query, offset, total))
     };
     page::respond(StatusCode::OK, page::signed(&signed, "/console/keys", "API keys", body))
 }
@@ -118,33 +114,10 @@ fn attention(view: &KeyView, now: DateTime<Utc>) -> Vec<&'static str> {
     if key.expires_at < now + Duration::days(EXPIRING_DAYS) {
         flags.push("expires soon");
     }
-    if key.last_used_at.unwrap_or(key.created_at) < now - Duration::days(UNUSED_DAYS) {
+    if page::unused(key.last_used_at, key.created_at, now) {
         flags.push("unused 30 days");
     }
     flags
-}
-
-/// Links to the previous and next pages of a list, keeping its filters.
-pub fn pager(path: &str, query: &Form, offset: i64, total: u64) -> Markup {
-    let link = |offset: i64| {
-        let mut params = form_urlencoded::Serializer::new(String::new());
-        for name in ["q", "status", "show", "organization", "actor", "action", "target"] {
-            let value = query.text(name);
-            if !value.is_empty() {
-                params.append_pair(name, &value);
-            }
-        }
-        params.append_pair("offset", &offset.to_string());
-        format!("{path}?{}", params.finish())
-    };
-    let total = i64::try_from(total).unwrap_or(i64::MAX);
-    html! {
-        nav.pager aria-label="Pages" {
-            @if offset > 0 { a href=(link((offset - PAGE_SIZE).max(0))) rel="prev" { "← Previous" } }
-            @if total > 0 { span { (offset + 1) "–" ((offset + PAGE_SIZE).min(total)) " of " (total) } }
-            @if offset + PAGE_SIZE < total { a href=(link(offset + PAGE_SIZE)) rel="next" { "Next →" } }
-        }
-    }
 }
 
 /// `GET /console/keys/new`.
@@ -177,11 +150,7 @@ fn new_page(signed: &Signed, form: &Form, problems: &Problems) -> Markup {
 }
 
 /// `POST /console/keys`: creates the key and shows it once.
-pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
+pub async fn create(State(console): State<Arc<Console>>, Posted { signed, form }: Posted) -> Response {
     let mut problems = Problems::default();
     let request = NewKey {
         name: form.text("name"),
@@ -293,14 +262,9 @@ fn key_page(signed: &Signed, view: &KeyView, usage: &Markup, form: Option<&Form>
 /// `POST /console/keys/{key_id}`: saves what the form changed.
 pub async fn update(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(key_id): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     let view = match console.admin.get_key(&signed.ctx, &key_id).await {
         Ok(view) => view,
         Err(err) => return page::failure(&err),
@@ -328,14 +292,9 @@ pub async fn update(
 /// `POST /console/keys/{key_id}/rotate`: shows the new key once.
 pub async fn rotate(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(key_id): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     let mut problems = Problems::default();
     let grace_period_days = form::number(&form, "grace_period_days", &mut problems);
     if !problems.is_empty() {
@@ -385,13 +344,9 @@ pub async fn confirm_disable(
 /// `POST /console/keys/{key_id}/disable`.
 pub async fn disable(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(key_id): Path<String>,
-    body: Bytes,
+    Posted { signed, .. }: Posted,
 ) -> Response {
-    if let Some(refused) = signed.csrf_refusal(&Form::parse(&body)) {
-        return refused;
-    }
     match console.admin.disable_key(&signed.ctx, &key_id).await {
         Ok(_) => Redirect::to(&format!("/console/keys/{key_id}")).into_response(),
         Err(err) => page::failure(&err),

@@ -19,15 +19,15 @@ mod usage;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::transport::PeerAddr;
-use crate::transport::request_id::{REQUEST_ID_HEADER, client_request_id, new_request_id};
+use super::admin::request_origin;
 use keygate_core::admin::identity::AdminIdentity;
 use keygate_core::admin::{Admin, AdminContext};
 use keygate_core::error::CoreError;
@@ -97,18 +97,6 @@ async fn secured(request: Request, next: Next) -> Response {
     response
 }
 
-/// A request's origin for the audit log: keygate's new request id, the caller's `X-Request-Id`
-/// and the peer address.
-fn origin(parts: &Parts) -> keygate_core::model::RequestOrigin {
-    let peer = parts.extensions.get::<ConnectInfo<PeerAddr>>().map(|info| info.0.0.to_string()).unwrap_or_default();
-    let given = parts.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
-    keygate_core::model::RequestOrigin {
-        request_id: new_request_id(),
-        client_request_id: client_request_id(given),
-        peer,
-    }
-}
-
 /// The session token in a request's cookies.
 fn session_token(headers: &HeaderMap) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
@@ -135,7 +123,7 @@ impl FromRequestParts<Arc<Console>> for Signed {
         let Some(session) = console.sessions.find(&token, console.clock.now()).await else {
             return Err(to_sign_in());
         };
-        let ctx = AdminContext { credentials: session.credentials.clone(), origin: origin(parts) };
+        let ctx = AdminContext { credentials: session.credentials.clone(), origin: request_origin(parts) };
         match console.admin.identity(&ctx).await {
             Ok(identity) => Ok(Self { session, identity, ctx }),
             Err(CoreError::Unauthenticated(_) | CoreError::PermissionDenied(_)) => {
@@ -151,7 +139,7 @@ impl FromRequestParts<Arc<Console>> for Signed {
 impl Signed {
     /// The refusal of a form that does not carry this session's CSRF token (403, nothing
     /// changed); `None` when it does.
-    pub fn csrf_refusal(&self, form: &form::Form) -> Option<Response> {
+    fn csrf_refusal(&self, form: &form::Form) -> Option<Response> {
         if sessions::same_token(&form.text("csrf"), &self.session.csrf) {
             return None;
         }
@@ -159,5 +147,30 @@ impl Signed {
             StatusCode::FORBIDDEN,
             "This form did not come from this console session (its CSRF token is missing or wrong). Nothing was changed.",
         ))
+    }
+}
+
+/// A form posted by a signed-in admin, with this session's CSRF token: the only way a console
+/// handler gets a posted form, so that no state-changing page can forget the check. A form
+/// without the token is refused (403) before the handler runs.
+pub struct Posted {
+    pub signed: Signed,
+    pub form: form::Form,
+}
+
+impl FromRequest<Arc<Console>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, console).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), console)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = form::Form::parse(&body);
+        match signed.csrf_refusal(&form) {
+            Some(refused) => Err(refused),
+            None => Ok(Self { signed, form }),
+        }
     }
 }

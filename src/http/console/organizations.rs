@@ -3,20 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::form::{self, Form, Problems};
-use super::keys::pager;
-use super::page::{self, csrf, field, when};
-use super::{Console, Signed};
+use super::page::{self, PAGE_SIZE, csrf, field, when};
+use super::{Console, Posted, Signed};
 use keygate_core::admin::{NewOrganization, OrganizationUpdate};
 use keygate_core::model::Organization;
 
-const PAGE_SIZE: i64 = 20;
 const FIELDS: &[&str] = &["slug", "name", "plan"];
 
 /// A plan picker over the configured plans.
@@ -49,7 +46,7 @@ async fn list_page(
     status: StatusCode,
 ) -> Response {
     let query = Form::query(query);
-    let offset = query.text("offset").parse::<i64>().unwrap_or(0).max(0);
+    let offset = page::offset(&query);
     let (orgs, total) = match console.admin.list_organizations(&signed.ctx, offset, PAGE_SIZE).await {
         Ok(found) => found,
         Err(err) => return page::failure(&err),
@@ -74,7 +71,7 @@ async fn list_page(
                 }
             }
         }
-        (pager("/console/organizations", &query, offset, total))
+        (page::pager("/console/organizations", &query, offset, total))
         @if signed.identity.platform && signed.identity.holds("admin:orgs:write") {
             section aria-labelledby="create-title" {
                 h2 id="create-title" { "Create organization" }
@@ -93,11 +90,7 @@ async fn list_page(
 }
 
 /// `POST /console/organizations`.
-pub async fn create(State(console): State<Arc<Console>>, signed: Signed, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
+pub async fn create(State(console): State<Arc<Console>>, Posted { signed, form }: Posted) -> Response {
     let request =
         NewOrganization { slug: form.text("slug").trim().to_owned(), name: form.text("name"), plan: form.text("plan") };
     match console.admin.create_organization(&signed.ctx, request).await {
@@ -155,14 +148,9 @@ fn org_page(
 /// `POST /console/organizations/{slug}`.
 pub async fn update(
     State(console): State<Arc<Console>>,
-    signed: Signed,
     Path(slug): Path<String>,
-    body: Bytes,
+    Posted { signed, form }: Posted,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(refused) = signed.csrf_refusal(&form) {
-        return refused;
-    }
     let org = match console.admin.get_organization(&signed.ctx, &slug).await {
         Ok(org) => org,
         Err(err) => return page::failure(&err),

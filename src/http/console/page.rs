@@ -175,6 +175,45 @@ pub fn general_problems(problems: &Problems) -> Markup {
     }
 }
 
+/// Rows on a page of a list.
+pub const PAGE_SIZE: i64 = 20;
+/// A key or client not used for this long is flagged on its list.
+pub const UNUSED_DAYS: i64 = 30;
+
+/// Whether a credential went unused (or, never used, was created) more than [`UNUSED_DAYS`]
+/// before `now`: flagged on the lists.
+pub fn unused(last_used_at: Option<DateTime<Utc>>, created_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    last_used_at.unwrap_or(created_at) < now - chrono::Duration::days(UNUSED_DAYS)
+}
+
+/// Where a page of a list starts, from its query (0 when absent or not a number).
+pub fn offset(query: &Form) -> i64 {
+    query.text("offset").parse::<i64>().unwrap_or(0).max(0)
+}
+
+/// Links to the previous and next pages of a list, keeping its filters.
+pub fn pager(path: &str, query: &Form, offset: i64, total: u64) -> Markup {
+    let link = |offset: i64| {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        for name in ["q", "status", "show", "organization", "actor", "action", "target"] {
+            let value = query.text(name);
+            if !value.is_empty() {
+                params.append_pair(name, &value);
+            }
+        }
+        params.append_pair("offset", &offset.to_string());
+        format!("{path}?{}", params.finish())
+    };
+    let total = i64::try_from(total).unwrap_or(i64::MAX);
+    html! {
+        nav.pager aria-label="Pages" {
+            @if offset > 0 { a href=(link((offset - PAGE_SIZE).max(0))) rel="prev" { "← Previous" } }
+            @if total > 0 { span { (offset + 1) "–" ((offset + PAGE_SIZE).min(total)) " of " (total) } }
+            @if offset + PAGE_SIZE < total { a href=(link(offset + PAGE_SIZE)) rel="next" { "Next →" } }
+        }
+    }
+}
+
 /// A list's filters: the search, the `statuses` and `shows` to pick from (value, label), and the
 /// organization for platform admins; each kept from `query`.
 pub fn list_filters(

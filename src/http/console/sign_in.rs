@@ -11,7 +11,8 @@ use maud::{Markup, html};
 
 use super::form::Form;
 use super::page;
-use super::{CONSOLE_PATH, COOKIE, Console, Signed, origin, session_token};
+use super::{CONSOLE_PATH, COOKIE, Console, Posted, session_token};
+use crate::http::admin::request_origin;
 use keygate_core::admin::AdminContext;
 use keygate_core::error::CoreError;
 use keygate_core::model::Credentials;
@@ -57,7 +58,7 @@ pub async fn submit(State(console): State<Arc<Console>>, parts: Parts, body: Byt
         return page::respond(StatusCode::UNPROCESSABLE_ENTITY, sign_in_page(Some("Enter an admin API key or token.")));
     }
     let credentials = Credentials { authorization: format!("Bearer {credential}"), api_key: String::new() };
-    let ctx = AdminContext { credentials: credentials.clone(), origin: origin(&parts) };
+    let ctx = AdminContext { credentials: credentials.clone(), origin: request_origin(&parts) };
     let identity = match console.admin.sign_in(&ctx).await {
         Ok(identity) => identity,
         Err(err @ (CoreError::Unauthenticated(_) | CoreError::PermissionDenied(_))) => {
@@ -68,31 +69,22 @@ pub async fn submit(State(console): State<Arc<Console>>, parts: Parts, body: Byt
     };
     tracing::info!(admin = %identity.id, organization = %identity.organization, "console sign-in");
     let (token, _) = console.sessions.start(credentials, console.clock.now(), identity.expires_at).await;
-    let secure = if console.secure { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={token}; Path={CONSOLE_PATH}; HttpOnly; SameSite=Strict{secure}");
-    with_cookie(Redirect::to("/console/keys").into_response(), &cookie)
+    with_cookie(&console, Redirect::to("/console/keys").into_response(), &token, "")
 }
 
 /// `POST /console/sign-out`: ends the session and forgets the cookie.
-pub async fn sign_out(
-    State(console): State<Arc<Console>>,
-    signed: Signed,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = signed.csrf_refusal(&Form::parse(&body)) {
-        return refused;
-    }
+pub async fn sign_out(State(console): State<Arc<Console>>, headers: HeaderMap, _: Posted) -> Response {
     if let Some(token) = session_token(&headers) {
         console.sessions.end(&token).await;
     }
-    let secure = if console.secure { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}=; Path={CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
-    with_cookie(Redirect::to("/console/sign-in").into_response(), &cookie)
+    with_cookie(&console, Redirect::to("/console/sign-in").into_response(), "", "; Max-Age=0")
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
+/// `response` setting the session cookie to `value` (with the console's flags, and `extra`).
+fn with_cookie(console: &Console, mut response: Response, value: &str, extra: &str) -> Response {
+    let secure = if console.secure { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={value}; Path={CONSOLE_PATH}; HttpOnly; SameSite=Strict{extra}{secure}");
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response

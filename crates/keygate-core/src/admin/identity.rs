@@ -16,8 +16,6 @@ pub const SIGN_IN: &str = "admin.sign_in";
 pub struct AdminIdentity {
     /// The key id, client id or user id.
     pub id: String,
-    /// `api_key`, `client` or `user`.
-    pub kind: String,
     pub name: String,
     pub organization: String,
     /// Whether the organization is the platform's: its admins act in every organization.
@@ -73,7 +71,6 @@ impl Admin {
             self.scopes.known().filter(|scope| any_grants(&principal.scopes, scope)).map(str::to_owned).collect();
         Ok(AdminIdentity {
             id: principal.id,
-            kind: principal.kind.as_str().to_owned(),
             name: principal.name,
             organization: principal.organization,
             platform,
