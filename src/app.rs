@@ -45,6 +45,8 @@ const KEY_RELOAD_INTERVAL_SECS: i64 = 5;
 /// How often the signing keys are read again, so that a rotation made elsewhere (the
 /// `rotate-signing-key` command, a lost notification) reaches this replica.
 const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How often SQLite's key and client ids are read again (see `relearn_ids`).
+const SQLITE_RELEARN_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the rate-limit counters are pinged: how soon an outage of Redis shows in health, and
 /// how soon the counters find Redis again after one (never sooner, so a down Redis is not hammered).
 const COUNTERS_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -418,6 +420,12 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
+    if !state.store.is_postgres() {
+        // PostgreSQL's change listener reads the ids when it starts listening.
+        learn_ids(&state.store, &state.verdicts).await;
+        let (store, verdicts) = (state.store.clone(), state.verdicts.clone());
+        tasks.spawn(relearn_ids(store, verdicts, SQLITE_RELEARN_INTERVAL, stop_rx.clone()));
+    }
     let tls = match tls_files {
         Some((current, tls)) => {
             let every = Duration::from_secs(config.tls.reload_poll_secs);
@@ -430,7 +438,10 @@ pub async fn serve(
         let (listening_tx, listening) = tokio::sync::oneshot::channel();
         let url = config.database.url.clone();
         let (verdicts, keyring) = (state.verdicts.clone(), state.keyring.clone());
-        tasks.spawn(crate::adapters::sql::notify::follow_key_changes(url, verdicts, keyring, listening_tx, stop_rx));
+        let store = state.store.clone();
+        let follow =
+            crate::adapters::sql::notify::follow_key_changes(url, store, verdicts, keyring, listening_tx, stop_rx);
+        tasks.spawn(follow);
         let wait = Duration::from_secs(config.database.timeout_secs);
         if tokio::time::timeout(wait, listening).await.is_err() {
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
@@ -582,6 +593,27 @@ async fn refresh_signing_keys(keyring: Arc<Keyring>, every: Duration, mut stop: 
         if let Err(err) = keyring.reload().await {
             tracing::warn!(error = %err, "signing keys could not be reloaded; will retry");
         }
+    }
+}
+
+/// Reads every key and client id into the known ids, so that made-up ids cost no database read.
+async fn learn_ids(store: &SqlStore, verdicts: &VerdictCache) {
+    match verdicts.known().learn_all(store, store).await {
+        Ok(known) => tracing::debug!(known, "key and client ids read"),
+        Err(err) => tracing::warn!(error = %err, "cannot read the key and client ids; will retry"),
+    }
+}
+
+/// On SQLite, every `every` until told to stop: reads the ids again, for keys another process
+/// added to the file (`keygate bootstrap` beside a running server), which no one announces.
+async fn relearn_ids(
+    store: Arc<SqlStore>,
+    verdicts: Arc<VerdictCache>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    while tasks::next_turn(every, &mut stop).await {
+        learn_ids(&store, &verdicts).await;
     }
 }
 

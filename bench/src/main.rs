@@ -292,10 +292,14 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
         let verified = Verified::Key { key: Arc::new(key), previous: false };
         let digest = keygate_core::verdicts::digest(&seed::seeded_key(n));
         let _ = cache
-            .get_or_try_verify(digest, || {
-                let v = verified.clone();
-                async move { Ok::<_, keygate_core::error::CoreError>(v) }
-            })
+            .get_or_try_verify(
+                digest,
+                |_| true,
+                || {
+                    let v = verified.clone();
+                    async move { Ok::<_, keygate_core::error::CoreError>(v) }
+                },
+            )
             .await;
     }
     let after = rss_kib(&me);

@@ -194,6 +194,21 @@ impl Metrics {
             Exported::Counter(cache.rejudged),
         );
         registry.register(
+            "unknown_credentials_refused",
+            "Credentials refused with no database read because no key or client has their id",
+            Exported::Counter(cache.unknown_refused),
+        );
+        registry.register(
+            "unknown_credential_reads",
+            "Database reads that found no key or client with the presented id",
+            Exported::Counter(cache.unknown_reads),
+        );
+        registry.register(
+            "known_credential_ids",
+            "Key and client ids this replica knows to exist",
+            Exported::Gauge(cache.known_ids),
+        );
+        registry.register(
             "revocation_propagation_seconds",
             "Delay from a change committed on any replica to its cache invalidation here",
             Exported::Histogram(cache.propagation),

@@ -19,6 +19,7 @@ mod helm;
 mod image;
 mod issuers;
 mod keys;
+mod known_ids;
 mod kubelet;
 mod layout;
 mod lifetimes;

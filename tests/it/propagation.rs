@@ -37,6 +37,14 @@ async fn argon2_verifications(replicas: &[Served]) -> u64 {
     total
 }
 
+/// `keygate_known_credential_ids` of one replica.
+async fn known_ids(replica: &Served) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", replica.http_addr)).await.expect("scrape");
+    let text = text.text().await.expect("text");
+    let known = text.lines().find_map(|line| line.strip_prefix("keygate_known_credential_ids "));
+    known.and_then(|n| n.trim().parse::<u64>().ok()).expect("the known-ids gauge")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_reaches_every_replica_within_a_second() {
     let db = TestDb::create(Backend::Postgres).await;
@@ -104,6 +112,16 @@ async fn disabling_reaches_every_replica_within_a_second() {
         }
         // The cached verdicts were judged again from the record, not verified again.
         assert_eq!(argon2_verifications(&replicas).await, argon2_before, "a revocation costs no argon2");
+    }
+    // Every replica heard of every key created on replica 0, so it knows their ids (the
+    // bootstrap key's from its first read): made-up ids are refused unread everywhere.
+    for replica in &replicas {
+        let wanted = 1 + ROUNDS as u64;
+        let started = Instant::now();
+        while known_ids(replica).await != wanted {
+            assert!(started.elapsed() < Duration::from_secs(1), "a replica missed a creation");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     delays.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::error::CoreError;
 use super::instruments::ReasonCounters;
+use super::known_ids::KnownIds;
 use super::last_used::LastUsedRecorder;
 use super::limits::{AdmitRequest, LimitVerdict, Limiter};
 use super::model::{
@@ -212,7 +213,8 @@ impl Engine {
     }
 
     async fn verify_token(&self, token: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
-        let verified = self.verdicts.get_or_try_verify(digest(token), || self.verify_token_uncached(token, now)).await;
+        let verified =
+            self.verdicts.get_or_try_verify(digest(token), |_| true, || self.verify_token_uncached(token, now)).await;
         let cached = match verified {
             Ok(Verified::Token(cached)) => cached,
             Ok(_) => return Ok(Err(AuthFailure::new(Reason::InvalidToken, "the bearer token is not valid"))),
@@ -309,7 +311,9 @@ impl Engine {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
         let digest = digest(presented);
-        let mut verified = self.verdicts.get_or_try_verify(digest, || self.verify_uncached(&parsed, now)).await?;
+        let may_exist = |known: &KnownIds| known.may_exist(parsed.key_id, now);
+        let mut verified =
+            self.verdicts.get_or_try_verify(digest, may_exist, || self.verify_uncached(&parsed, now)).await?;
         // A change arriving during the re-judgement can leave the new verdict stale again.
         for _ in 0..MAX_REJUDGEMENTS {
             let Verified::Stale(stale) = verified else { break };

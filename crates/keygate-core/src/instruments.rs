@@ -154,6 +154,13 @@ pub struct CacheInstruments {
     pub misses: Counter,
     /// Stale key verdicts judged again from the record, with no argon2.
     pub rejudged: Counter,
+    /// Credentials refused with no database read: their key or client id is known not to exist.
+    pub unknown_refused: Counter,
+    /// Database reads that found no key or client with the id presented (0 once the known ids
+    /// are loaded, unless two ids share a fingerprint or a creation is still travelling).
+    pub unknown_reads: Counter,
+    /// Key and client ids known to exist (see `KnownIds`).
+    pub known_ids: Gauge,
     /// Seconds from a change's commit on one replica to its invalidation on this one.
     pub propagation: Histogram,
 }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod instruments;
+pub mod known_ids;
 pub mod last_used;
 pub mod limits;
 pub mod model;

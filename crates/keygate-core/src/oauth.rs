@@ -9,6 +9,7 @@ use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::any_grants;
 use crate::engine::Engine;
 use crate::error::{CoreError, OAuthError, OAuthErrorKind};
+use crate::known_ids::KnownIds;
 use crate::last_used::LastUsedRecorder;
 use crate::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
 use crate::ports::{ClientStore, Clock};
@@ -159,6 +160,8 @@ impl OAuth {
         if !is_valid_client_id(client_id) || !is_well_formed_secret(secret) {
             return Err(invalid_client());
         }
+        let now = self.clock.now();
+        let may_exist = |known: &KnownIds| known.may_exist(client_id, now);
         let verify = || async {
             let Some(record) = self.clients.client(client_id).await? else {
                 return Ok(Verified::Invalid { key_id: None });
@@ -176,7 +179,11 @@ impl OAuth {
                 Ok(Verified::Invalid { key_id: Some(record.client_id) })
             }
         };
-        match self.verdicts.get_or_try_verify::<CoreError, _, _>(client_digest(client_id, secret), verify).await? {
+        match self
+            .verdicts
+            .get_or_try_verify::<CoreError, _, _>(client_digest(client_id, secret), may_exist, verify)
+            .await?
+        {
             Verified::Client(client) => Ok(client),
             _ => Err(invalid_client()),
         }

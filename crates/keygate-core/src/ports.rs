@@ -111,6 +111,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
     async fn key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The id of every key, whatever its state (see [`crate::known_ids`]).
+    async fn key_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Keys of one organization that pass `filter`, newest first (`search` matches the name,
     /// description or a label value, case-insensitively); and how many match in all.
     async fn list_keys(
@@ -171,6 +173,8 @@ pub trait ClientStore: Send + Sync + 'static {
     /// Inserts a client; `Conflict` when the client id is taken.
     async fn create_client(&self, client: &ApiClientRecord, audit: &AuditEntry) -> Result<(), StoreError>;
     async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError>;
+    /// The id of every client, whatever its state (see [`crate::known_ids`]).
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Clients of one organization that pass `filter`, newest first (`search` matches the id,
     /// name, description or a label value, case-insensitively); and how many match in all.
     async fn list_clients(

@@ -17,6 +17,7 @@ use moka::ops::compute::Op;
 use sha2::{Digest, Sha256};
 
 use super::instruments::CacheInstruments;
+use super::known_ids::KnownIds;
 use super::model::{ApiClientRecord, ApiKeyRecord, LimitOverrides, StoredSecret};
 use super::tokens::VerifiedToken;
 
@@ -161,6 +162,8 @@ pub struct VerdictCache {
     /// Bumped by every invalidation, so that a verification which overlapped one is redone
     /// instead of caching what it read before the change.
     generation: AtomicU64,
+    /// The credentials that exist, so that made-up ids cost no verification.
+    known: KnownIds,
     instruments: CacheInstruments,
 }
 
@@ -193,13 +196,24 @@ impl VerdictCache {
             .max_capacity(settings.max_entries)
             .expire_after(Lifetimes(settings))
             .build_with_hasher(foldhash::fast::RandomState::default());
-        Self { cache, generation: AtomicU64::new(0), instruments: CacheInstruments::default() }
+        let instruments = CacheInstruments::default();
+        let known = KnownIds::new(instruments.known_ids.clone());
+        Self { cache, generation: AtomicU64::new(0), known, instruments }
     }
 
     /// The cached verdict for `digest`, or the result of `verify`, run once however many callers
     /// miss at the same time. Errors (the database down, a token rejected now that may verify
     /// after a key refresh) are shared by the callers that waited for them and never cached.
-    pub async fn get_or_try_verify<E, F, Fut>(&self, digest: [u8; 32], verify: F) -> Result<Verified, E>
+    ///
+    /// On a miss, `may_exist` says whether the key or client the credential names may exist
+    /// (see [`KnownIds::may_exist`]); when not, it is refused with no verification, and nothing
+    /// is cached (a creation announced a moment later must not find a refusal waiting).
+    pub async fn get_or_try_verify<E, F, Fut>(
+        &self,
+        digest: [u8; 32],
+        may_exist: impl FnOnce(&KnownIds) -> bool,
+        verify: F,
+    ) -> Result<Verified, E>
     where
         E: Clone + Send + Sync + 'static,
         F: FnMut() -> Fut,
@@ -212,6 +226,10 @@ impl VerdictCache {
         if let Some(verified) = self.cache.get(&digest).await {
             return Ok(verified);
         }
+        if !may_exist(&self.known) {
+            self.instruments.unknown_refused.inc();
+            return Ok(Verified::Invalid { key_id: None });
+        }
         Box::pin(self.verify_once(digest, verify)).await
     }
 
@@ -223,12 +241,17 @@ impl VerdictCache {
         Fut: Future<Output = Result<Verified, E>>,
     {
         let (generation, misses) = (&self.generation, &self.instruments.misses);
+        let unknown_reads = &self.instruments.unknown_reads;
         let init = async move {
             misses.inc();
             let mut attempts = 0;
             loop {
                 let before = generation.load(Ordering::Acquire);
                 let verified = verify().await?;
+                if matches!(verified, Verified::Invalid { key_id: None }) {
+                    // An id the known ids let through that no credential has (see `KnownIds`).
+                    unknown_reads.inc();
+                }
                 attempts += 1;
                 if generation.load(Ordering::Acquire) == before || attempts == MAX_VERIFY_ATTEMPTS {
                     return Ok(verified);
@@ -283,6 +306,11 @@ impl VerdictCache {
         };
         self.cache.entry(digest).and_compute_with(stale_only).await;
         Box::pin(self.verify_once(digest, verify)).await
+    }
+
+    /// The ids of the credentials that exist, kept in step by creations.
+    pub fn known(&self) -> &KnownIds {
+        &self.known
     }
 
     /// Drops every verdict, e.g. after notifications may have been lost.

@@ -13,8 +13,8 @@ use super::SqlStore;
 use super::audit;
 use super::entities::api_client;
 use super::plumbing::{
-    announce, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column, labels_from_column,
-    limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
+    announce, announce_created, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column,
+    labels_from_column, limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
 use keygate_core::model::{
@@ -114,6 +114,7 @@ impl ClientStore for SqlStore {
         let txn = self.connection().begin().await.map_err(map_err)?;
         api_client::Entity::insert(model).exec_without_returning(&txn).await.map_err(map_err)?;
         audit::insert(&txn, audit).await.map_err(map_err)?;
+        announce_created(&txn, &client.client_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)
     }
 
@@ -121,6 +122,15 @@ impl ClientStore for SqlStore {
         let lookup = api_client::Entity::find_by_id(client_id.to_owned()).one(self.connection());
         let found = self.within_timeout(lookup).await?.map_err(map_err)?;
         Ok(found.map(to_client))
+    }
+
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
+        let ids = api_client::Entity::find()
+            .select_only()
+            .column(api_client::Column::ClientId)
+            .into_tuple()
+            .all(self.connection());
+        self.within_timeout(ids).await?.map_err(map_err)
     }
 
     async fn list_clients(

@@ -12,8 +12,8 @@ use super::SqlStore;
 use super::audit;
 use super::entities::{api_key, organization};
 use super::plumbing::{
-    announce, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column, labels_from_column,
-    limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
+    announce, announce_created, carries_label, contains_pattern, fingerprint_column, join_scopes, labels_column,
+    labels_from_column, limit_assignments, limit_columns, limits_from_columns, map_err, search_text, stored_secret,
 };
 use keygate_core::error::StoreError;
 use keygate_core::model::{ApiKeyRecord, AuditEntry, Fingerprint, KeyStatus, ListFilter, Organization, Page};
@@ -244,6 +244,7 @@ impl Store for SqlStore {
         }
         api_key::Entity::insert(key_model(key)).exec_without_returning(&txn).await.map_err(map_err)?;
         audit::insert(&txn, audit).await.map_err(map_err)?;
+        announce_created(&txn, &key.key_id).await.map_err(map_err)?;
         txn.commit().await.map_err(map_err)?;
         Ok(true)
     }
@@ -252,6 +253,11 @@ impl Store for SqlStore {
         let lookup = api_key::Entity::find_by_id(key_id.to_owned()).one(&self.db);
         let found = self.within_timeout(lookup).await?.map_err(map_err)?;
         Ok(found.map(to_key))
+    }
+
+    async fn key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let ids = api_key::Entity::find().select_only().column(api_key::Column::KeyId).into_tuple().all(&self.db);
+        self.within_timeout(ids).await?.map_err(map_err)
     }
 
     async fn list_keys(

@@ -1,7 +1,8 @@
 //! Listens for key, client and signing-key changes announced by other replicas (PostgreSQL
-//! LISTEN/NOTIFY): drops the affected verdicts, or reloads the signing keys. After a lost
-//! connection it listens again first and then clears the whole cache and reloads the keys, since
-//! changes announced meanwhile were missed.
+//! LISTEN/NOTIFY): drops the affected verdicts, learns the ids of new keys and clients, or reloads
+//! the signing keys. After a lost connection it listens again first and then clears the whole
+//! cache, re-reads every key and client id and reloads the signing keys, since changes announced
+//! meanwhile were missed.
 //!
 //! A connection can also die silently (a NAT or firewall forgets it, a peer vanishes): nothing
 //! arrives and nothing fails, and revoked keys would stay usable for the cache TTL. So the
@@ -15,7 +16,8 @@ use chrono::Utc;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
-use super::plumbing::{KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
+use super::SqlStore;
+use super::plumbing::{CREATED, KEY_CHANGES_CHANNEL, SIGNING_KEYS_CHANGED};
 use keygate_core::tokens::signing::Keyring;
 use keygate_core::verdicts::VerdictCache;
 
@@ -36,11 +38,13 @@ enum Event {
     Received(Result<Option<sea_orm::sqlx::postgres::PgNotification>, sea_orm::sqlx::Error>),
 }
 
-/// Runs until `stop` changes, keeping `verdicts` in step with changes made by any replica.
+/// Runs until `stop` changes, keeping `verdicts` in step with changes made by any replica to
+/// `store`.
 /// `listening` is told once the first LISTEN is in place (and the cache cleared), so that the
 /// server reports SERVING only when no change can slip by unnoticed.
 pub async fn follow_key_changes(
     url: String,
+    store: Arc<SqlStore>,
     verdicts: Arc<VerdictCache>,
     keyring: Arc<Keyring>,
     listening: oneshot::Sender<()>,
@@ -59,6 +63,15 @@ pub async fn follow_key_changes(
             }
         };
         verdicts.clear();
+        // Creations announced while no one listened were missed too. Until the ids are read,
+        // an id unknown here could be a new key's: listen again rather than refuse it.
+        if let Err(err) = verdicts.known().learn_all(store.as_ref(), store.as_ref()).await {
+            tracing::warn!(error = %err, "cannot read the key and client ids; listening again");
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(RETRY_AFTER) => continue,
+            }
+        }
         reload_keys(&keyring).await;
         tracing::info!(channel = KEY_CHANGES_CHANNEL, "listening for key changes");
         if let Some(listening) = listening.take() {
@@ -141,11 +154,21 @@ async fn reload_keys(keyring: &Keyring) {
 
 async fn apply(verdicts: &VerdictCache, keyring: &Keyring, payload: &str) {
     let (key_id, sent) = payload.split_once(' ').unwrap_or((payload, ""));
-    if key_id == SIGNING_KEYS_CHANGED {
-        reload_keys(keyring).await;
-    } else {
-        verdicts.invalidate_key(key_id).await;
-    }
+    let (key_id, sent) = match key_id {
+        CREATED => {
+            let (created, sent) = sent.split_once(' ').unwrap_or((sent, ""));
+            verdicts.known().add(created);
+            (created, sent)
+        }
+        SIGNING_KEYS_CHANGED => {
+            reload_keys(keyring).await;
+            (key_id, sent)
+        }
+        _ => {
+            verdicts.invalidate_key(key_id).await;
+            (key_id, sent)
+        }
+    };
     let delay_us = sent.parse::<i64>().ok().map(|sent| Utc::now().timestamp_micros() - sent);
     if let Some(delay) = delay_us.and_then(|us| u64::try_from(us).ok()) {
         verdicts.record_propagation(Duration::from_micros(delay));

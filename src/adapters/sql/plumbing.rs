@@ -39,14 +39,29 @@ pub(crate) fn map_err(err: DbErr) -> StoreError {
 }
 
 /// The PostgreSQL channel on which key, client and signing-key changes are announced; payload
-/// `"{key_id or client_id or SIGNING_KEYS_CHANGED} {sent_unix_micros}"`.
+/// `"{key_id or client_id or SIGNING_KEYS_CHANGED} {sent_unix_micros}"`, or for a creation
+/// `"{CREATED} {key_id or client_id} {sent_unix_micros}"`.
 pub const KEY_CHANGES_CHANNEL: &str = "keygate_key_changes";
 /// The announced id that means "the signing keys changed".
 pub const SIGNING_KEYS_CHANGED: &str = "@signing-keys";
 
+/// The payload prefix that announces a new key or client (`"@created {id} {sent}"`), so that
+/// other replicas learn its id (see `keygate_core::known_ids`); a replica that does not know the
+/// prefix takes it for a change to a key named `@created`, which drops nothing.
+pub const CREATED: &str = "@created";
+
 /// Announces a change to `key_id` to the other replicas. `pg_notify` inside a transaction is
 /// delivered on commit, and not at all on rollback. SQLite has one process: nothing to announce.
 pub(crate) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Result<(), DbErr> {
+    notify(conn, key_id).await
+}
+
+/// Announces a new key or client to the other replicas, as [`announce`] does a change.
+pub(crate) async fn announce_created<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
+    notify(conn, &format!("{CREATED} {id}")).await
+}
+
+async fn notify<C: ConnectionTrait>(conn: &C, subject: &str) -> Result<(), DbErr> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
@@ -55,7 +70,7 @@ pub(crate) async fn announce<C: ConnectionTrait>(conn: &C, key_id: &str) -> Resu
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT pg_notify($1, $2)",
-        [KEY_CHANGES_CHANNEL.into(), format!("{key_id} {sent}").into()],
+        [KEY_CHANGES_CHANNEL.into(), format!("{subject} {sent}").into()],
     );
     conn.execute_raw(statement).await?;
     Ok(())

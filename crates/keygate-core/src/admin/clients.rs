@@ -87,6 +87,7 @@ impl Admin {
                 let audit = entry.about(&client.client_id, &client.organization);
                 match self.clients.create_client(&client, &audit).await.map_err(CoreError::from) {
                     Ok(()) => {
+                        self.verdicts.known().add(&client.client_id);
                         tracing::info!(client_id = %client.client_id, organization = %org.slug, created_by = %caller.principal.id, "api client created");
                         return Ok(IssuedClient { client_secret: secret, client });
                     }

@@ -458,6 +458,7 @@ impl Admin {
                 org.slug, org.max_active_keys, org.plan
             )));
         }
+        self.verdicts.known().add(&record.key_id);
         Ok(IssuedKey { api_key: generated.full, view: self.view(record) })
     }
 

@@ -255,6 +255,10 @@ impl Store for MemoryStore {
         Ok(self.open()?.keys.get(key_id).cloned())
     }
 
+    async fn key_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.open()?.keys.keys().cloned().collect())
+    }
+
     async fn list_keys(
         &self,
         organization: &str,
@@ -392,6 +396,10 @@ impl ClientStore for MemoryStore {
 
     async fn client(&self, client_id: &str) -> Result<Option<ApiClientRecord>, StoreError> {
         Ok(self.open()?.clients.get(client_id).cloned())
+    }
+
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.open()?.clients.keys().cloned().collect())
     }
 
     async fn list_clients(

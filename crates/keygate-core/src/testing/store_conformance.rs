@@ -42,6 +42,7 @@ pub async fn run_all<S: AllPorts>(store: Arc<S>) {
     last_use_never_moves_back(s).await;
     fingerprints_are_recorded_while_their_hash_is_current(s).await;
     clients_are_created_listed_regenerated_and_disabled(s).await;
+    every_key_and_client_id_is_read(s).await;
     signing_keys_are_added_retired_and_sealed(s).await;
     the_audit_log_filters_orders_and_pages(s).await;
     usage_is_kept_per_replica_as_totals(s).await;
@@ -858,6 +859,19 @@ fn signing_key(kid: &str, created: i64) -> SigningKeyRecord {
         created_at: at(created),
         retired_at: None,
     }
+}
+
+/// The ids the known-id filter is built from: every key and client whatever its state, and
+/// nothing that was never created. Runs after the tests above have created and disabled some.
+async fn every_key_and_client_id_is_read<S: AllPorts>(store: &S) {
+    let keys = ok(store.key_ids().await, "key_ids");
+    for created in ["limit1", "disable1", "disable2"] {
+        assert!(keys.contains(&key_id(created)), "key {created} is read: {keys:?}");
+    }
+    assert!(!keys.contains(&key_id("nosuchkey")), "a key never created is not read");
+    let clients = ok(store.client_ids().await, "client_ids");
+    assert!(clients.iter().any(|id| id == "billing-sync-000001"), "a client is read: {clients:?}");
+    assert!(!clients.iter().any(|id| id == "orphan-000009"), "a refused creation is not read");
 }
 
 async fn signing_keys_are_added_retired_and_sealed<S: AllPorts>(store: &S) {

@@ -9,6 +9,7 @@ use std::time::Duration as StdDuration;
 use crate::admin::RotateKey;
 use crate::admin::clients::NewClient;
 use crate::credentials::api_key;
+use crate::known_ids::UNKNOWN_READS_PER_SECOND;
 use crate::model::{AuditEntry, LimitOverrides, Reason};
 use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
 use crate::ports::{ClientStore, KeyChanges, RotateOutcome, Rotation, Store};
@@ -116,24 +117,25 @@ async fn a_verification_overlapping_an_invalidation_is_redone() {
             Ok::<_, ()>(invalid(n))
         }
     };
-    let verified = cache.get_or_try_verify(digest("presented"), verify).await;
+    let verified = cache.get_or_try_verify(digest("presented"), |_| true, verify).await;
     assert_eq!((verified, calls.load(Ordering::SeqCst)), (Ok(invalid(1)), 2), "the first read is not kept");
-    let again = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, ()>(invalid(7)) }).await;
+    let again = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, ()>(invalid(7)) }).await;
     assert_eq!(again, Ok(invalid(1)), "the second is cached");
 }
 
 #[tokio::test]
 async fn failures_to_verify_are_not_cached() {
     let cache = cache();
-    let failed = cache.get_or_try_verify(digest("presented"), || async { Err::<Verified, _>("database down") }).await;
+    let failed =
+        cache.get_or_try_verify(digest("presented"), |_| true, || async { Err::<Verified, _>("database down") }).await;
     assert_eq!(failed, Err("database down"));
-    let verified = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(1)) }).await;
+    let verified = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(1)) }).await;
     assert_eq!(verified, Ok(invalid(1)), "verified again once the database answers");
     cache.invalidate_key("k_000000000001").await;
-    let after = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(2)) }).await;
+    let after = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(2)) }).await;
     assert_eq!(after, Ok(invalid(2)), "a refusal naming a key is dropped with it");
     cache.clear();
-    let cleared = cache.get_or_try_verify(digest("presented"), || async { Ok::<_, &str>(invalid(3)) }).await;
+    let cleared = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(3)) }).await;
     assert_eq!(cleared, Ok(invalid(3)));
 }
 
@@ -177,4 +179,53 @@ async fn a_changed_key_is_judged_again_without_argon2() {
     core.admin.disable_key(&ctx(&root), &id).await.expect("disable");
     assert_eq!(core.authenticate(&rotated.api_key).await.map(|p| p.id), Err(Reason::ExpiredApiKey));
     assert_eq!(core.hasher.verifications(), argon2 + 1, "a revocation costs no argon2");
+}
+
+#[tokio::test]
+async fn made_up_ids_are_refused_with_no_database_read() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    let issued = core.key(&root, "", &["graph:read"]).await;
+    let request = NewClient { name: "Sync".into(), scopes: scopes(&["search:read"]), ..NewClient::default() };
+    let client = core.admin.create_client(&ctx(&root), request).await.expect("client");
+    let (store, instruments) = (core.store.as_ref(), core.verdicts.instruments());
+
+    // Before the ids are read, a made-up id costs a read, as it always did.
+    let made_up = api_key::generate_for("sk_test_", "k_zzzzzzzzzzzz").full;
+    assert_eq!(core.authenticate(&made_up).await.map(|p| p.id), Err(Reason::InvalidApiKey));
+    assert_eq!((instruments.unknown_reads.get(), instruments.unknown_refused.get()), (1, 0));
+
+    assert_eq!(core.verdicts.known().learn_all(store, store).await.expect("ids"), 3, "root, key and client");
+    // The first few unknown ids of a second are read (a creation elsewhere may be travelling).
+    let budget = UNKNOWN_READS_PER_SECOND as u64;
+    for n in 0..budget {
+        let made_up = api_key::generate_for("sk_test_", &format!("k_w{n:011}")).full;
+        assert_eq!(core.authenticate(&made_up).await.map(|p| p.id), Err(Reason::InvalidApiKey));
+    }
+    assert_eq!((instruments.unknown_reads.get(), instruments.unknown_refused.get()), (1 + budget, 0));
+    // Twice the same: a refusal made without a read is not cached (a creation announced a
+    // moment later must not find it), so the second is refused by the known ids again.
+    for id in ["k_yyyyyyyyyyyy", "k_yyyyyyyyyyyy", "k_xxxxxxxxxxxx"] {
+        let made_up = api_key::generate_for("sk_test_", id).full;
+        assert_eq!(core.authenticate(&made_up).await.map(|p| p.id), Err(Reason::InvalidApiKey));
+    }
+    assert_eq!(instruments.unknown_refused.get(), 3);
+    let secret = client.client_secret.clone();
+    let unknown_client = TokenRequest {
+        grant_type: CLIENT_CREDENTIALS.into(),
+        client_id: "made-up-client-0123".into(),
+        client_secret: secret.clone(),
+        scope: String::new(),
+    };
+    assert!(core.oauth.issue_token(&unknown_client).await.is_err(), "an unknown client is refused");
+    assert_eq!(instruments.unknown_reads.get(), 1 + budget, "no more reads this second");
+    assert_eq!(instruments.unknown_refused.get(), 4);
+
+    // The credentials that exist still work, and one created now is known at once.
+    assert_eq!(core.authenticate(&issued.api_key).await.map(|p| p.id), Ok(issued.view.key.key_id.clone()));
+    let known_client = TokenRequest { client_id: client.client.client_id.clone(), ..unknown_client };
+    core.oauth.issue_token(&known_client).await.expect("a known client gets a token");
+    let fresh = core.key(&root, "", &["graph:read"]).await;
+    assert_eq!(core.authenticate(&fresh.api_key).await.map(|p| p.id), Ok(fresh.view.key.key_id));
+    assert_eq!(instruments.unknown_reads.get(), 1 + budget);
 }
