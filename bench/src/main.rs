@@ -66,6 +66,9 @@ enum Cases {
     /// Only the forged-secret flood: made-up secrets for a real key id and a real client id at
     /// ten times argon2's capacity, with new keys' first uses meanwhile.
     Forged,
+    /// The headline pair, argon2's capacity and the floods beside cached traffic (forged
+    /// secrets, malformed and unknown keys, unknown ids alone, the valid-key control).
+    Floods,
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -236,8 +239,19 @@ fn junk_key(n: u64) -> String {
     }
 }
 
+/// The n-th key of the unknown-id flood: well-formed, with a valid checksum, for an id no key
+/// has (a new one each time).
+fn unknown_key(n: u64) -> String {
+    credential::assemble("sk_live_", &format!("k_none{n:08}"), &format!("{n:032}")).full
+}
+
 /// `keygate_argon2_verifications_total` from keygate's /metrics.
 async fn argon2_verifications(http_addr: &str) -> u64 {
+    counter(http_addr, "keygate_argon2_verifications_total").await
+}
+
+/// One unlabelled counter from keygate's /metrics.
+async fn counter(http_addr: &str, name: &str) -> u64 {
     let text = reqwest::get(format!("http://{http_addr}/metrics"))
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -246,9 +260,9 @@ async fn argon2_verifications(http_addr: &str) -> u64 {
         .await
         .expect("metrics text");
     text.lines()
-        .find_map(|line| line.strip_prefix("keygate_argon2_verifications_total "))
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|value| value.trim().parse().ok())
-        .expect("keygate_argon2_verifications_total in /metrics")
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
 fn row(name: &str, stats: &Stats, ratio: Option<(f64, &str)>) {
@@ -577,37 +591,40 @@ async fn main() {
     let argon = first_uses(&clients, create_keys(&addr, &admin_key, "first use", 40).await).await;
     row("keygate new keys' first use (argon2 path)", &argon, Some((argon.rps() / base.rps(), "of no-op req/s")));
 
-    let jwt_request: MakeRequest = Arc::new(move |_| request_for(jwt.clone()));
-    let jwt_stats = closed_loop(&clients, args.concurrency, duration, jwt_request, Some(true)).await;
-    row(
-        "keygate valid JWT (cache hit), closed loop",
-        &jwt_stats,
-        Some((jwt_stats.rps() / base.rps(), "of no-op req/s")),
-    );
+    // The cases between the headline and the floods (JWTs, token grants, the open loop).
+    if args.cases != Cases::Floods {
+        let jwt_request: MakeRequest = Arc::new(move |_| request_for(jwt.clone()));
+        let jwt_stats = closed_loop(&clients, args.concurrency, duration, jwt_request, Some(true)).await;
+        row(
+            "keygate valid JWT (cache hit), closed loop",
+            &jwt_stats,
+            Some((jwt_stats.rps() / base.rps(), "of no-op req/s")),
+        );
 
-    let token_url = format!("http://{http_addr}/oauth/token");
-    let grants =
-        grants::closed_loop(&token_url, &client.client_id, &client.client_secret, args.concurrency, duration).await;
-    row(
-        "token grants at /oauth/token, returning client",
-        &grants,
-        Some((grants.rps() / argon.rps().max(1e-9), "of argon2-path req/s")),
-    );
+        let token_url = format!("http://{http_addr}/oauth/token");
+        let grants =
+            grants::closed_loop(&token_url, &client.client_id, &client.client_secret, args.concurrency, duration).await;
+        row(
+            "token grants at /oauth/token, returning client",
+            &grants,
+            Some((grants.rps() / argon.rps().max(1e-9), "of argon2-path req/s")),
+        );
 
-    let half = base.rps() / 2.0;
-    let (noop_open, noop_open_cpu) =
-        with_cpu(noop_pid, open_loop(&noop_clients, half, duration, valid_request.clone(), None)).await;
-    row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
-    let (open, open_cpu) =
-        with_cpu(keygate_pid, open_loop(&clients, half, duration, valid_request.clone(), Some(true))).await;
-    let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
-    row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
-    // At one offered rate both servers answer the same requests at the same pace, so their CPU
-    // per request is compared without the closed loop's batching, which favours a slower server.
-    println!(
-        "  (server CPU per request at this rate: no-op {noop_open_cpu:.1} µs, keygate {open_cpu:.1} µs, {:.3}x)",
-        open_cpu / noop_open_cpu.max(1e-9)
-    );
+        let half = base.rps() / 2.0;
+        let (noop_open, noop_open_cpu) =
+            with_cpu(noop_pid, open_loop(&noop_clients, half, duration, valid_request.clone(), None)).await;
+        row(&format!("no-op, open loop at {half:.0}/s"), &noop_open, None);
+        let (open, open_cpu) =
+            with_cpu(keygate_pid, open_loop(&clients, half, duration, valid_request.clone(), Some(true))).await;
+        let p99_ratio = open.quantile_ms(0.99) / noop_open.quantile_ms(0.99).max(1e-9);
+        row(&format!("keygate valid key, open loop at {half:.0}/s"), &open, Some((p99_ratio, "of no-op p99")));
+        // At one offered rate both servers answer the same requests at the same pace, so their CPU
+        // per request is compared without the closed loop's batching, which favours a slower server.
+        println!(
+            "  (server CPU per request at this rate: no-op {noop_open_cpu:.1} µs, keygate {open_cpu:.1} µs, {:.3}x)",
+            open_cpu / noop_open_cpu.max(1e-9)
+        );
+    }
 
     let flood_rate = (argon.rps() * 2.0).max(1.0);
     let target = (addr.as_str(), clients.as_slice(), &args);
@@ -629,12 +646,27 @@ async fn main() {
             junk_flood.ok
         );
     }
-    // The control for the faster flood: as many requests at the same pace, all for the cached
+    // Made-up ids alone, at the faster rate: refused with no database read (beyond 10 a second,
+    // kept for creations still being announced), so the valid traffic should not notice them.
+    let unknown: MakeRequest = Arc::new(|n| request_for(unknown_key(n)));
+    let unknown_rate = flood_rate * 10.0;
+    let reads_before = counter(&http_addr, "keygate_unknown_credential_reads_total").await;
+    let refused_before = counter(&http_addr, "keygate_unknown_credentials_refused_total").await;
+    let name = format!("keygate valid key during {unknown_rate:.0}/s unknown-id flood");
+    under_flood(&name, target, &valid_request, (unknown, Some(false), unknown_rate)).await;
+    let reads = counter(&http_addr, "keygate_unknown_credential_reads_total").await - reads_before;
+    let refused = counter(&http_addr, "keygate_unknown_credentials_refused_total").await - refused_before;
+    println!("  (unknown ids read from the database: {reads}; refused unread: {refused})");
+    // The control for the faster floods: as many requests at the same pace, all for the cached
     // valid key, which shows what a second stream of calls costs as such; the rest of what the
     // junk flood costs is its keys' (an unknown id is one database read each).
     let control_rate = flood_rate * 10.0;
     let name = format!("keygate valid key during {control_rate:.0}/s valid-key flood (control)");
     under_flood(&name, target, &valid_request, (valid_request.clone(), Some(true), control_rate)).await;
+    if args.cases == Cases::Floods {
+        stop(keygate);
+        return;
+    }
 
     let mut seeded = 0;
     for size in &args.store_sizes {
