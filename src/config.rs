@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use keygate_core::admin::Plan;
 use keygate_core::credentials::api_key::is_valid_prefix;
@@ -107,12 +108,12 @@ pub struct LimitsConfig {
     pub redis_ca_file: Option<PathBuf>,
     pub redis_failure: RedisFailureMode,
     /// How long one Redis call (or connection attempt) may take before Redis counts as down.
-    pub redis_timeout_ms: u64,
+    pub redis_timeout: Duration,
     /// How often quota usage is written to the database: the most usage a crash can lose.
-    pub flush_interval_ms: u64,
+    pub flush_interval: Duration,
     /// The lease of a concurrency slot when `AcquireSlot` does not ask for one.
-    pub default_lease_secs: u64,
-    pub max_lease_secs: u64,
+    pub default_lease: Duration,
+    pub max_lease: Duration,
     pub defaults: LimitDefaults,
     /// The loosest limits an organization's own admins may give a key or client, where its plan
     /// sets none; an unset field falls back to the default of the credential's kind, 0 is no
@@ -135,10 +136,10 @@ pub struct ShutdownConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleConfig {
     pub enabled: bool,
-    /// Minutes a console session lasts without a request.
-    pub session_idle_minutes: u64,
-    /// Hours a console session lasts at most, in use or not.
-    pub session_max_hours: u64,
+    /// How long a console session lasts without a request.
+    pub session_idle: Duration,
+    /// How long a console session lasts at most, in use or not.
+    pub session_max: Duration,
 }
 
 /// TLS for the gRPC and HTTP listeners (both or neither), with optional client certificates.
@@ -150,9 +151,9 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// PEM CA certificates; when set, every client must present a certificate they signed (mTLS).
     pub client_ca_file: Option<PathBuf>,
-    /// Seconds between checks of the files for changes; a changed set is loaded for new
+    /// Time between checks of the files for changes; a changed set is loaded for new
     /// connections.
-    pub reload_poll_secs: u64,
+    pub reload_poll: Duration,
 }
 
 /// Envoy's external authorizer (`envoy.service.auth.v3.Authorization/Check`).
@@ -294,9 +295,9 @@ impl Config {
 pub struct CacheConfig {
     pub max_entries: u64,
     /// The most a cached verdict can lag a change should every notification be lost.
-    pub ttl_secs: u64,
+    pub ttl: Duration,
     /// How long a rejected key is remembered.
-    pub negative_ttl_secs: u64,
+    pub negative_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,12 +305,12 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST:PORT/DB`.
     pub url: String,
     pub max_connections: u32,
-    /// Seconds to wait for a connection before a request answers UNAVAILABLE.
-    pub timeout_secs: u64,
+    /// How long to wait for a connection before a request answers UNAVAILABLE.
+    pub timeout: Duration,
     /// Whether `serve` applies pending migrations at start.
     pub run_migrations: bool,
-    /// Seconds between database health probes.
-    pub health_interval_secs: u64,
+    /// Time between database health probes.
+    pub health_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,8 +328,8 @@ pub struct KeysConfig {
     pub max_expires_in_days: i64,
     pub default_grace_period_days: i64,
     pub max_grace_period_days: i64,
-    /// Seconds between batched writes of `last_used_at`.
-    pub last_used_flush_secs: u64,
+    /// Time between batched writes of `last_used_at`.
+    pub last_used_flush: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,9 +373,9 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: DEFAULT_DATABASE_URL.to_owned(),
                 max_connections: 10,
-                timeout_secs: 5,
+                timeout: Duration::from_secs(5),
                 run_migrations: true,
-                health_interval_secs: 5,
+                health_interval: Duration::from_secs(5),
             },
             log: LogConfig { format: LogFormat::Text, level: "info".to_owned() },
             keys: KeysConfig {
@@ -383,7 +384,7 @@ impl Default for Config {
                 max_expires_in_days: 3650,
                 default_grace_period_days: 7,
                 max_grace_period_days: 90,
-                last_used_flush_secs: 10,
+                last_used_flush: Duration::from_secs(10),
             },
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             organizations: OrganizationsConfig {
@@ -406,16 +407,20 @@ impl Default for Config {
                 // argon2 still ran (10 verifications a second against 15; scripts/bench).
                 nice: 19,
             },
-            cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
+            cache: CacheConfig {
+                max_entries: 1_000_000,
+                ttl: Duration::from_secs(300),
+                negative_ttl: Duration::from_secs(30),
+            },
             limits: LimitsConfig {
                 backend: LimitsBackend::Memory,
                 redis_url: "redis://127.0.0.1:6379".to_owned(),
                 redis_ca_file: None,
                 redis_failure: RedisFailureMode::Open,
-                redis_timeout_ms: 500,
-                flush_interval_ms: 1000,
-                default_lease_secs: 300,
-                max_lease_secs: 86_400,
+                redis_timeout: Duration::from_millis(500),
+                flush_interval: Duration::from_millis(1000),
+                default_lease: Duration::from_secs(300),
+                max_lease: Duration::from_secs(86_400),
                 // The reference's defaults: users 100 a minute, clients 200, keys what they were
                 // created with (none unless configured); 5 concurrent slots per principal.
                 defaults: LimitDefaults {
@@ -453,8 +458,12 @@ impl Default for Config {
             },
             traces: TracesConfig::default(),
             shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
-            console: ConsoleConfig { enabled: true, session_idle_minutes: 30, session_max_hours: 8 },
-            tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
+            console: ConsoleConfig {
+                enabled: true,
+                session_idle: Duration::from_secs(30 * 60),
+                session_max: Duration::from_secs(8 * 3600),
+            },
+            tls: TlsConfig { reload_poll: Duration::from_secs(10), ..TlsConfig::default() },
             ignored_env: Vec::new(),
         }
     }
@@ -671,7 +680,7 @@ impl Config {
                 self.keys.prefix
             ));
         }
-        if self.limits.default_lease_secs > self.limits.max_lease_secs {
+        if self.limits.default_lease > self.limits.max_lease {
             problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
         }
         let redis_scheme = self.limits.redis_url.split_once("://").map_or("", |(scheme, _)| scheme);
@@ -1244,7 +1253,7 @@ mod tests {
         let config = Config::load(&s).expect("valid");
         assert_eq!(config.traces.export_endpoint().as_deref(), Some("http://collector:4317"));
         assert_eq!(config.traces.service_name, "keygate-eu");
-        assert_eq!(config.traces.schedule_delay_ms, 200);
+        assert_eq!(config.traces.schedule_delay, Duration::from_millis(200));
         assert_eq!(config.traces.resource_attributes.len(), 2);
         let none = sources("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), ("OTEL_TRACES_EXPORTER", "none")]);
         assert_eq!(Config::load(&none).expect("valid").traces.export_endpoint(), None);
@@ -1408,8 +1417,8 @@ mod tests {
         let headers = &config.traces.headers.0;
         let expected = [("x-api-key", "abc d=ef"), ("x-tenant", "globex")];
         assert_eq!(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect::<Vec<_>>(), expected);
-        assert_eq!(config.traces.timeout_ms, 2500);
-        assert_eq!(traces("", &[]).timeout_ms, 10_000);
+        assert_eq!(config.traces.timeout, Duration::from_millis(2500));
+        assert_eq!(traces("", &[]).timeout, Duration::from_secs(10));
         let debug = format!("{config:?}");
         assert!(debug.contains("x-api-key") && !debug.contains("abc d=ef"), "{debug}");
 

@@ -5,6 +5,7 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use keygate_core::admin::Plan;
 use keygate_core::gateway::UnmatchedAction;
@@ -114,6 +115,19 @@ impl Given<'_> {
         }
     }
 
+    /// A duration within the declared bounds, counted in the declared unit.
+    fn duration(&self) -> Result<Duration, String> {
+        let count: u64 = self.int()?;
+        let seconds = |per: u64| Duration::from_secs(count.saturating_mul(per));
+        match self.kind {
+            Kind::Int { unit: Unit::Millis, .. } => Ok(Duration::from_millis(count)),
+            Kind::Int { unit: Unit::Seconds, .. } => Ok(seconds(1)),
+            Kind::Int { unit: Unit::Minutes, .. } => Ok(seconds(60)),
+            Kind::Int { unit: Unit::Hours, .. } => Ok(seconds(3600)),
+            _ => Err("not a duration".to_owned()),
+        }
+    }
+
     /// The value of `values` at the position of the declared choice named.
     fn choice<T: Copy>(&self, values: &[T]) -> Result<T, String> {
         let Kind::Choice(names) = self.kind else { return Err("not a choice".to_owned()) };
@@ -219,7 +233,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "database.timeout_secs", secs(1, 300), "5",
         "wait for a connection, a key look-up or (PostgreSQL) a statement before answering `UNAVAILABLE`",
-        |c, v| c.database.timeout_secs = v.int()?
+        |c, v| c.database.timeout = v.duration()?
     },
     setting! {
         "database.run_migrations", Kind::Bool, "true",
@@ -229,7 +243,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "database.health_interval_secs", secs(1, 3600), "5",
         "database health probe interval",
-        |c, v| c.database.health_interval_secs = v.int()?
+        |c, v| c.database.health_interval = v.duration()?
     },
     setting! {
         "log.format", Kind::Choice(&["text", "json"]), "text",
@@ -269,7 +283,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "keys.last_used_flush_secs", secs(1, 3600), "10",
         "how far `last_used_at` may lag",
-        |c, v| c.keys.last_used_flush_secs = v.int()?
+        |c, v| c.keys.last_used_flush = v.duration()?
     },
     setting! {
         "scopes.registry", Kind::List, "investigations:read,investigations:write,incidents:read,search:read,graph:read",
@@ -331,12 +345,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "cache.ttl_secs", secs(1, 86_400), "300",
         "the most a verdict can lag a change if every notification is lost",
-        |c, v| c.cache.ttl_secs = v.int()?
+        |c, v| c.cache.ttl = v.duration()?
     },
     setting! {
         "cache.negative_ttl_secs", secs(1, 86_400), "30",
         "how long a rejected key is remembered",
-        |c, v| c.cache.negative_ttl_secs = v.int()?
+        |c, v| c.cache.negative_ttl = v.duration()?
     },
     setting! {
         "oauth.issuer", Kind::Text, "",
@@ -405,22 +419,22 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "limits.redis_timeout_ms", millis(10, 60_000), "500",
         "the longest a Redis call or connection attempt may take before Redis counts as unreachable",
-        |c, v| c.limits.redis_timeout_ms = v.int()?
+        |c, v| c.limits.redis_timeout = v.duration()?
     },
     setting! {
         "limits.flush_interval_ms", millis(50, 600_000), "1000",
         "how often quota usage is written to the database: the most a crash can lose",
-        |c, v| c.limits.flush_interval_ms = v.int()?
+        |c, v| c.limits.flush_interval = v.duration()?
     },
     setting! {
         "limits.default_lease_secs", secs(1, 604_800), "300",
         "a concurrency slot's lease when `lease_seconds` is unset; at most `limits.max_lease_secs`",
-        |c, v| c.limits.default_lease_secs = v.int()?
+        |c, v| c.limits.default_lease = v.duration()?
     },
     setting! {
         "limits.max_lease_secs", secs(1, 604_800), "86400",
         "the most `lease_seconds` may ask",
-        |c, v| c.limits.max_lease_secs = v.int()?
+        |c, v| c.limits.max_lease = v.duration()?
     },
     setting! {
         "limits.api_keys.rate_per_minute", RATE_PER_MINUTE, "0",
@@ -575,12 +589,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "console.session_idle_minutes", int(1, 1440, Unit::Minutes), "30",
         "a console session ends after this long without a request",
-        |c, v| c.console.session_idle_minutes = v.int()?
+        |c, v| c.console.session_idle = v.duration()?
     },
     setting! {
         "console.session_max_hours", int(1, 168, Unit::Hours), "8",
         "a console session ends this long after sign-in, in use or not",
-        |c, v| c.console.session_max_hours = v.int()?
+        |c, v| c.console.session_max = v.duration()?
     },
     setting! {
         "tls.cert_file", Kind::Path, "",
@@ -600,7 +614,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "tls.reload_poll_secs", secs(1, 3600), "10",
         "how often the TLS files are read again; a changed, valid set is used for new connections",
-        |c, v| c.tls.reload_poll_secs = v.int()?
+        |c, v| c.tls.reload_poll = v.duration()?
     },
     setting! {
         "traces.endpoint", Kind::Text, "",
@@ -631,7 +645,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "traces.timeout_ms", millis(1, 600_000), "10000",
         "the longest one export may take",
-        |c, v| c.traces.timeout_ms = v.int()?
+        |c, v| c.traces.timeout = v.duration()?
     },
     setting! {
         "traces.sampler", Kind::Choice(SAMPLERS), "parentbased_always_on",
@@ -667,7 +681,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "traces.schedule_delay_ms", millis(1, 3_600_000), "5000",
         "the time between batch exports",
-        |c, v| c.traces.schedule_delay_ms = v.int()?
+        |c, v| c.traces.schedule_delay = v.duration()?
     },
 ];
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use keygate::config::{Config, DefaultIs, Kind, LimitsBackend, LogFormat, RedisFailureMode, Sources};
 use keygate::proto::keygate_v1::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
@@ -537,7 +538,7 @@ fn custom_config_reaches_keygate_as_written() {
     assert!(rendered.all("Job").is_empty());
     let loaded = server_config(&rendered);
     assert!(loaded.database.run_migrations, "without the Job, serve migrates");
-    assert_eq!((loaded.database.max_connections, loaded.database.timeout_secs), (20, 3));
+    assert_eq!((loaded.database.max_connections, loaded.database.timeout), (20, Duration::from_secs(3)));
     assert_eq!(loaded.log.level, "keygate=debug,info");
     assert_eq!((loaded.keys.prefix.as_str(), loaded.keys.default_expires_in_days), ("kg_", 90));
     assert_eq!(loaded.scopes, ["reports:read", "reports:write"]);
@@ -547,7 +548,7 @@ fn custom_config_reaches_keygate_as_written() {
     assert_eq!(loaded.limits.ceiling.rate_per_minute, Some(6000));
     assert_eq!(loaded.organizations.default_plan, "team");
     assert_eq!((loaded.hashing.max_concurrent, loaded.hashing.memory_kib), (2, 65536));
-    assert_eq!((loaded.cache.max_entries, loaded.cache.ttl_secs), (250_000, 60));
+    assert_eq!((loaded.cache.max_entries, loaded.cache.ttl), (250_000, Duration::from_secs(60)));
     assert_eq!((loaded.oauth.issuer.as_str(), loaded.oauth.token_ttl_secs), ("https://keygate.example.com", 600));
     assert_eq!(loaded.limits.redis_failure, RedisFailureMode::Closed);
     assert_eq!(loaded.limits.defaults.clients.rate_per_minute, 1000);
