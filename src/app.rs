@@ -28,8 +28,8 @@ use keygate_core::engine::{Engine, EngineParts};
 use keygate_core::error::{CoreError, StoreError};
 use keygate_core::instruments::LimitsInstruments;
 use keygate_core::last_used::LastUsedRecorder;
+use keygate_core::limits::Limiter;
 use keygate_core::limits::memory::MemoryCounters;
-use keygate_core::limits::{LeaseSettings, Limiter};
 use keygate_core::model::SigningKeyRecord;
 use keygate_core::oauth::{OAuth, OAuthParts};
 use keygate_core::policy::Policy;
@@ -154,7 +154,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     let (counters, limits_instruments) = counters(config).await?;
     let limiter = Arc::new(Limiter::new(
         config.limits.defaults,
-        LeaseSettings { default: config.limits.default_lease, max: config.limits.max_lease },
+        config.limits.lease,
         counters,
         store.clone(),
         // A new name per start: a restarted process adds to what its earlier life recorded.

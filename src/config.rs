@@ -13,7 +13,7 @@ use keygate_core::credentials::api_key::is_valid_prefix;
 use keygate_core::credentials::hashing::HashParams;
 use keygate_core::credentials::scopes::{DEFAULT_SCOPES, is_well_formed};
 use keygate_core::gateway::UnmatchedAction;
-use keygate_core::limits::{KindDefaults, LimitDefaults};
+use keygate_core::limits::{KindDefaults, LeaseSettings, LimitDefaults};
 use keygate_core::model::LimitOverrides;
 use keygate_core::tokens::sealing::KeyEncryptionKey;
 use keygate_core::tokens::signing::Algorithm;
@@ -111,9 +111,9 @@ pub struct LimitsConfig {
     pub redis_timeout: Duration,
     /// How often quota usage is written to the database: the most usage a crash can lose.
     pub flush_interval: Duration,
-    /// The lease of a concurrency slot when `AcquireSlot` does not ask for one.
-    pub default_lease: Duration,
-    pub max_lease: Duration,
+    /// A concurrency slot's lease when `AcquireSlot` does not ask for one, and the most it may
+    /// ask: the limiter's own settings.
+    pub lease: LeaseSettings,
     pub defaults: LimitDefaults,
     /// The loosest limits an organization's own admins may give a key or client, where its plan
     /// sets none; an unset field falls back to the default of the credential's kind, 0 is no
@@ -419,8 +419,7 @@ impl Default for Config {
                 redis_failure: RedisFailureMode::Open,
                 redis_timeout: Duration::from_millis(500),
                 flush_interval: Duration::from_millis(1000),
-                default_lease: Duration::from_secs(300),
-                max_lease: Duration::from_secs(86_400),
+                lease: LeaseSettings { default: Duration::from_secs(300), max: Duration::from_secs(86_400) },
                 // The reference's defaults: users 100 a minute, clients 200, keys what they were
                 // created with (none unless configured); 5 concurrent slots per principal.
                 defaults: LimitDefaults {
@@ -680,7 +679,7 @@ impl Config {
                 self.keys.prefix
             ));
         }
-        if self.limits.default_lease > self.limits.max_lease {
+        if self.limits.lease.default > self.limits.lease.max {
             problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
         }
         let redis_scheme = self.limits.redis_url.split_once("://").map_or("", |(scheme, _)| scheme);

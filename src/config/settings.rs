@@ -429,12 +429,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "limits.default_lease_secs", secs(1, 604_800), "300",
         "a concurrency slot's lease when `lease_seconds` is unset; at most `limits.max_lease_secs`",
-        |c, v| c.limits.default_lease = v.duration()?
+        |c, v| c.limits.lease.default = v.duration()?
     },
     setting! {
         "limits.max_lease_secs", secs(1, 604_800), "86400",
         "the most `lease_seconds` may ask",
-        |c, v| c.limits.max_lease = v.duration()?
+        |c, v| c.limits.lease.max = v.duration()?
     },
     setting! {
         "limits.api_keys.rate_per_minute", RATE_PER_MINUTE, "0",
