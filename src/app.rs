@@ -28,8 +28,8 @@ use keygate_core::engine::{Engine, EngineParts};
 use keygate_core::error::{CoreError, StoreError};
 use keygate_core::instruments::LimitsInstruments;
 use keygate_core::last_used::LastUsedRecorder;
+use keygate_core::limits::Limiter;
 use keygate_core::limits::memory::MemoryCounters;
-use keygate_core::limits::{LeaseSettings, Limiter};
 use keygate_core::model::SigningKeyRecord;
 use keygate_core::oauth::{OAuth, OAuthParts};
 use keygate_core::policy::Policy;
@@ -94,7 +94,7 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppE
     let settings = StoreSettings {
         url: config.database.url.clone(),
         max_connections: config.database.max_connections,
-        timeout: Duration::from_secs(config.database.timeout_secs),
+        timeout: config.database.timeout,
     };
     let store = SqlStore::connect(&settings).await?;
     // A migration either applies every pending step or fails; only without one is there
@@ -128,8 +128,8 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     let last_used = Arc::new(LastUsedRecorder::default());
     let verdicts = Arc::new(VerdictCache::new(VerdictSettings {
         max_entries: config.cache.max_entries,
-        ttl: Duration::from_secs(config.cache.ttl_secs),
-        negative_ttl: Duration::from_secs(config.cache.negative_ttl_secs),
+        ttl: config.cache.ttl,
+        negative_ttl: config.cache.negative_ttl,
     }));
     let dyn_store: Arc<dyn Store> = store.clone();
     let clients: Arc<dyn ClientStore> = store.clone();
@@ -156,10 +156,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     let (counters, limits_instruments) = counters(config).await?;
     let limiter = Arc::new(Limiter::new(
         config.limits.defaults,
-        LeaseSettings {
-            default: Duration::from_secs(config.limits.default_lease_secs),
-            max: Duration::from_secs(config.limits.max_lease_secs),
-        },
+        config.limits.lease,
         counters,
         store.clone(),
         // A new name per start: a restarted process adds to what its earlier life recorded.
@@ -243,7 +240,7 @@ async fn counters(config: &Config) -> Result<(Arc<dyn Counters>, LimitsInstrumen
             let settings = RedisSettings {
                 url: config.limits.redis_url.clone(),
                 ca_pem,
-                timeout: Duration::from_millis(config.limits.redis_timeout_ms),
+                timeout: config.limits.redis_timeout,
                 on_outage: match config.limits.redis_failure {
                     RedisFailureMode::Open => OnOutage::LocalLimits,
                     RedisFailureMode::Closed => OnOutage::Refuse,
@@ -403,22 +400,17 @@ pub async fn serve(
         readiness,
         health_state.clone(),
         state.metrics.database_up().clone(),
-        Duration::from_secs(config.database.health_interval_secs),
+        config.database.health_interval,
         stop_rx.clone(),
     ));
     tasks.spawn(flush_last_used(
         state.last_used.clone(),
         state.store.clone(),
         clock.clone(),
-        Duration::from_secs(config.keys.last_used_flush_secs),
+        config.keys.last_used_flush,
         stop_rx.clone(),
     ));
-    tasks.spawn(flush_usage(
-        state.limiter.clone(),
-        clock.clone(),
-        Duration::from_millis(config.limits.flush_interval_ms),
-        stop_rx.clone(),
-    ));
+    tasks.spawn(flush_usage(state.limiter.clone(), clock.clone(), config.limits.flush_interval, stop_rx.clone()));
     tasks.spawn(refresh_signing_keys(state.keyring.clone(), KEY_REFRESH_INTERVAL, stop_rx.clone()));
     if !state.store.is_postgres() {
         // PostgreSQL's change listener reads the ids when it starts listening.
@@ -428,7 +420,7 @@ pub async fn serve(
     }
     let tls = match tls_files {
         Some((current, tls)) => {
-            let every = Duration::from_secs(config.tls.reload_poll_secs);
+            let every = config.tls.reload_poll;
             tasks.spawn(crate::transport::tls::follow(config.tls.clone(), current, every, stop_rx.clone()));
             Some(tls)
         }
@@ -442,7 +434,7 @@ pub async fn serve(
         let follow =
             crate::adapters::sql::notify::follow_key_changes(url, store, verdicts, keyring, listening_tx, stop_rx);
         tasks.spawn(follow);
-        let wait = Duration::from_secs(config.database.timeout_secs);
+        let wait = config.database.timeout;
         if tokio::time::timeout(wait, listening).await.is_err() {
             tracing::warn!("not yet listening for key changes; cached verdicts may lag changes by up to the cache TTL");
         }
@@ -486,8 +478,8 @@ pub async fn serve(
     let console = config.console.enabled.then(|| crate::http::console::Console {
         admin: state.admin.clone(),
         sessions: crate::http::console::sessions::Sessions::new(
-            Duration::from_secs(config.console.session_idle_minutes * 60),
-            Duration::from_secs(config.console.session_max_hours * 3600),
+            config.console.session_idle,
+            config.console.session_max,
         ),
         clock: clock.clone(),
         secure: tls.is_some(),

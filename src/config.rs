@@ -6,19 +6,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use keygate_core::admin::Plan;
 use keygate_core::credentials::api_key::is_valid_prefix;
 use keygate_core::credentials::hashing::HashParams;
 use keygate_core::credentials::scopes::{DEFAULT_SCOPES, is_well_formed};
 use keygate_core::gateway::UnmatchedAction;
-use keygate_core::limits::{KindDefaults, LimitDefaults};
+use keygate_core::limits::{KindDefaults, LeaseSettings, LimitDefaults};
 use keygate_core::model::LimitOverrides;
 use keygate_core::tokens::sealing::KeyEncryptionKey;
 use keygate_core::tokens::signing::Algorithm;
 
+mod raw;
+mod reference;
+mod settings;
 mod traces;
 
+use raw::Raw;
+pub use reference::settings_table;
+pub use settings::{DefaultIs, Kind, Setting, Unit};
+use settings::{ISSUER_SETTINGS, PLAN_SETTINGS, SETTINGS};
 pub use traces::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, OtlpHeaders, OtlpProtocol, Ratio, TracesConfig, TracesExporter,
     TracesSampler,
@@ -32,32 +40,10 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db?mode=rwc";
 const ENV_PREFIX: &str = "KEYGATE_";
 const PLANS_PATH: &str = "organizations.plans.";
-/// The settings of one plan, under `organizations.plans.NAME.`: its key limit, then its
-/// ceiling (the same four as `limits.ceiling.`, in [`CEILING_FIELDS`]).
-const PLAN_FIELDS: &[&str] = &["max_active_keys", "rate_per_minute", "rate_burst", "max_quota", "max_concurrency"];
-/// The limits a ceiling bounds, under `limits.ceiling.` and in each plan.
-const CEILING_FIELDS: &[&str] = &["rate_per_minute", "rate_burst", "max_quota", "max_concurrency"];
 const ISSUERS_PATH: &str = "oauth.issuers.";
-/// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
-const ISSUER_FIELDS: &[&str] = &[
-    "issuer",
-    "audiences",
-    "jwks_url",
-    "jwks_file",
-    "user_claim",
-    "scope_claim",
-    "organization_claim",
-    "organization",
-    "organizations",
-    "platform",
-    "algorithms",
-    "refresh_secs",
-    "min_refetch_secs",
-    "allow_admin_scopes",
-    "allow_http",
-    "typ",
-    "lasting_credentials",
-];
+/// How the docs name a map's entries.
+const PLANS_PATH_NAMED: &str = "organizations.plans.NAME.";
+const ISSUERS_PATH_NAMED: &str = "oauth.issuers.NAME.";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +108,12 @@ pub struct LimitsConfig {
     pub redis_ca_file: Option<PathBuf>,
     pub redis_failure: RedisFailureMode,
     /// How long one Redis call (or connection attempt) may take before Redis counts as down.
-    pub redis_timeout_ms: u64,
+    pub redis_timeout: Duration,
     /// How often quota usage is written to the database: the most usage a crash can lose.
-    pub flush_interval_ms: u64,
-    /// The lease of a concurrency slot when `AcquireSlot` does not ask for one.
-    pub default_lease_secs: u64,
-    pub max_lease_secs: u64,
+    pub flush_interval: Duration,
+    /// A concurrency slot's lease when `AcquireSlot` does not ask for one, and the most it may
+    /// ask: the limiter's own settings.
+    pub lease: LeaseSettings,
     pub defaults: LimitDefaults,
     /// The loosest limits an organization's own admins may give a key or client, where its plan
     /// sets none; an unset field falls back to the default of the credential's kind, 0 is no
@@ -150,10 +136,10 @@ pub struct ShutdownConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleConfig {
     pub enabled: bool,
-    /// Minutes a console session lasts without a request.
-    pub session_idle_minutes: u64,
-    /// Hours a console session lasts at most, in use or not.
-    pub session_max_hours: u64,
+    /// How long a console session lasts without a request.
+    pub session_idle: Duration,
+    /// How long a console session lasts at most, in use or not.
+    pub session_max: Duration,
 }
 
 /// TLS for the gRPC and HTTP listeners (both or neither), with optional client certificates.
@@ -165,9 +151,9 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// PEM CA certificates; when set, every client must present a certificate they signed (mTLS).
     pub client_ca_file: Option<PathBuf>,
-    /// Seconds between checks of the files for changes; a changed set is loaded for new
+    /// Time between checks of the files for changes; a changed set is loaded for new
     /// connections.
-    pub reload_poll_secs: u64,
+    pub reload_poll: Duration,
 }
 
 /// Envoy's external authorizer (`envoy.service.auth.v3.Authorization/Check`).
@@ -309,9 +295,9 @@ impl Config {
 pub struct CacheConfig {
     pub max_entries: u64,
     /// The most a cached verdict can lag a change should every notification be lost.
-    pub ttl_secs: u64,
+    pub ttl: Duration,
     /// How long a rejected key is remembered.
-    pub negative_ttl_secs: u64,
+    pub negative_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,12 +305,12 @@ pub struct DatabaseConfig {
     /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST:PORT/DB`.
     pub url: String,
     pub max_connections: u32,
-    /// Seconds to wait for a connection before a request answers UNAVAILABLE.
-    pub timeout_secs: u64,
+    /// How long to wait for a connection before a request answers UNAVAILABLE.
+    pub timeout: Duration,
     /// Whether `serve` applies pending migrations at start.
     pub run_migrations: bool,
-    /// Seconds between database health probes.
-    pub health_interval_secs: u64,
+    /// Time between database health probes.
+    pub health_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,8 +328,8 @@ pub struct KeysConfig {
     pub max_expires_in_days: i64,
     pub default_grace_period_days: i64,
     pub max_grace_period_days: i64,
-    /// Seconds between batched writes of `last_used_at`.
-    pub last_used_flush_secs: u64,
+    /// Time between batched writes of `last_used_at`.
+    pub last_used_flush: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,9 +373,9 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: DEFAULT_DATABASE_URL.to_owned(),
                 max_connections: 10,
-                timeout_secs: 5,
+                timeout: Duration::from_secs(5),
                 run_migrations: true,
-                health_interval_secs: 5,
+                health_interval: Duration::from_secs(5),
             },
             log: LogConfig { format: LogFormat::Text, level: "info".to_owned() },
             keys: KeysConfig {
@@ -398,7 +384,7 @@ impl Default for Config {
                 max_expires_in_days: 3650,
                 default_grace_period_days: 7,
                 max_grace_period_days: 90,
-                last_used_flush_secs: 10,
+                last_used_flush: Duration::from_secs(10),
             },
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             organizations: OrganizationsConfig {
@@ -421,16 +407,19 @@ impl Default for Config {
                 // argon2 still ran (10 verifications a second against 15; scripts/bench).
                 nice: 19,
             },
-            cache: CacheConfig { max_entries: 1_000_000, ttl_secs: 300, negative_ttl_secs: 30 },
+            cache: CacheConfig {
+                max_entries: 1_000_000,
+                ttl: Duration::from_secs(300),
+                negative_ttl: Duration::from_secs(30),
+            },
             limits: LimitsConfig {
                 backend: LimitsBackend::Memory,
                 redis_url: "redis://127.0.0.1:6379".to_owned(),
                 redis_ca_file: None,
                 redis_failure: RedisFailureMode::Open,
-                redis_timeout_ms: 500,
-                flush_interval_ms: 1000,
-                default_lease_secs: 300,
-                max_lease_secs: 86_400,
+                redis_timeout: Duration::from_millis(500),
+                flush_interval: Duration::from_millis(1000),
+                lease: LeaseSettings { default: Duration::from_secs(300), max: Duration::from_secs(86_400) },
                 // The reference's defaults: users 100 a minute, clients 200, keys what they were
                 // created with (none unless configured); 5 concurrent slots per principal.
                 defaults: LimitDefaults {
@@ -468,8 +457,12 @@ impl Default for Config {
             },
             traces: TracesConfig::default(),
             shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
-            console: ConsoleConfig { enabled: true, session_idle_minutes: 30, session_max_hours: 8 },
-            tls: TlsConfig { reload_poll_secs: 10, ..TlsConfig::default() },
+            console: ConsoleConfig {
+                enabled: true,
+                session_idle: Duration::from_secs(30 * 60),
+                session_max: Duration::from_secs(8 * 3600),
+            },
+            tls: TlsConfig { reload_poll: Duration::from_secs(10), ..TlsConfig::default() },
             ignored_env: Vec::new(),
         }
     }
@@ -503,501 +496,54 @@ pub struct Sources {
     pub flags: Vec<(&'static str, String)>,
 }
 
-/// A raw value from one of the sources.
-enum Raw<'a> {
-    Toml(&'a toml::Value),
-    Text(&'a str),
-}
-
-impl Raw<'_> {
-    fn string(&self) -> Result<String, String> {
-        match self {
-            Raw::Toml(toml::Value::String(s)) => Ok(s.clone()),
-            Raw::Toml(other) => Err(format!("expected a string, got {}", other.type_str())),
-            Raw::Text(s) => Ok((*s).to_owned()),
-        }
-    }
-
-    fn integer(&self) -> Result<i64, String> {
-        match self {
-            Raw::Toml(toml::Value::Integer(i)) => Ok(*i),
-            Raw::Toml(other) => Err(format!("expected an integer, got {}", other.type_str())),
-            Raw::Text(s) => s.trim().parse().map_err(|_| format!("expected an integer, got {s:?}")),
-        }
-    }
-
-    fn ranged<T: TryFrom<i64>>(&self, min: i64, max: i64) -> Result<T, String> {
-        let value = self.integer()?;
-        if value < min || value > max {
-            return Err(format!("must be between {min} and {max}, got {value}"));
-        }
-        T::try_from(value).map_err(|_| format!("out of range: {value}"))
-    }
-
-    /// A number, or `None` for an empty variable.
-    fn number(&self) -> Result<Option<f64>, String> {
-        let text = match self {
-            Raw::Toml(toml::Value::Float(f)) => return Ok(Some(*f)),
-            Raw::Toml(toml::Value::Integer(i)) => return Ok(Some(*i as f64)),
-            Raw::Toml(other) => return Err(format!("expected a number, got {}", other.type_str())),
-            Raw::Text(s) => s,
-        };
-        if text.trim().is_empty() {
-            return Ok(None);
-        }
-        text.trim().parse().map(Some).map_err(|_| format!("expected a number, got {text:?}"))
-    }
-
-    fn boolean(&self) -> Result<bool, String> {
-        match self {
-            Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
-            Raw::Toml(other) => Err(format!("expected true or false, got {}", other.type_str())),
-            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(format!("expected true or false, got {s:?}")),
-            },
-        }
-    }
-
-    fn addr(&self) -> Result<SocketAddr, String> {
-        let text = self.string()?;
-        text.parse().map_err(|_| format!("expected HOST:PORT with an IP address, got {text:?}"))
-    }
-
-    fn algorithm(&self) -> Result<Algorithm, String> {
-        let name = self.string()?;
-        Algorithm::parse(&name).ok_or_else(|| format!("expected RS256, ES256 or EdDSA, got {name:?}"))
-    }
-
-    fn algorithms(&self) -> Result<Vec<Algorithm>, String> {
-        self.list()?
-            .iter()
-            .map(|name| Algorithm::parse(name).ok_or_else(|| format!("expected RS256, ES256 or EdDSA, got {name:?}")))
-            .collect()
-    }
-
-    /// A TOML array of strings, or comma-separated text.
-    fn list(&self) -> Result<Vec<String>, String> {
-        match self {
-            Raw::Toml(toml::Value::Array(items)) => items
-                .iter()
-                .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| "expected an array of strings".to_owned()))
-                .collect(),
-            Raw::Toml(other) => Err(format!("expected an array of strings, got {}", other.type_str())),
-            Raw::Text(s) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
-        }
-    }
-}
-
-type Apply = fn(&mut Config, &Raw<'_>) -> Result<(), String>;
-
-/// Every setting: its dotted path (the file's key; `KEYGATE_` + path with `.` as `_` in the
-/// environment) and how it is applied.
-const SETTINGS: &[(&str, Apply)] = &[
-    ("grpc_addr", |c, v| {
-        c.grpc_addr = v.addr()?;
-        Ok(())
-    }),
-    ("http_addr", |c, v| {
-        c.http_addr = v.addr()?;
-        Ok(())
-    }),
-    ("metrics_addr", |c, v| {
-        let text = v.string()?;
-        c.metrics_addr = if text.trim().is_empty() { None } else { Some(Raw::Text(text.trim()).addr()?) };
-        Ok(())
-    }),
-    ("database.url", |c, v| {
-        c.database.url = v.string()?;
-        Ok(())
-    }),
-    ("database.max_connections", |c, v| {
-        c.database.max_connections = v.ranged(1, 1000)?;
-        Ok(())
-    }),
-    ("database.timeout_secs", |c, v| {
-        c.database.timeout_secs = v.ranged(1, 300)?;
-        Ok(())
-    }),
-    ("database.run_migrations", |c, v| {
-        c.database.run_migrations = v.boolean()?;
-        Ok(())
-    }),
-    ("database.health_interval_secs", |c, v| {
-        c.database.health_interval_secs = v.ranged(1, 3600)?;
-        Ok(())
-    }),
-    ("log.format", |c, v| {
-        c.log.format = match v.string()?.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => return Err(format!("expected \"text\" or \"json\", got {other:?}")),
-        };
-        Ok(())
-    }),
-    ("log.level", |c, v| {
-        c.log.level = v.string()?;
-        Ok(())
-    }),
-    ("keys.prefix", |c, v| {
-        c.keys.prefix = v.string()?;
-        Ok(())
-    }),
-    ("keys.default_expires_in_days", |c, v| {
-        c.keys.default_expires_in_days = v.ranged(1, 36500)?;
-        Ok(())
-    }),
-    ("keys.max_expires_in_days", |c, v| {
-        c.keys.max_expires_in_days = v.ranged(1, 36500)?;
-        Ok(())
-    }),
-    ("keys.default_grace_period_days", |c, v| {
-        c.keys.default_grace_period_days = v.ranged(0, 365)?;
-        Ok(())
-    }),
-    ("keys.max_grace_period_days", |c, v| {
-        c.keys.max_grace_period_days = v.ranged(0, 365)?;
-        Ok(())
-    }),
-    ("keys.last_used_flush_secs", |c, v| {
-        c.keys.last_used_flush_secs = v.ranged(1, 3600)?;
-        Ok(())
-    }),
-    ("scopes.registry", |c, v| {
-        c.scopes = v.list()?;
-        Ok(())
-    }),
-    ("organizations.default_plan", |c, v| {
-        c.organizations.default_plan = v.string()?;
-        Ok(())
-    }),
-    ("organizations.bootstrap_plan", |c, v| {
-        c.organizations.bootstrap_plan = v.string()?;
-        Ok(())
-    }),
-    ("hashing.memory_kib", |c, v| {
-        c.hashing.memory_kib = v.ranged(8, 4 * 1024 * 1024)?;
-        Ok(())
-    }),
-    ("hashing.iterations", |c, v| {
-        c.hashing.iterations = v.ranged(1, 100)?;
-        Ok(())
-    }),
-    ("hashing.lanes", |c, v| {
-        c.hashing.lanes = v.ranged(1, 64)?;
-        Ok(())
-    }),
-    ("limits.backend", |c, v| {
-        c.limits.backend = match v.string()?.as_str() {
-            "memory" => LimitsBackend::Memory,
-            "redis" => LimitsBackend::Redis,
-            other => return Err(format!("expected \"memory\" or \"redis\", got {other:?}")),
-        };
-        Ok(())
-    }),
-    ("limits.redis_url", |c, v| {
-        c.limits.redis_url = v.string()?;
-        Ok(())
-    }),
-    ("limits.redis_ca_file", |c, v| {
-        c.limits.redis_ca_file = optional_path(v)?;
-        Ok(())
-    }),
-    ("limits.redis_failure", |c, v| {
-        c.limits.redis_failure = match v.string()?.as_str() {
-            "open" => RedisFailureMode::Open,
-            "closed" => RedisFailureMode::Closed,
-            other => return Err(format!("expected \"open\" or \"closed\", got {other:?}")),
-        };
-        Ok(())
-    }),
-    ("limits.redis_timeout_ms", |c, v| {
-        c.limits.redis_timeout_ms = v.ranged(10, 60_000)?;
-        Ok(())
-    }),
-    ("limits.flush_interval_ms", |c, v| {
-        c.limits.flush_interval_ms = v.ranged(50, 600_000)?;
-        Ok(())
-    }),
-    ("limits.default_lease_secs", |c, v| {
-        c.limits.default_lease_secs = v.ranged(1, 604_800)?;
-        Ok(())
-    }),
-    ("limits.max_lease_secs", |c, v| {
-        c.limits.max_lease_secs = v.ranged(1, 604_800)?;
-        Ok(())
-    }),
-    ("limits.api_keys.rate_per_minute", |c, v| {
-        c.limits.defaults.api_keys.rate_per_minute = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.api_keys.rate_burst", |c, v| {
-        c.limits.defaults.api_keys.rate_burst = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.api_keys.max_quota", |c, v| {
-        c.limits.defaults.api_keys.max_quota = v.ranged(0, 1_000_000_000_000)?;
-        Ok(())
-    }),
-    ("limits.api_keys.max_concurrency", |c, v| {
-        c.limits.defaults.api_keys.max_concurrency = v.ranged(0, 100_000)?;
-        Ok(())
-    }),
-    ("limits.clients.rate_per_minute", |c, v| {
-        c.limits.defaults.clients.rate_per_minute = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.clients.rate_burst", |c, v| {
-        c.limits.defaults.clients.rate_burst = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.clients.max_quota", |c, v| {
-        c.limits.defaults.clients.max_quota = v.ranged(0, 1_000_000_000_000)?;
-        Ok(())
-    }),
-    ("limits.clients.max_concurrency", |c, v| {
-        c.limits.defaults.clients.max_concurrency = v.ranged(0, 100_000)?;
-        Ok(())
-    }),
-    ("limits.users.rate_per_minute", |c, v| {
-        c.limits.defaults.users.rate_per_minute = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.users.rate_burst", |c, v| {
-        c.limits.defaults.users.rate_burst = v.ranged(0, 60_000_000)?;
-        Ok(())
-    }),
-    ("limits.users.max_quota", |c, v| {
-        c.limits.defaults.users.max_quota = v.ranged(0, 1_000_000_000_000)?;
-        Ok(())
-    }),
-    ("limits.users.max_concurrency", |c, v| {
-        c.limits.defaults.users.max_concurrency = v.ranged(0, 100_000)?;
-        Ok(())
-    }),
-    ("limits.ceiling.rate_per_minute", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "rate_per_minute", v)),
-    ("limits.ceiling.rate_burst", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "rate_burst", v)),
-    ("limits.ceiling.max_quota", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "max_quota", v)),
-    ("limits.ceiling.max_concurrency", |c, v| apply_ceiling_field(&mut c.limits.ceiling, "max_concurrency", v)),
-    ("cache.max_entries", |c, v| {
-        c.cache.max_entries = v.ranged(0, 100_000_000)?;
-        Ok(())
-    }),
-    ("cache.ttl_secs", |c, v| {
-        c.cache.ttl_secs = v.ranged(1, 86_400)?;
-        Ok(())
-    }),
-    ("cache.negative_ttl_secs", |c, v| {
-        c.cache.negative_ttl_secs = v.ranged(1, 86_400)?;
-        Ok(())
-    }),
-    ("hashing.max_waiting", |c, v| {
-        c.hashing.max_waiting = v.ranged(0, 100_000)?;
-        Ok(())
-    }),
-    ("hashing.max_concurrent", |c, v| {
-        c.hashing.max_concurrent = v.ranged(0, 1024)?;
-        Ok(())
-    }),
-    ("hashing.nice", |c, v| {
-        c.hashing.nice = v.ranged(0, 19)?;
-        Ok(())
-    }),
-    ("oauth.issuer", |c, v| {
-        c.oauth.issuer = v.string()?;
-        Ok(())
-    }),
-    ("oauth.audience", |c, v| {
-        c.oauth.audience = v.list()?;
-        Ok(())
-    }),
-    ("oauth.token_ttl_secs", |c, v| {
-        c.oauth.token_ttl_secs = v.ranged(60, 86_400)?;
-        Ok(())
-    }),
-    ("oauth.leeway_secs", |c, v| {
-        c.oauth.leeway_secs = v.ranged(0, 600)?;
-        Ok(())
-    }),
-    ("oauth.algorithm", |c, v| {
-        c.oauth.algorithm = v.algorithm()?;
-        Ok(())
-    }),
-    ("oauth.signing_key_files", |c, v| {
-        c.oauth.signing_key_files = v.list()?.into_iter().map(PathBuf::from).collect();
-        Ok(())
-    }),
-    ("oauth.signing_key_encryption_key", |c, v| {
-        // A config file is often a ConfigMap or checked in: the key comes from the environment.
-        let Raw::Text(text) = v else {
-            return Err("a key-encryption key does not belong in the config file; set \
-                        KEYGATE_OAUTH_SIGNING_KEY_ENCRYPTION_KEY or oauth.signing_key_encryption_key_file"
-                .to_owned());
-        };
-        c.oauth.signing_key_encryption_key =
-            if text.trim().is_empty() { None } else { Some(KeyEncryptionKey::parse(text)?) };
-        Ok(())
-    }),
-    ("oauth.signing_key_encryption_key_file", |c, v| {
-        c.oauth.signing_key_encryption_key_file = optional_path(v)?;
-        Ok(())
-    }),
-    ("envoy.policy_file", |c, v| {
-        let path = v.string()?;
-        c.envoy.policy_file = (!path.is_empty()).then(|| PathBuf::from(path));
-        Ok(())
-    }),
-    ("envoy.default_action", |c, v| {
-        c.envoy.default_action = match v.string()?.as_str() {
-            "deny" => UnmatchedAction::Deny,
-            "allow" => UnmatchedAction::Allow,
-            other => return Err(format!("expected \"deny\" or \"allow\", got {other:?}")),
-        };
-        Ok(())
-    }),
-    ("envoy.policy_poll_secs", |c, v| {
-        c.envoy.policy_poll_secs = v.ranged(1, 3600)?;
-        Ok(())
-    }),
-    ("envoy.strip_credentials", |c, v| {
-        c.envoy.strip_credentials = v.boolean()?;
-        Ok(())
-    }),
-    ("envoy.headers.authorization", |c, v| {
-        c.envoy.headers.authorization = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("envoy.headers.api_key", |c, v| {
-        c.envoy.headers.api_key = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("envoy.headers.principal_type", |c, v| {
-        c.envoy.headers.principal_type = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("envoy.headers.principal_id", |c, v| {
-        c.envoy.headers.principal_id = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("envoy.headers.organization", |c, v| {
-        c.envoy.headers.organization = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("envoy.headers.scopes", |c, v| {
-        c.envoy.headers.scopes = v.string()?.to_ascii_lowercase();
-        Ok(())
-    }),
-    ("traces.exporter", |c, v| {
-        c.traces.exporter = match v.string()?.trim() {
-            "otlp" => Some(TracesExporter::Otlp),
-            "none" => Some(TracesExporter::None),
-            "" => None,
-            other => return Err(format!("expected \"otlp\" or \"none\", got {other:?}")),
-        };
-        Ok(())
-    }),
-    ("traces.endpoint", |c, v| {
-        c.traces.endpoint = v.string()?.trim().to_owned();
-        Ok(())
-    }),
-    ("traces.base_endpoint", |c, v| {
-        c.traces.base_endpoint = v.string()?.trim().to_owned();
-        Ok(())
-    }),
-    ("traces.protocol", |c, v| {
-        c.traces.protocol = OtlpProtocol::parse(&v.string()?)?;
-        Ok(())
-    }),
-    ("traces.certificate", |c, v| {
-        c.traces.certificate = optional_path(v)?;
-        Ok(())
-    }),
-    ("traces.headers", |c, v| {
-        c.traces.headers = OtlpHeaders::parse(&v.string()?)?;
-        Ok(())
-    }),
-    ("traces.timeout_ms", |c, v| {
-        c.traces.timeout_ms = v.ranged(1, 600_000)?;
-        Ok(())
-    }),
-    ("traces.sampler", |c, v| {
-        c.traces.sampler = TracesSampler::parse(&v.string()?)?;
-        Ok(())
-    }),
-    ("traces.sampler_arg", |c, v| {
-        c.traces.sampler_arg = v.number()?.map(Ratio::new).transpose()?;
-        Ok(())
-    }),
-    ("traces.service_name", |c, v| {
-        c.traces.service_name = v.string()?;
-        Ok(())
-    }),
-    ("traces.resource_attributes", |c, v| {
-        c.traces.resource_attributes = resource_attributes(&v.string()?)?;
-        Ok(())
-    }),
-    ("traces.schedule_delay_ms", |c, v| {
-        c.traces.schedule_delay_ms = v.ranged(1, 3_600_000)?;
-        Ok(())
-    }),
-    ("traces.disabled", |c, v| {
-        c.traces.disabled = v.boolean()?;
-        Ok(())
-    }),
-    ("shutdown.drain_delay_secs", |c, v| {
-        c.shutdown.drain_delay_secs = v.ranged(0, 600)?;
-        Ok(())
-    }),
-    ("shutdown.grace_secs", |c, v| {
-        c.shutdown.grace_secs = v.ranged(0, 3600)?;
-        Ok(())
-    }),
-    ("console.enabled", |c, v| {
-        c.console.enabled = v.boolean()?;
-        Ok(())
-    }),
-    ("console.session_idle_minutes", |c, v| {
-        c.console.session_idle_minutes = v.ranged(1, 1440)?;
-        Ok(())
-    }),
-    ("console.session_max_hours", |c, v| {
-        c.console.session_max_hours = v.ranged(1, 168)?;
-        Ok(())
-    }),
-    ("tls.cert_file", |c, v| {
-        c.tls.cert_file = optional_path(v)?;
-        Ok(())
-    }),
-    ("tls.key_file", |c, v| {
-        c.tls.key_file = optional_path(v)?;
-        Ok(())
-    }),
-    ("tls.client_ca_file", |c, v| {
-        c.tls.client_ca_file = optional_path(v)?;
-        Ok(())
-    }),
-    ("tls.reload_poll_secs", |c, v| {
-        c.tls.reload_poll_secs = v.ranged(1, 3600)?;
-        Ok(())
-    }),
-];
-
 /// The dotted path of every fixed setting, in the order of the settings table. The maps are not
 /// listed: plans (`organizations.plans.NAME.` + [`plan_fields`]) and issuers
 /// (`oauth.issuers.NAME.` + [`issuer_fields`]).
 pub fn setting_paths() -> impl Iterator<Item = &'static str> {
-    SETTINGS.iter().map(|(path, _)| *path)
+    SETTINGS.iter().map(|setting| setting.path)
 }
 
 /// The settings of one trusted issuer, under `oauth.issuers.NAME.`.
-pub fn issuer_fields() -> &'static [&'static str] {
-    ISSUER_FIELDS
+pub fn issuer_fields() -> impl Iterator<Item = &'static str> {
+    ISSUER_SETTINGS.iter().map(|setting| setting.path)
 }
 
 /// The settings of one plan, under `organizations.plans.NAME.`.
-pub fn plan_fields() -> &'static [&'static str] {
-    PLAN_FIELDS
+pub fn plan_fields() -> impl Iterator<Item = &'static str> {
+    PLAN_SETTINGS.iter().map(|setting| setting.path)
+}
+
+/// One declared setting, a map's fields under `organizations.plans.NAME.` and
+/// `oauth.issuers.NAME.`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    pub path: String,
+    pub kind: Kind,
+    pub default: DefaultIs,
+    pub doc: &'static str,
+}
+
+/// Every setting as declared, in the order of the docs' table; a map's fields close the section
+/// the map is in.
+pub fn declared() -> Vec<Declared> {
+    fn fields<T>(prefix: &str, table: &'static [Setting<T>]) -> Vec<Declared> {
+        table.iter().map(|setting| setting.declared(prefix)).collect()
+    }
+    let maps = [
+        ("organizations.", fields(PLANS_PATH_NAMED, PLAN_SETTINGS)),
+        ("oauth.", fields(ISSUERS_PATH_NAMED, ISSUER_SETTINGS)),
+    ];
+    let mut all = Vec::new();
+    for (at, setting) in SETTINGS.iter().enumerate() {
+        all.push(setting.declared(""));
+        let next = SETTINGS.get(at + 1).map_or("", |next| next.path);
+        for (section, fields) in &maps {
+            if setting.path.starts_with(section) && !next.starts_with(section) {
+                all.extend(fields.iter().cloned());
+            }
+        }
+    }
+    all
 }
 
 /// The standard OpenTelemetry variables keygate reads, and the setting each sets. They are
@@ -1023,73 +569,6 @@ pub const OTEL_SETTINGS: &[(&str, &str)] = &[
     ("OTEL_RESOURCE_ATTRIBUTES", "traces.resource_attributes"),
     ("OTEL_BSP_SCHEDULE_DELAY", "traces.schedule_delay_ms"),
 ];
-
-/// A path, or none for an empty string.
-fn optional_path(v: &Raw<'_>) -> Result<Option<PathBuf>, String> {
-    let path = v.string()?;
-    Ok((!path.trim().is_empty()).then(|| PathBuf::from(path.trim())))
-}
-
-/// `key=value,key=value` (W3C baggage-style, as `OTEL_RESOURCE_ATTRIBUTES`).
-fn resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
-            _ => Err(format!("expected key=value pairs separated by commas, got {pair:?}")),
-        })
-        .collect()
-}
-
-/// Applies one field of a plan: its key limit or its ceiling.
-fn apply_plan_field(plan: &mut Plan, field: &str, v: &Raw<'_>) -> Result<(), String> {
-    if field == "max_active_keys" {
-        plan.max_active_keys = v.ranged(1, 1_000_000)?;
-        return Ok(());
-    }
-    if !CEILING_FIELDS.contains(&field) {
-        return Err(format!("unknown setting (plans take {})", PLAN_FIELDS.join(", ")));
-    }
-    apply_ceiling_field(&mut plan.ceiling, field, v)
-}
-
-/// Applies one limit of a ceiling, in the ranges of the limits themselves (0: no ceiling).
-fn apply_ceiling_field(ceiling: &mut LimitOverrides, field: &str, v: &Raw<'_>) -> Result<(), String> {
-    match field {
-        "rate_per_minute" => ceiling.rate_per_minute = Some(v.ranged(0, 60_000_000)?),
-        "rate_burst" => ceiling.rate_burst = Some(v.ranged(0, 60_000_000)?),
-        "max_quota" => ceiling.max_quota = Some(v.ranged(0, 1_000_000_000_000)?),
-        "max_concurrency" => ceiling.max_concurrency = Some(v.ranged(0, 100_000)?),
-        _ => return Err(format!("unknown setting (ceilings take {})", CEILING_FIELDS.join(", "))),
-    }
-    Ok(())
-}
-
-/// Applies one field of a trusted issuer.
-fn apply_issuer_field(issuer: &mut IssuerConfig, field: &str, v: &Raw<'_>) -> Result<(), String> {
-    match field {
-        "issuer" => issuer.issuer = v.string()?,
-        "audiences" => issuer.audiences = v.list()?,
-        "jwks_url" => issuer.jwks_url = v.string()?,
-        "jwks_file" => issuer.jwks_file = Some(PathBuf::from(v.string()?)),
-        "user_claim" => issuer.user_claim = v.string()?,
-        "scope_claim" => issuer.scope_claim = v.string()?,
-        "organization_claim" => issuer.organization_claim = v.string()?,
-        "organization" => issuer.organization = v.string()?,
-        "organizations" => issuer.organizations = v.list()?,
-        "platform" => issuer.platform = v.boolean()?,
-        "algorithms" => issuer.algorithms = v.algorithms()?,
-        "refresh_secs" => issuer.refresh_secs = v.ranged(10, 86_400)?,
-        "min_refetch_secs" => issuer.min_refetch_secs = v.ranged(1, 3600)?,
-        "allow_admin_scopes" => issuer.allow_admin_scopes = v.boolean()?,
-        "allow_http" => issuer.allow_http = v.boolean()?,
-        "typ" => issuer.typ = v.string()?,
-        "lasting_credentials" => issuer.lasting_credentials = v.boolean()?,
-        _ => return Err(format!("unknown setting (issuers take {})", ISSUER_FIELDS.join(", "))),
-    }
-    Ok(())
-}
 
 /// The environment variable naming the config file (the `--config` flag's twin).
 pub const CONFIG_FILE_ENV: &str = "KEYGATE_CONFIG";
@@ -1124,18 +603,20 @@ impl Config {
     fn apply(&mut self, path: &str, value: &Raw<'_>) -> Result<(), String> {
         if let Some(rest) = path.strip_prefix(PLANS_PATH) {
             let Some((plan, field)) = rest.split_once('.') else {
-                return Err(format!("unknown setting (a plan is a table of {})", PLAN_FIELDS.join(", ")));
+                return Err(format!("unknown setting (a plan is a table of {})", field_names(PLAN_SETTINGS)));
             };
-            return apply_plan_field(self.organizations.plans.entry(plan.to_owned()).or_default(), field, value);
+            let plan = self.organizations.plans.entry(plan.to_owned()).or_default();
+            return apply_field(PLAN_SETTINGS, plan, field, value, "plans");
         }
         if let Some(rest) = path.strip_prefix(ISSUERS_PATH) {
             let Some((name, field)) = rest.split_once('.') else {
                 return Err("unknown setting (an issuer is a table of settings)".to_owned());
             };
-            return apply_issuer_field(self.oauth.issuers.entry(name.to_owned()).or_default(), field, value);
+            let issuer = self.oauth.issuers.entry(name.to_owned()).or_default();
+            return apply_field(ISSUER_SETTINGS, issuer, field, value, "issuers");
         }
-        let (_, apply) = SETTINGS.iter().find(|(known, _)| *known == path).ok_or("unknown setting")?;
-        apply(self, value)
+        let setting = SETTINGS.iter().find(|setting| setting.path == path).ok_or("unknown setting")?;
+        setting.apply_to(self, value)
     }
 
     fn apply_file(&mut self, path: &Path, text: &str, problems: &mut Vec<String>) {
@@ -1170,7 +651,7 @@ impl Config {
             if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV || CLIENT_ENV.contains(&name.as_str()) {
                 continue;
             }
-            let path = SETTINGS.iter().map(|(path, _)| *path).find(|path| env_name(path) == *name);
+            let path = setting_paths().find(|path| env_name(path) == *name);
             let result = match path {
                 Some(path) => self.apply(path, &Raw::Text(value)),
                 None => match (plan_from_env(name), issuer_from_env(name)) {
@@ -1198,7 +679,7 @@ impl Config {
                 self.keys.prefix
             ));
         }
-        if self.limits.default_lease_secs > self.limits.max_lease_secs {
+        if self.limits.lease.default > self.limits.lease.max {
             problems.push("limits.default_lease_secs must not exceed limits.max_lease_secs".to_owned());
         }
         let redis_scheme = self.limits.redis_url.split_once("://").map_or("", |(scheme, _)| scheme);
@@ -1358,12 +839,24 @@ fn check_issuer_binding(at: &str, issuer: &IssuerConfig, problems: &mut Vec<Stri
     }
 }
 
+/// Applies one field of a map's entry (`what`: the map, for the error naming its fields).
+fn apply_field<T>(table: &[Setting<T>], entry: &mut T, field: &str, v: &Raw<'_>, what: &str) -> Result<(), String> {
+    match table.iter().find(|setting| setting.path == field) {
+        Some(setting) => setting.apply_to(entry, v),
+        None => Err(format!("unknown setting ({what} take {})", field_names(table))),
+    }
+}
+
+fn field_names<T>(table: &[Setting<T>]) -> String {
+    table.iter().map(|setting| setting.path).collect::<Vec<_>>().join(", ")
+}
+
 /// `KEYGATE_OAUTH_ISSUERS_<NAME>_<FIELD>` -> the issuer's name, lowercased, and the field.
 fn issuer_from_env(name: &str) -> Option<(String, &'static str)> {
     let rest = name.strip_prefix("KEYGATE_OAUTH_ISSUERS_")?;
-    ISSUER_FIELDS.iter().find_map(|field| {
+    issuer_fields().find_map(|field| {
         let issuer = rest.strip_suffix(&field.to_ascii_uppercase())?.strip_suffix('_')?;
-        (!issuer.is_empty()).then(|| (issuer.to_ascii_lowercase(), *field))
+        (!issuer.is_empty()).then(|| (issuer.to_ascii_lowercase(), field))
     })
 }
 
@@ -1394,9 +887,9 @@ fn is_service_link(name: &str) -> bool {
 /// `KEYGATE_ORGANIZATIONS_PLANS_<NAME>_<FIELD>` -> the plan's name, lowercased, and the field.
 fn plan_from_env(name: &str) -> Option<(String, &'static str)> {
     let rest = name.strip_prefix("KEYGATE_ORGANIZATIONS_PLANS_")?;
-    PLAN_FIELDS.iter().find_map(|field| {
+    plan_fields().find_map(|field| {
         let plan = rest.strip_suffix(&field.to_ascii_uppercase())?.strip_suffix('_')?;
-        (!plan.is_empty()).then(|| (plan.to_ascii_lowercase(), *field))
+        (!plan.is_empty()).then(|| (plan.to_ascii_lowercase(), field))
     })
 }
 
@@ -1759,7 +1252,7 @@ mod tests {
         let config = Config::load(&s).expect("valid");
         assert_eq!(config.traces.export_endpoint().as_deref(), Some("http://collector:4317"));
         assert_eq!(config.traces.service_name, "keygate-eu");
-        assert_eq!(config.traces.schedule_delay_ms, 200);
+        assert_eq!(config.traces.schedule_delay, Duration::from_millis(200));
         assert_eq!(config.traces.resource_attributes.len(), 2);
         let none = sources("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), ("OTEL_TRACES_EXPORTER", "none")]);
         assert_eq!(Config::load(&none).expect("valid").traces.export_endpoint(), None);
@@ -1923,8 +1416,8 @@ mod tests {
         let headers = &config.traces.headers.0;
         let expected = [("x-api-key", "abc d=ef"), ("x-tenant", "globex")];
         assert_eq!(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect::<Vec<_>>(), expected);
-        assert_eq!(config.traces.timeout_ms, 2500);
-        assert_eq!(traces("", &[]).timeout_ms, 10_000);
+        assert_eq!(config.traces.timeout, Duration::from_millis(2500));
+        assert_eq!(traces("", &[]).timeout, Duration::from_secs(10));
         let debug = format!("{config:?}");
         assert!(debug.contains("x-api-key") && !debug.contains("abc d=ef"), "{debug}");
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The default OTLP/gRPC endpoint, used when the exporter is named but no endpoint is given.
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
@@ -39,8 +40,8 @@ pub struct TracesConfig {
     pub certificate: Option<PathBuf>,
     /// `OTEL_EXPORTER_OTLP_HEADERS`: sent with every export (a hosted collector's API key).
     pub headers: OtlpHeaders,
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT`: milliseconds one export may take.
-    pub timeout_ms: u64,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`: how long one export may take.
+    pub timeout: Duration,
     /// `OTEL_TRACES_SAMPLER`: which spans are recorded and exported.
     pub sampler: TracesSampler,
     /// `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` samplers (1 when unset).
@@ -49,8 +50,8 @@ pub struct TracesConfig {
     pub service_name: String,
     /// Further resource attributes (`OTEL_RESOURCE_ATTRIBUTES`, `key=value,…`).
     pub resource_attributes: Vec<(String, String)>,
-    /// Milliseconds between batch exports (`OTEL_BSP_SCHEDULE_DELAY`).
-    pub schedule_delay_ms: u64,
+    /// Time between batch exports (`OTEL_BSP_SCHEDULE_DELAY`).
+    pub schedule_delay: Duration,
     /// `OTEL_SDK_DISABLED`: no export whatever else is set.
     pub disabled: bool,
 }
@@ -64,12 +65,12 @@ impl Default for TracesConfig {
             protocol: OtlpProtocol::Grpc,
             certificate: None,
             headers: OtlpHeaders::default(),
-            timeout_ms: 10_000,
+            timeout: Duration::from_millis(10_000),
             sampler: TracesSampler::ParentBasedAlwaysOn,
             sampler_arg: None,
             service_name: "keygate".to_owned(),
             resource_attributes: Vec::new(),
-            schedule_delay_ms: 5000,
+            schedule_delay: Duration::from_millis(5000),
             disabled: false,
         }
     }

@@ -94,7 +94,7 @@ pub fn init_with_traces(log: &LogConfig, traces: &TracesConfig) -> Result<Teleme
         return Ok(Telemetry { provider: None });
     };
     let exporter = exporter(traces, &endpoint)?;
-    let batch = BatchConfigBuilder::default().with_scheduled_delay(Duration::from_millis(traces.schedule_delay_ms));
+    let batch = BatchConfigBuilder::default().with_scheduled_delay(traces.schedule_delay);
     let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
     let resource = Resource::builder_empty()
         .with_service_name(traces.service_name.clone())
@@ -139,7 +139,7 @@ fn sampler(traces: &TracesConfig) -> Sampler {
 /// The OTLP exporter for `endpoint`, every option given explicitly so that none is taken from
 /// the environment behind the configuration's back.
 fn exporter(traces: &TracesConfig, endpoint: &str) -> Result<SpanExporter, TelemetryError> {
-    let timeout = Duration::from_millis(traces.timeout_ms);
+    let timeout = traces.timeout;
     let ca = match &traces.certificate {
         Some(path) => Some(read_certificate(path)?),
         None => None,

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use keygate::config::{Config, LimitsBackend, LogFormat, RedisFailureMode, Sources};
+use keygate::config::{Config, DefaultIs, Kind, LimitsBackend, LogFormat, RedisFailureMode, Sources};
 use keygate::proto::keygate_v1::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
 use keygate_core::credentials::scopes::ScopeRegistry;
 use keygate_core::policy::Policy;
@@ -537,7 +538,7 @@ fn custom_config_reaches_keygate_as_written() {
     assert!(rendered.all("Job").is_empty());
     let loaded = server_config(&rendered);
     assert!(loaded.database.run_migrations, "without the Job, serve migrates");
-    assert_eq!((loaded.database.max_connections, loaded.database.timeout_secs), (20, 3));
+    assert_eq!((loaded.database.max_connections, loaded.database.timeout), (20, Duration::from_secs(3)));
     assert_eq!(loaded.log.level, "keygate=debug,info");
     assert_eq!((loaded.keys.prefix.as_str(), loaded.keys.default_expires_in_days), ("kg_", 90));
     assert_eq!(loaded.scopes, ["reports:read", "reports:write"]);
@@ -547,7 +548,7 @@ fn custom_config_reaches_keygate_as_written() {
     assert_eq!(loaded.limits.ceiling.rate_per_minute, Some(6000));
     assert_eq!(loaded.organizations.default_plan, "team");
     assert_eq!((loaded.hashing.max_concurrent, loaded.hashing.memory_kib), (2, 65536));
-    assert_eq!((loaded.cache.max_entries, loaded.cache.ttl_secs), (250_000, 60));
+    assert_eq!((loaded.cache.max_entries, loaded.cache.ttl), (250_000, Duration::from_secs(60)));
     assert_eq!((loaded.oauth.issuer.as_str(), loaded.oauth.token_ttl_secs), ("https://keygate.example.com", 600));
     assert_eq!(loaded.limits.redis_failure, RedisFailureMode::Closed);
     assert_eq!(loaded.limits.defaults.clients.rate_per_minute, 1000);
@@ -1181,8 +1182,8 @@ fn schema_leaves(schema: &Value, prefix: &str, out: &mut BTreeMap<String, Value>
 /// Every setting the loader takes, maps' keys as `<name>`.
 fn loader_paths() -> BTreeSet<String> {
     let mut paths: BTreeSet<String> = keygate::config::setting_paths().map(str::to_owned).collect();
-    paths.extend(keygate::config::plan_fields().iter().map(|field| format!("organizations.plans.<name>.{field}")));
-    paths.extend(keygate::config::issuer_fields().iter().map(|field| format!("oauth.issuers.<name>.{field}")));
+    paths.extend(keygate::config::plan_fields().map(|field| format!("organizations.plans.<name>.{field}")));
+    paths.extend(keygate::config::issuer_fields().map(|field| format!("oauth.issuers.<name>.{field}")));
     paths
 }
 
@@ -1365,6 +1366,76 @@ fn config_schema_covers_exactly_the_settings_keygate_loads() {
     assert!(unknown.is_empty(), "the chart's schema allows settings keygate does not have: {unknown:?}");
     let both: Vec<_> = schema.intersection(&owned).collect();
     assert!(both.is_empty(), "the chart sets these itself, so values must not: {both:?}");
+}
+
+/// What a declared setting's schema must say: its type, bounds and choices, from its kind.
+fn declared_schema(kind: &Kind) -> Value {
+    match kind {
+        Kind::Text | Kind::Path | Kind::Pairs | Kind::Addr => json!({"type": "string"}),
+        Kind::Int { min, max, .. } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Kind::Number { min, max } => json!({"type": "number", "minimum": min, "maximum": max}),
+        Kind::Bool => json!({"type": "boolean"}),
+        Kind::List => json!({"type": "array", "items": {"type": "string"}}),
+        Kind::Choice(names) => json!({"type": "string", "enum": names}),
+        Kind::Choices(names) => json!({"type": "array", "items": {"type": "string", "enum": names}}),
+    }
+}
+
+/// Whether two schema values agree, numbers by value (the schema writes `0` for a declared `0.0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => {
+            a.iter().all(|(key, value)| b.get(key).is_some_and(|other| same(value, other)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A schema default as the text a variable would hold, to compare with the declared default.
+fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(as_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn config_schema_has_the_declared_types_bounds_choices_and_defaults() {
+    let mut leaves = BTreeMap::new();
+    schema_leaves(&config_schema(), "", &mut leaves);
+    let mut problems = Vec::new();
+    for setting in keygate::config::declared() {
+        let path = setting.path.replace(".NAME.", ".<name>.");
+        if CHART_OWNED.contains(&path.as_str()) {
+            continue;
+        }
+        let Some(schema) = leaves.get(&path) else {
+            problems.push(format!("config.{path}: declared, not in the schema"));
+            continue;
+        };
+        let expected = declared_schema(&setting.kind);
+        if !same(&expected, schema) {
+            problems.push(format!("config.{path}: declared as {expected}, the schema says {schema}"));
+        }
+        // Bounds the declaration does not have would refuse what keygate takes.
+        for bound in ["minimum", "maximum", "enum"] {
+            if schema.get(bound).is_some() && expected.get(bound).is_none() {
+                problems.push(format!("config.{path}: the schema has a {bound} keygate does not declare"));
+            }
+        }
+        match (setting.default, schema.get("default")) {
+            (DefaultIs::Value(declared), Some(default)) if as_text(default) != declared => {
+                problems.push(format!("config.{path}: the schema's default {default} is not the declared {declared:?}"))
+            }
+            (DefaultIs::Unset(_), Some(default)) => {
+                problems.push(format!("config.{path}: the schema has a default ({default}); keygate's is unset"))
+            }
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "values.schema.json and src/config/settings.rs disagree:\n{}", problems.join("\n"));
 }
 
 /// A value tried at a schema path: the path, the value, whether the schema accepts it, and the

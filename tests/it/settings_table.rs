@@ -1,62 +1,53 @@
-//! The settings table in the docs and the config loader name the same settings: every setting the
-//! loader accepts has a row, and every row names settings the loader accepts. A setting added
-//! without its row, or a row left behind by a removed one, fails here.
+//! The settings table in the docs is the one the declarations render (`src/config/settings.rs`):
+//! every setting with its type, bounds, default and meaning, written once. A setting added,
+//! changed or removed without the table following fails here; `KEYGATE_BLESS=1 cargo test --test
+//! it settings_table` rewrites the table.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The page that holds the table, and the table's header row.
+/// The page that holds the table, between these markers.
 const PAGE: &str = "docs/configuration.md";
-const HEADER: &str = "| setting | default | meaning |";
+const BEGIN: &str = "<!-- settings:begin -->\n";
+const END: &str = "<!-- settings:end -->";
 
-/// The setting names in the first column of each row, with `.field` shorthands expanded against
-/// the cell's first name (`limits.ceiling.rate_per_minute`, `.rate_burst` names both).
-fn documented() -> Vec<String> {
-    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGE)).expect("the page");
-    let table = page.split_once(HEADER).expect("the settings table's header").1;
-    let mut names = Vec::new();
-    for row in table.lines().skip(2).take_while(|line| line.starts_with('|')) {
-        let first = row.split('|').nth(1).unwrap_or_default();
-        let mut parent = String::new();
-        for name in first.split('`').skip(1).step_by(2) {
-            let name = if let Some(field) = name.strip_prefix('.') {
-                format!("{parent}.{field}")
-            } else {
-                parent = name.rsplit_once('.').map(|(p, _)| p.to_owned()).unwrap_or_default();
-                name.to_owned()
-            };
-            names.push(name);
-        }
-    }
-    names
+/// The lines only in `old` (`-`) and only in `new` (`+`), in order: enough to see what moved.
+fn diff(old: &str, new: &str) -> String {
+    let (old, new): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let gone = old.iter().filter(|line| !new.contains(line)).map(|line| format!("- {line}"));
+    let came = new.iter().filter(|line| !old.contains(line)).map(|line| format!("+ {line}"));
+    gone.chain(came).collect::<Vec<_>>().join("\n")
 }
 
 #[test]
-fn the_settings_table_names_every_setting_and_only_settings() {
-    let documented = documented();
-    assert!(documented.len() > 50, "the table was found: {documented:?}");
-    let settings: BTreeSet<&str> = keygate::config::setting_paths().collect();
-    let covers = |name: &str, path: &str| match name.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => name == path,
-    };
-
-    let missing: Vec<&&str> =
-        settings.iter().filter(|path| !documented.iter().any(|name| covers(name, path))).collect();
-    assert!(missing.is_empty(), "settings with no row in {PAGE}: {missing:?}");
-
-    let mut unknown = Vec::new();
-    for name in &documented {
-        let known = if let Some(field) = name.strip_prefix("organizations.plans.NAME.") {
-            keygate::config::plan_fields().contains(&field)
-        } else if let Some(field) = name.strip_prefix("oauth.issuers.NAME.") {
-            field == "*" || keygate::config::issuer_fields().contains(&field)
-        } else {
-            settings.iter().any(|path| covers(name, path))
-        };
-        if !known {
-            unknown.push(name.as_str());
-        }
+fn the_settings_table_is_rendered_from_the_declarations() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAGE);
+    let page = std::fs::read_to_string(&path).expect("the page");
+    let (before, rest) = page.split_once(BEGIN).expect("the table's begin marker");
+    let (written, after) = rest.split_once(END).expect("the table's end marker");
+    let rendered = keygate::config::settings_table();
+    assert!(rendered.lines().count() > 100, "every setting has a row:\n{rendered}");
+    if written == rendered {
+        return;
     }
-    assert!(unknown.is_empty(), "rows in {PAGE} that name no setting: {unknown:?}");
+    if std::env::var_os("KEYGATE_BLESS").is_some() {
+        std::fs::write(&path, format!("{before}{BEGIN}{rendered}{END}{after}")).expect("rewrite the page");
+        return;
+    }
+    panic!(
+        "{PAGE}'s settings table is not the one src/config/settings.rs declares; rewrite it with \
+         `KEYGATE_BLESS=1 cargo test --test it settings_table`:\n{}",
+        diff(written, &rendered)
+    );
+}
+
+#[test]
+fn every_setting_the_loader_takes_has_a_row() {
+    let table = keygate::config::settings_table();
+    let row = |path: String| format!("| `{path}` |");
+    let paths = keygate::config::setting_paths()
+        .map(str::to_owned)
+        .chain(keygate::config::plan_fields().map(|field| format!("organizations.plans.NAME.{field}")))
+        .chain(keygate::config::issuer_fields().map(|field| format!("oauth.issuers.NAME.{field}")));
+    let missing: Vec<String> = paths.filter(|path| !table.contains(&row(path.clone()))).collect();
+    assert!(missing.is_empty(), "settings with no row: {missing:?}");
 }
