@@ -304,7 +304,7 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
             proof: [0; 16],
         };
         let verified = Verified::Key { key: Arc::new(key), previous: false };
-        let digest = keygate_core::verdicts::digest(&seed::seeded_key(n));
+        let digest = cache.digest(&seed::seeded_key(n));
         let _ = cache
             .get_or_try_verify(
                 digest,

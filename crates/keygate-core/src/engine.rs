@@ -19,7 +19,7 @@ use super::model::{
 use super::ports::{ClientStore, Clock, SecretSlot, Store};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times};
 use super::validate::{Violations, is_valid_slug};
-use super::verdicts::{CachedKey, CachedToken, StaleKey, VerdictCache, Verified, digest, proof_of};
+use super::verdicts::{CachedKey, CachedToken, StaleKey, VerdictCache, Verified, proof_of};
 use crate::credentials::api_key::{self, ParsedKey};
 use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::{ScopeRegistry, any_grants};
@@ -213,8 +213,10 @@ impl Engine {
     }
 
     async fn verify_token(&self, token: &str, now: DateTime<Utc>) -> Result<Authentication, CoreError> {
-        let verified =
-            self.verdicts.get_or_try_verify(digest(token), |_| true, || self.verify_token_uncached(token, now)).await;
+        let verified = self
+            .verdicts
+            .get_or_try_verify(self.verdicts.digest(token), |_| true, || self.verify_token_uncached(token, now))
+            .await;
         let cached = match verified {
             Ok(Verified::Token(cached)) => cached,
             Ok(_) => return Ok(Err(AuthFailure::new(Reason::InvalidToken, "the bearer token is not valid"))),
@@ -310,7 +312,7 @@ impl Engine {
         let Some(parsed) = api_key::parse(presented) else {
             return Ok(Err(AuthFailure::new(Reason::InvalidApiKey, "API key is malformed")));
         };
-        let digest = digest(presented);
+        let digest = self.verdicts.digest(presented);
         let may_exist = |known: &KnownIds| known.may_exist(parsed.key_id, now);
         let mut verified =
             self.verdicts.get_or_try_verify(digest, may_exist, || self.verify_uncached(&parsed, now)).await?;

@@ -15,7 +15,7 @@ use crate::model::{ApiClientRecord, Credentials, Principal, PrincipalKind};
 use crate::ports::{ClientStore, Clock};
 use crate::tokens::signing::Keyring;
 use crate::tokens::{self, AccessToken, Subject, TokenSettings};
-use crate::verdicts::{CachedClient, VerdictCache, Verified, client_digest};
+use crate::verdicts::{CachedClient, VerdictCache, Verified};
 
 /// The only grant keygate serves.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -181,7 +181,7 @@ impl OAuth {
         };
         match self
             .verdicts
-            .get_or_try_verify::<CoreError, _, _>(client_digest(client_id, secret), may_exist, verify)
+            .get_or_try_verify::<CoreError, _, _>(self.verdicts.client_digest(client_id, secret), may_exist, verify)
             .await?
         {
             Verified::Client(client) => Ok(client),

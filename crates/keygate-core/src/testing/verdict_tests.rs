@@ -14,7 +14,7 @@ use crate::model::{AuditEntry, LimitOverrides, Reason};
 use crate::oauth::{CLIENT_CREDENTIALS, TokenRequest};
 use crate::ports::{ClientStore, KeyChanges, RotateOutcome, Rotation, Store};
 use crate::testing::harness::{Core, ctx, scopes};
-use crate::verdicts::{VerdictCache, VerdictSettings, Verified, digest};
+use crate::verdicts::{VerdictCache, VerdictSettings, Verified};
 
 /// An entry for a change made behind the use cases' back, as another replica would.
 fn elsewhere() -> AuditEntry {
@@ -117,25 +117,30 @@ async fn a_verification_overlapping_an_invalidation_is_redone() {
             Ok::<_, ()>(invalid(n))
         }
     };
-    let verified = cache.get_or_try_verify(digest("presented"), |_| true, verify).await;
+    let verified = cache.get_or_try_verify(cache.digest("presented"), |_| true, verify).await;
     assert_eq!((verified, calls.load(Ordering::SeqCst)), (Ok(invalid(1)), 2), "the first read is not kept");
-    let again = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, ()>(invalid(7)) }).await;
+    let again =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, ()>(invalid(7)) }).await;
     assert_eq!(again, Ok(invalid(1)), "the second is cached");
 }
 
 #[tokio::test]
 async fn failures_to_verify_are_not_cached() {
     let cache = cache();
-    let failed =
-        cache.get_or_try_verify(digest("presented"), |_| true, || async { Err::<Verified, _>("database down") }).await;
+    let failed = cache
+        .get_or_try_verify(cache.digest("presented"), |_| true, || async { Err::<Verified, _>("database down") })
+        .await;
     assert_eq!(failed, Err("database down"));
-    let verified = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(1)) }).await;
+    let verified =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(1)) }).await;
     assert_eq!(verified, Ok(invalid(1)), "verified again once the database answers");
     cache.invalidate_key("k_000000000001").await;
-    let after = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(2)) }).await;
+    let after =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(2)) }).await;
     assert_eq!(after, Ok(invalid(2)), "a refusal naming a key is dropped with it");
     cache.clear();
-    let cleared = cache.get_or_try_verify(digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(3)) }).await;
+    let cleared =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(3)) }).await;
     assert_eq!(cleared, Ok(invalid(3)));
 }
 
