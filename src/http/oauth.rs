@@ -126,13 +126,14 @@ fn client_credentials(
 
 /// The RFC 6749 error for a form body that could not be read (over the body limit): an OAuth
 /// client expects `{"error": ...}` from these endpoints, not axum's plain-text refusal.
+/// Like any refusal of an over-size body, it says `Connection: close` (see `closes_unread`).
 fn unreadable(rejection: &BytesRejection) -> Response {
-    let description = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        "the body is too large"
-    } else {
-        "the body could not be read"
-    };
-    error(StatusCode::BAD_REQUEST, "invalid_request", description)
+    if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "the body could not be read");
+    }
+    let mut response = error(StatusCode::BAD_REQUEST, "invalid_request", "the body is too large");
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// `POST /oauth/token`.
