@@ -9,6 +9,7 @@ pub mod envoy;
 pub mod metered;
 pub mod status;
 pub mod traced;
+pub mod undecodable;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub async fn serve(
     let server = Server::builder()
         .layer(traced::TracedLayer { enabled: transport.traced })
         .layer(metered::MeteredLayer(metrics))
+        // Innermost, so that metrics and traces see the rewritten status.
+        .layer(undecodable::UndecodableLayer)
         .add_routes(routes.routes());
     match transport.tls {
         // No Nagle delay: a response's headers, message and trailers are small separate writes.

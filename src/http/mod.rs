@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -71,7 +71,17 @@ pub fn router(edges: Edges) -> Router {
         oauth_routes = oauth_routes.merge(console::router(console));
     }
     let routes = if with_metrics { metrics_router(metrics.clone()).merge(oauth_routes) } else { oauth_routes };
-    routes.layer(middleware::from_fn_with_state(metrics, metered))
+    routes.layer(middleware::from_fn_with_state(metrics, metered)).layer(middleware::map_response(closes_unread))
+}
+
+/// A 413 leaves the rest of its body unread on the connection, so hyper closes it after the
+/// answer; saying so (`Connection: close`) keeps a client from sending its next request on a
+/// connection about to close, which it would see dropped without an answer.
+async fn closes_unread(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn metrics_router(metrics: Arc<Metrics>) -> Router {

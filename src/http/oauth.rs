@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -123,8 +124,28 @@ fn client_credentials(
     }
 }
 
+/// The RFC 6749 error for a form body that could not be read (over the body limit): an OAuth
+/// client expects `{"error": ...}` from these endpoints, not axum's plain-text refusal.
+/// Like any refusal of an over-size body, it says `Connection: close` (see `closes_unread`).
+fn unreadable(rejection: &BytesRejection) -> Response {
+    if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "the body could not be read");
+    }
+    let mut response = error(StatusCode::BAD_REQUEST, "invalid_request", "the body is too large");
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// `POST /oauth/token`.
-pub async fn token(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(oauth): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection),
+    };
     let request = match token_request(&headers, &body) {
         Ok(request) => request,
         Err(err) => return refuse(&err),
@@ -181,7 +202,15 @@ pub fn introspection_request(headers: &HeaderMap, body: &[u8]) -> Result<(Intros
 
 /// `POST /oauth/introspect`: the caller authenticates as a client (Basic or form) or with a
 /// bearer credential of its organization.
-pub async fn introspect(State(oauth): State<Arc<OAuth>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn introspect(
+    State(oauth): State<Arc<OAuth>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection),
+    };
     let (caller, token) = match introspection_request(&headers, &body) {
         Ok(parsed) => parsed,
         Err(err) => return refuse(&err),

@@ -5,6 +5,7 @@
 mod support;
 
 mod audit;
+mod bad_input;
 mod cache;
 mod ceilings;
 mod cli;

@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -181,7 +182,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(id)) => Ok(Self(id)),
             Err(rejection) => {
-                let problem = FieldViolation::new("path", rejection.body_text());
+                // Named as the document names the parameter (`key_id`), as any other bad field is.
+                let field = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(failed) => match failed.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key } | ErrorKind::ParseErrorAtKey { key, .. } => {
+                            key.clone()
+                        }
+                        _ => "path".to_owned(),
+                    },
+                    _ => "path".to_owned(),
+                };
+                let problem = FieldViolation::new(field, rejection.body_text());
                 let request_id = new_request_id();
                 let mut response = ApiError::bad_request(vec![problem]).respond(&request_id);
                 stamp(&mut response, &request_id);

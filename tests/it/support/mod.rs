@@ -3,6 +3,8 @@
 pub mod certs;
 pub mod db;
 pub mod envoy;
+pub mod hostile;
+pub mod hostile_http;
 pub mod http;
 pub mod kubelet;
 pub mod process;
