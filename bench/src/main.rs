@@ -45,6 +45,9 @@ struct Args {
     /// Which cases to run.
     #[arg(long, value_enum, default_value_t = Cases::All)]
     cases: Cases,
+    /// The credential of the headline pair: a cached API key, or a cached client JWT.
+    #[arg(long, value_enum, default_value_t = Headline::Key)]
+    headline: Headline,
     /// Busy work, in µs, that both no-op servers do before each answer (0: none). On some
     /// machines a no-op that answers at once is slower in a closed loop than one that works a
     /// little (more small writes and wake-ups per answer); this measures that effect.
@@ -53,6 +56,12 @@ struct Args {
     /// The Redis for the limiter cases (skipped when it does not answer).
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Headline {
+    Key,
+    Jwt,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -546,21 +555,30 @@ async fn main() {
         Arc::new(move |_| request_for(v.clone()))
     };
 
+    let (headline, headline_request): (&str, MakeRequest) = match args.headline {
+        Headline::Key => ("valid key", valid_request.clone()),
+        Headline::Jwt => {
+            let token = jwt.clone();
+            ("valid JWT", Arc::new(move |_| request_for(token.clone())))
+        }
+    };
+
     // Warm the three servers, then measure in alternating rounds.
-    closed_loop(&noop_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
-    closed_loop(&shaped_clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), None).await;
-    closed_loop(&clients, args.concurrency, Duration::from_secs(1), valid_request.clone(), Some(true)).await;
+    closed_loop(&noop_clients, args.concurrency, Duration::from_secs(1), headline_request.clone(), None).await;
+    closed_loop(&shaped_clients, args.concurrency, Duration::from_secs(1), headline_request.clone(), None).await;
+    closed_loop(&clients, args.concurrency, Duration::from_secs(1), headline_request.clone(), Some(true)).await;
     let (noop_pid, shaped_pid, keygate_pid) = (noop.0.id(), shaped.0.id(), keygate.0.id());
     let (mut ratios, mut shaped_ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=args.rounds.max(1) {
-        let (base, base_cpu) = closed_loop_cpu(noop_pid, &noop_clients, &args, valid_request.clone(), None).await;
+        let (base, base_cpu) = closed_loop_cpu(noop_pid, &noop_clients, &args, headline_request.clone(), None).await;
         row(&format!("no-op authorizer, closed loop (round {round})"), &base, None);
-        let (same, same_cpu) = closed_loop_cpu(shaped_pid, &shaped_clients, &args, valid_request.clone(), None).await;
+        let (same, same_cpu) =
+            closed_loop_cpu(shaped_pid, &shaped_clients, &args, headline_request.clone(), None).await;
         row(&format!("no-op with keygate's answer shape (round {round})"), &same, None);
         let (cached, cached_cpu) =
-            closed_loop_cpu(keygate_pid, &clients, &args, valid_request.clone(), Some(true)).await;
+            closed_loop_cpu(keygate_pid, &clients, &args, headline_request.clone(), Some(true)).await;
         let ratio = cached.rps() / base.rps().max(1e-9);
-        row(&format!("keygate valid key (cache hit) (round {round})"), &cached, Some((ratio, "of no-op req/s")));
+        row(&format!("keygate {headline} (cache hit) (round {round})"), &cached, Some((ratio, "of no-op req/s")));
         println!(
             "  (server CPU per request: no-op {base_cpu:.1} µs, shaped no-op {same_cpu:.1} µs, keygate {cached_cpu:.1} µs)"
         );
@@ -569,7 +587,7 @@ async fn main() {
         bases.push(base);
     }
     let middle = median_index(&ratios);
-    println!("keygate valid key (cache hit): median of {} rounds {:.3} of no-op req/s", ratios.len(), ratios[middle]);
+    println!("keygate {headline} (cache hit): median of {} rounds {:.3} of no-op req/s", ratios.len(), ratios[middle]);
     println!(
         "  (and {:.3} of a no-op answering with the same shape: a principal and the request id)",
         shaped_ratios[median_index(&shaped_ratios)]

@@ -110,9 +110,36 @@ pub fn looks_like_jwt(bearer: &str) -> bool {
     if bytes.len() > MAX_TOKEN_LEN || !bytes.contains(&b'.') {
         return false;
     }
-    bytes.iter().filter(|b| **b == b'.').count() == 2
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    // One pass over the token with a table, with no branch per byte: a token is the hot path's
+    // longest input, and three passes of per-byte tests cost as much as the rest of a cached
+    // decision.
+    let (mut dots, mut outside) = (0u32, 0u8);
+    for byte in bytes {
+        let class = JWT_BYTES[usize::from(*byte)];
+        dots += u32::from(class == DOT);
+        outside |= u8::from(class == OUTSIDE);
+    }
+    dots == 2 && outside == 0
 }
+
+const OUTSIDE: u8 = 0;
+const BASE64URL: u8 = 1;
+const DOT: u8 = 2;
+
+/// What each byte is in a compact JWS: base64url, the dot between parts, or neither.
+const JWT_BYTES: [u8; 256] = {
+    let mut table = [OUTSIDE; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            table[byte] = BASE64URL;
+        }
+        byte += 1;
+    }
+    table[b'.' as usize] = DOT;
+    table
+};
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +378,9 @@ mod tests {
         assert!(!looks_like_jwt("sk_live_k_abcdefabcdef_0123456789"));
         assert!(!looks_like_jwt("a.b"));
         assert!(!looks_like_jwt("a.b.c.d"));
+        assert!(!looks_like_jwt("a.b.c d"), "a space is not base64url");
+        assert!(!looks_like_jwt("a.b.c\u{e9}"), "nor is a byte past ASCII");
+        assert!(looks_like_jwt("-_.AZaz09."), "the base64url alphabet; empty parts are the verifier's to refuse");
         assert!(!looks_like_jwt("a.b+.c"));
         assert!(looks_like_jwt(".."));
         assert!(!looks_like_jwt("a.b"));
