@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::context::{request_id, request_span, respond};
 use super::status::to_status;
+use crate::observability::denials;
 use crate::observability::telemetry::RequestSpan;
 use keygate_core::error::CoreError;
 use keygate_core::model::{Decision, Reason};
@@ -34,13 +35,13 @@ impl Call {
     }
 
     /// Records a decision on the exported span and logs it: allowed at debug, denied at info,
-    /// one line per denial.
+    /// one line per denial up to [`denials::LINES_PER_SECOND`].
     pub fn decided(&self, decision: &Decision) {
         self.traced.record_decision(decision.allowed, decision.reason.as_str());
         let principal = decision.principal.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
         if decision.allowed {
             tracing::debug!(principal, "allowed");
-        } else {
+        } else if denials::may_log() {
             tracing::info!(principal, reason = decision.reason.as_str(), "denied");
         }
     }

@@ -11,6 +11,7 @@ use super::context::{request_id_from, request_span, respond};
 use super::convert;
 use super::status::to_status;
 use crate::config::EnvoyConfig;
+use crate::observability::denials;
 use crate::proto::envoy_auth as envoy;
 use crate::proto::envoy_auth::authorization_server::Authorization;
 use keygate_core::engine::Engine;
@@ -54,7 +55,7 @@ impl Authorization for EnvoyAuthz {
             traced.record_decision(decision.allowed, decision.reason.as_str());
             if decision.allowed {
                 tracing::debug!(key_id, route, "allowed");
-            } else {
+            } else if denials::may_log() {
                 // The path without its query, which may carry anything.
                 let path = http.path.split(['?', '#']).next().unwrap_or_default();
                 tracing::info!(key_id, route, method = %http.method, path, reason = decision.reason.as_str(), "denied");
