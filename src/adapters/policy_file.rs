@@ -2,6 +2,7 @@
 //! problem), then reloaded when its contents change or on SIGHUP. A bad new file is rejected and
 //! logged, and the policy in force stays.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,45 +39,47 @@ fn parse(path: &Path, bytes: &[u8], registry: &ScopeRegistry) -> Result<Policy, 
 pub async fn follow(
     path: PathBuf,
     registry: Arc<ScopeRegistry>,
-    mut loaded: Vec<u8>,
+    loaded: Vec<u8>,
     policy: watch::Sender<Arc<Policy>>,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut hangup = hangups();
-    // The last problem logged, so that a file that stays bad is reported once, not every tick.
-    let mut reported: Option<String> = None;
-    loop {
-        let forced = tokio::select! {
-            _ = stop.changed() => return,
-            () = tokio::time::sleep(every) => false,
-            () = next_hangup(&mut hangup) => true,
-        };
-        let outcome = std::fs::read(&path)
-            .map_err(|source| PolicyFileError::Unreadable { path: path.clone(), source })
-            .and_then(|bytes| {
-                if bytes == loaded && !forced {
-                    return Ok(None);
-                }
-                let parsed = parse(&path, &bytes, &registry)?;
-                Ok(Some((parsed, bytes)))
-            });
-        match outcome {
-            Ok(None) => {}
-            Ok(Some((parsed, bytes))) => {
-                tracing::info!(path = %path.display(), routes = parsed.len(), sighup = forced, "route policy reloaded");
-                policy.send_replace(Arc::new(parsed));
-                loaded = bytes;
-                reported = None;
-            }
-            Err(err) => {
-                let problem = err.to_string();
-                if forced || reported.as_ref() != Some(&problem) {
-                    tracing::warn!(error = %problem, "route policy rejected; the previous policy stays in force");
-                    reported = Some(problem);
-                }
-            }
-        }
+    let followed = Followed { path, registry, policy, hangups: hangups() };
+    crate::tasks::follow(followed, Some(loaded), every, stop).await;
+}
+
+/// The policy file as [`crate::tasks::follow`] follows it, forced by SIGHUP.
+struct Followed {
+    path: PathBuf,
+    registry: Arc<ScopeRegistry>,
+    policy: watch::Sender<Arc<Policy>>,
+    hangups: Hangups,
+}
+
+impl crate::tasks::Followed for Followed {
+    type Contents = Vec<u8>;
+    type Built = Policy;
+    type Error = PolicyFileError;
+
+    fn read(&self) -> Result<Vec<u8>, PolicyFileError> {
+        std::fs::read(&self.path).map_err(|source| PolicyFileError::Unreadable { path: self.path.clone(), source })
+    }
+
+    fn build(&self, bytes: &Vec<u8>) -> Result<Policy, PolicyFileError> {
+        parse(&self.path, bytes, &self.registry)
+    }
+
+    fn publish(&self, parsed: Policy, forced: bool) {
+        tracing::info!(path = %self.path.display(), routes = parsed.len(), sighup = forced, "route policy reloaded");
+        self.policy.send_replace(Arc::new(parsed));
+    }
+
+    fn reject(&self, problem: &str) {
+        tracing::warn!(error = %problem, "route policy rejected; the previous policy stays in force");
+    }
+
+    fn forced(&mut self) -> impl Future<Output = ()> + Send {
+        next_hangup(&mut self.hangups)
     }
 }
 

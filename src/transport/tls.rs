@@ -126,35 +126,38 @@ pub fn load(config: &TlsConfig) -> Result<Option<(ConfigUpdates, CurrentConfig)>
 
 /// Reads the files every `every` and publishes each valid new set on `current`, until `stop`
 /// changes.
-pub async fn follow(config: TlsConfig, current: ConfigUpdates, every: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn follow(config: TlsConfig, current: ConfigUpdates, every: Duration, stop: watch::Receiver<bool>) {
     let Some(files) = Files::of(&config) else { return };
-    let mut loaded = files.read().ok();
-    // The last problem logged, so that files that stay bad are reported once, not every tick.
-    let mut reported: Option<String> = None;
-    while crate::tasks::next_turn(every, &mut stop).await {
-        let outcome = files.read().and_then(|contents| {
-            if loaded.as_ref() == Some(&contents) {
-                return Ok(None);
-            }
-            let built = files.build(&contents)?;
-            Ok(Some((built, contents)))
-        });
-        match outcome {
-            Ok(None) => {}
-            Ok(Some((built, contents))) => {
-                tracing::info!(cert = %files.cert.display(), "tls certificates reloaded");
-                current.send_replace(Arc::new(built));
-                loaded = Some(contents);
-                reported = None;
-            }
-            Err(err) => {
-                let problem = err.to_string();
-                if reported.as_ref() != Some(&problem) {
-                    tracing::warn!(error = %problem, "tls files rejected; the certificates in force stay");
-                    reported = Some(problem);
-                }
-            }
-        }
+    let loaded = files.read().ok();
+    crate::tasks::follow(Followed { files, current }, loaded, every, stop).await;
+}
+
+/// The TLS files as [`crate::tasks::follow`] follows them.
+struct Followed {
+    files: Files,
+    current: ConfigUpdates,
+}
+
+impl crate::tasks::Followed for Followed {
+    type Contents = Contents;
+    type Built = ServerConfig;
+    type Error = TlsError;
+
+    fn read(&self) -> Result<Contents, TlsError> {
+        self.files.read()
+    }
+
+    fn build(&self, contents: &Contents) -> Result<ServerConfig, TlsError> {
+        self.files.build(contents)
+    }
+
+    fn publish(&self, built: ServerConfig, _forced: bool) {
+        tracing::info!(cert = %self.files.cert.display(), "tls certificates reloaded");
+        self.current.send_replace(Arc::new(built));
+    }
+
+    fn reject(&self, problem: &str) {
+        tracing::warn!(error = %problem, "tls files rejected; the certificates in force stay");
     }
 }
 
