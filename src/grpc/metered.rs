@@ -122,12 +122,16 @@ fn code_label(code: Code) -> &'static str {
     }
 }
 
+/// The `grpc-status` header's name, built once: looked up by text, a name is parsed again on
+/// every response, and both this layer and `undecodable` look at every response.
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// The status of a response: its `grpc-status` header, else OK (a unary success carries it in
 /// the trailers).
 pub(crate) fn response_code<R>(response: &http::Response<R>) -> Code {
     response
         .headers()
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map_or(Code::Ok, Code::from_i32)

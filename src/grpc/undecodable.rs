@@ -16,6 +16,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+use super::metered::GRPC_STATUS;
 use crate::transport::request_id::{REQUEST_ID_HEADER, new_request_id};
 
 /// How prost's `DecodeError` begins; the stack of `Message.field: ` then the description follow.
@@ -84,7 +85,7 @@ where
 /// Replaces the status in a trailers-only response's headers when tonic refused the request.
 fn rewrite(headers: &mut HeaderMap) {
     // Cheap first: a success has no status in its headers, and only these two codes can match.
-    let code = headers.get("grpc-status").map(http::HeaderValue::as_bytes);
+    let code = headers.get(&GRPC_STATUS).map(http::HeaderValue::as_bytes);
     if !matches!(code, Some(b"13" | b"11")) {
         return;
     }
@@ -106,7 +107,7 @@ fn rewrite(headers: &mut HeaderMap) {
     if let Err(status) = replacement.add_header(headers) {
         // Only a message that cannot be a header value fails; the code alone still goes out.
         tracing::warn!(?status, "could not encode a decoding refusal");
-        headers.insert("grpc-status", http::HeaderValue::from(Code::InvalidArgument as i32));
+        headers.insert(GRPC_STATUS, http::HeaderValue::from(Code::InvalidArgument as i32));
     }
 }
 
