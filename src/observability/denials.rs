@@ -5,39 +5,26 @@
 //! logged, and the rest are summed into one line when the next second starts.
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use keygate_core::per_second::PerSecond;
 
 /// Denial lines written per second at most.
 pub const LINES_PER_SECOND: u64 = 50;
 
-/// The second (since the first denial) whose lines are being counted, and the count.
-struct Budget {
-    start: Instant,
-    second: AtomicU64,
-    lines: AtomicU64,
-}
-
-static BUDGET: LazyLock<Budget> =
-    LazyLock::new(|| Budget { start: Instant::now(), second: AtomicU64::new(0), lines: AtomicU64::new(0) });
+static LINES: PerSecond = PerSecond::new(LINES_PER_SECOND);
+/// What the seconds are counted from.
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Whether this denial gets a line. The first call of a new second first logs how many
-/// denials the previous one left unlogged. Approximate under contention (two threads starting
-/// a second may both reset it), which only moves the bound by a few lines.
+/// denials the previous one left unlogged.
 pub fn may_log() -> bool {
-    let budget = &*BUDGET;
-    let now = budget.start.elapsed().as_secs();
-    let second = budget.second.load(Ordering::Acquire);
-    if now != second && budget.second.compare_exchange(second, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-        let lines = budget.lines.swap(0, Ordering::AcqRel);
-        if lines > LINES_PER_SECOND {
-            tracing::info!(
-                unlogged = lines - LINES_PER_SECOND,
-                "more denials than the log takes a second; counted only"
-            );
-        }
+    let second = i64::try_from(START.elapsed().as_secs()).unwrap_or(i64::MAX);
+    let (logged, unlogged) = LINES.take(second);
+    if unlogged > 0 {
+        tracing::info!(unlogged, "more denials than the log takes a second; counted only");
     }
-    budget.lines.fetch_add(1, Ordering::AcqRel) < LINES_PER_SECOND
+    logged
 }
 
 #[cfg(test)]

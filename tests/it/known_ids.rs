@@ -60,7 +60,7 @@ async fn made_up_ids_are_refused_with_no_database_read(backend: Backend) {
         "made-up ids ({backend:?}): {} sent, {read} read from the database, {refused} refused unread",
         MADE_UP_KEYS + MADE_UP_CLIENTS
     );
-    assert!(read <= f64::from(UNKNOWN_READS_PER_SECOND), "at most a second's reads: {read}");
+    assert!(read <= UNKNOWN_READS_PER_SECOND as f64, "at most a second's reads: {read}");
     assert_eq!(read + refused, (MADE_UP_KEYS + MADE_UP_CLIENTS) as f64, "every one counted once");
 
     // What exists still works; a key created now is known at once.

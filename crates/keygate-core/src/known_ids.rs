@@ -16,30 +16,30 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 
 use super::error::StoreError;
 use super::instruments::Gauge;
+use super::per_second::PerSecond;
 use super::ports::{ClientStore, Store};
 
 /// How many ids not known here are still read from the database each second, for keys and
 /// clients created on another replica whose announcement has yet to arrive.
-pub const UNKNOWN_READS_PER_SECOND: u32 = 10;
+pub const UNKNOWN_READS_PER_SECOND: u64 = 10;
 
 /// The ids known to exist.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KnownIds {
     fingerprints: RwLock<HashSet<u64, foldhash::fast::RandomState>>,
     /// The fingerprint's seed, fixed for the process.
     seed: foldhash::fast::RandomState,
     /// Until the first full read, nothing is refused: an empty set would refuse every key.
     complete: AtomicBool,
-    /// The second whose unknown ids [`Self::unknown_read`] counts, and how many it counted.
-    second: AtomicI64,
-    read_this_second: AtomicU32,
+    /// The unknown ids still read each second.
+    unknown_reads: PerSecond,
     /// How many fingerprints are held, for metrics.
     held: Gauge,
 }
@@ -47,7 +47,13 @@ pub struct KnownIds {
 impl KnownIds {
     /// An empty set, refusing nothing until [`Self::learn_all`]; `held` shows its size.
     pub fn new(held: Gauge) -> Self {
-        Self { held, ..Self::default() }
+        Self {
+            fingerprints: RwLock::default(),
+            seed: foldhash::fast::RandomState::default(),
+            complete: AtomicBool::new(false),
+            unknown_reads: PerSecond::new(UNKNOWN_READS_PER_SECOND),
+            held,
+        }
     }
 
     /// Whether the credential naming this key or client id is to be looked up at `now`: when
@@ -59,19 +65,7 @@ impl KnownIds {
         }
         let fingerprint = self.seed.hash_one(id);
         let known = self.fingerprints.read().unwrap_or_else(PoisonError::into_inner).contains(&fingerprint);
-        known || self.unknown_read(now.timestamp())
-    }
-
-    /// Whether one more unknown id may be read in `second`. Approximate under contention (two
-    /// threads starting a second may both reset it), which only moves the bound by a few reads.
-    fn unknown_read(&self, second: i64) -> bool {
-        let current = self.second.load(Ordering::Acquire);
-        if current != second
-            && self.second.compare_exchange(current, second, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            self.read_this_second.store(0, Ordering::Release);
-        }
-        self.read_this_second.fetch_add(1, Ordering::AcqRel) < UNKNOWN_READS_PER_SECOND
+        known || self.unknown_reads.take(now.timestamp()).0
     }
 
     /// Notes a credential created here, or announced by another replica.
@@ -120,7 +114,7 @@ mod tests {
 
     #[test]
     fn nothing_is_refused_before_the_first_full_read() {
-        let known = KnownIds::default();
+        let known = KnownIds::new(Gauge::default());
         for _ in 0..3 * UNKNOWN_READS_PER_SECOND {
             assert!(known.may_exist("k_000000000000", at(0)));
         }
@@ -130,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_few_unknown_ids_a_second_are_read_and_known_ones_always() {
-        let known = KnownIds::default();
+        let known = KnownIds::new(Gauge::default());
         known.complete.store(true, Ordering::Release);
         known.add("k_aaaaaaaaaaaa");
         let read = |second| (0..100).filter(|n| known.may_exist(&format!("k_{n:012}"), at(second))).count();

@@ -16,6 +16,7 @@ pub mod last_used;
 pub mod limits;
 pub mod model;
 pub mod oauth;
+pub mod per_second;
 pub mod policy;
 pub mod ports;
 #[cfg(any(test, feature = "testing"))]

@@ -2,12 +2,14 @@
 //! by a digest of the credential (never the credential itself): 128 bits of SipHash-2-4 under a
 //! key drawn for the process, a pseudorandom function, so no one who lacks the key can make two
 //! credentials share a digest, for a fraction of a SHA-256's work on the hot path. A hit costs
-//! no database round trip and no argon2; concurrent misses for one key verify it once. Entries hold no secret
-//! and no hash, and carry no decision that depends on time: expiry and grace periods are judged
-//! against the clock on every use. A change to a key leaves its verdicts stale rather than
-//! dropped: each keeps a proof of which stored hash its secret matched, so that the next use
-//! re-reads the record and judges it again with no argon2 while that hash is still stored.
+//! no database round trip and no argon2; concurrent misses for one key verify it once. Entries
+//! hold no secret and no hash, and carry no decision that depends on time: expiry and grace
+//! periods are judged against the clock on every use. A change to a key leaves its verdicts
+//! stale rather than dropped: each keeps a proof of which stored hash its secret matched, so
+//! that the next use re-reads the record and judges it again with no argon2 while that hash is
+//! still stored.
 
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +20,6 @@ use moka::future::Cache;
 use moka::ops::compute::Op;
 use sha2::{Digest as _, Sha256};
 use siphasher::sip128::{Hasher128, SipHasher24};
-use std::hash::Hasher;
 
 use super::instruments::CacheInstruments;
 use super::known_ids::KnownIds;

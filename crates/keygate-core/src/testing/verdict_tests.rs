@@ -202,7 +202,7 @@ async fn made_up_ids_are_refused_with_no_database_read() {
 
     assert_eq!(core.verdicts.known().learn_all(store, store).await.expect("ids"), 3, "root, key and client");
     // The first few unknown ids of a second are read (a creation elsewhere may be travelling).
-    let budget = UNKNOWN_READS_PER_SECOND as u64;
+    let budget = UNKNOWN_READS_PER_SECOND;
     for n in 0..budget {
         let made_up = api_key::generate_for("sk_test_", &format!("k_w{n:011}")).full;
         assert_eq!(core.authenticate(&made_up).await.map(|p| p.id), Err(Reason::InvalidApiKey));
