@@ -17,7 +17,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use keygate::proto::keygate_v1 as pb;
 use keygate_core::credentials::api_key as credential;
-use keygate_core::verdicts::{CachedKey, VerdictCache, VerdictSettings, Verified};
+use keygate_core::model::{ApiKeyRecord, StoredSecret};
+use keygate_core::verdicts::{VerdictCache, VerdictSettings, Verified};
 use load::{MakeRequest, Stats, closed_loop, connect, open_loop};
 
 #[derive(Parser)]
@@ -78,6 +79,8 @@ enum Cases {
     /// The headline pair, argon2's capacity and the floods beside cached traffic (forged
     /// secrets, malformed and unknown keys, unknown ids alone, the valid-key control).
     Floods,
+    /// Only the verdict cache's memory per entry (`--cache-entries` verdicts, in this process).
+    Memory,
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -291,6 +294,15 @@ fn row(name: &str, stats: &Stats, ratio: Option<(f64, &str)>) {
     );
 }
 
+async fn print_cache_memory(entries: u64) {
+    let (entries, kib) = cache_memory(entries).await;
+    println!(
+        "verdict cache memory: {entries} entries add {} MiB resident ({:.0} bytes each)",
+        kib / 1024,
+        kib as f64 * 1024.0 / entries.max(1) as f64
+    );
+}
+
 async fn cache_memory(entries: u64) -> (u64, u64) {
     let me = std::process::id().to_string();
     let cache = VerdictCache::new(VerdictSettings {
@@ -300,18 +312,31 @@ async fn cache_memory(entries: u64) -> (u64, u64) {
     });
     let before = rss_kib(&me);
     let now = chrono::Utc::now();
+    let secret = StoredSecret { phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(), fingerprint: None };
     for n in 0..entries {
-        let key = CachedKey {
+        // A record as the store returns it, made into a verdict the way the engine does: each
+        // key's own strings are its own, its organization and scopes like its neighbours'.
+        let record = ApiKeyRecord {
             key_id: format!("k_s{n:011}"),
+            key_prefix: format!("sk_bench_k_s{n:011}"),
             organization: "platform".into(),
-            scopes: vec!["investigations:read".into(), "incidents:read".into()],
             name: format!("integration {n}"),
-            expires_at: now,
-            disabled: false,
+            description: String::new(),
+            scopes: vec!["investigations:read".into(), "incidents:read".into()],
+            secret_hash: secret.clone(),
+            previous_secret_hash: None,
             previous_key_expires_at: None,
+            created_by: "bench".into(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now,
+            disabled_at: None,
+            last_used_at: None,
+            last_rotated_at: None,
             limits: Default::default(),
-            proof: [0; 16],
+            labels: Default::default(),
         };
+        let key = cache.cached_key(&record, &record.secret_hash);
         let verified = Verified::Key { key: Arc::new(key), previous: false };
         let digest = cache.digest(&seed::seeded_key(n));
         let _ = cache
@@ -503,6 +528,10 @@ async fn main() {
     if args.cases == Cases::Limits {
         print_header(&args);
         limiter_cases(&args).await;
+        return;
+    }
+    if args.cases == Cases::Memory {
+        print_cache_memory(args.cache_entries).await;
         return;
     }
     if args.cases == Cases::Forged {
@@ -715,12 +744,7 @@ async fn main() {
         println!("  (keygate resident size: {} MiB)", rss_kib(&keygate.0.id().to_string()) / 1024);
     }
 
-    let (entries, kib) = cache_memory(args.cache_entries).await;
-    println!(
-        "verdict cache memory: {entries} entries add {} MiB resident ({:.0} bytes each)",
-        kib / 1024,
-        kib as f64 * 1024.0 / entries.max(1) as f64
-    );
+    print_cache_memory(args.cache_entries).await;
     stop(keygate);
     drop(noop);
     limiter_cases(&args).await;

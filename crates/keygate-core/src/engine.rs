@@ -19,7 +19,7 @@ use super::model::{
 use super::ports::{ClientStore, Clock, SecretSlot, Store};
 use super::tokens::{OutsideIssuer, TokenVerifier, judge_times};
 use super::validate::{Violations, is_valid_slug};
-use super::verdicts::{CachedKey, CachedToken, StaleKey, VerdictCache, Verified, proof_of};
+use super::verdicts::{CachedToken, StaleKey, VerdictCache, Verified, proof_of};
 use crate::credentials::api_key::{self, ParsedKey};
 use crate::credentials::hashing::{SecretHasher, Verification};
 use crate::credentials::scopes::{ScopeRegistry, any_grants};
@@ -338,12 +338,12 @@ impl Engine {
             return Ok(Verified::Invalid { key_id: None });
         };
         if record.key_prefix != parsed.key_prefix {
-            return Ok(Verified::Invalid { key_id: Some(record.key_id) });
+            return Ok(Verified::refused(record.key_id));
         }
         let secret = parsed.secret;
         let matched = |previous: bool| {
             let stored = if previous { record.previous_secret_hash.as_ref() } else { None };
-            let key = CachedKey::from_record(&record, stored.unwrap_or(&record.secret_hash));
+            let key = self.verdicts.cached_key(&record, stored.unwrap_or(&record.secret_hash));
             Ok(Verified::Key { key: Arc::new(key), previous })
         };
         let unusable = record.disabled_at.is_some() || now >= record.expires_at;
@@ -356,7 +356,7 @@ impl Engine {
             return matched(false);
         }
         let Some(previous) = &record.previous_secret_hash else {
-            return Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) });
+            return Ok(Verified::refused(record.key_id.clone()));
         };
         let grace_over = record.previous_key_expires_at.is_none_or(|until| until <= now);
         let previous_matches = if unusable || grace_over {
@@ -367,7 +367,7 @@ impl Engine {
         if previous_matches {
             return matched(true);
         }
-        Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) })
+        Ok(Verified::refused(record.key_id.clone()))
     }
 
     /// A stale verdict judged again: the key's record re-read, and the presented secret taken to
@@ -379,15 +379,15 @@ impl Engine {
             return Ok(Verified::Invalid { key_id: None });
         };
         if record.key_prefix != parsed.key_prefix {
-            return Ok(Verified::Invalid { key_id: Some(record.key_id) });
+            return Ok(Verified::refused(record.key_id));
         }
         let proven = |stored: &StoredSecret| proof_of(stored) == stale.proof;
         let (matched, previous) = match &record.previous_secret_hash {
             _ if proven(&record.secret_hash) => (&record.secret_hash, false),
             Some(replaced) if proven(replaced) => (replaced, true),
-            _ => return Ok(Verified::Invalid { key_id: Some(record.key_id.clone()) }),
+            _ => return Ok(Verified::refused(record.key_id.clone())),
         };
-        Ok(Verified::Key { key: Arc::new(CachedKey::from_record(&record, matched)), previous })
+        Ok(Verified::Key { key: Arc::new(self.verdicts.cached_key(&record, matched)), previous })
     }
 
     /// Verifies one of a key's secrets, and records its fingerprint when the row lacks one.
@@ -438,10 +438,10 @@ fn judge(verified: &Verified, now: DateTime<Utc>) -> Authentication {
     };
     Ok(Principal {
         kind: PrincipalKind::ApiKey,
-        id: key.key_id.clone(),
-        organization: key.organization.clone(),
-        scopes: key.scopes.clone(),
-        name: key.name.clone(),
+        id: key.key_id().to_owned(),
+        organization: key.organization.to_string(),
+        scopes: key.scopes.to_vec(),
+        name: key.name().to_owned(),
         expires_at,
         limits: key.limits,
         creations_may_outlive: false,

@@ -176,7 +176,7 @@ impl OAuth {
             if matches {
                 Ok(Verified::Client(Arc::new(CachedClient::from_record(&record))))
             } else {
-                Ok(Verified::Invalid { key_id: Some(record.client_id) })
+                Ok(Verified::refused(record.client_id))
             }
         };
         match self

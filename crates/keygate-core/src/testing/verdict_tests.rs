@@ -99,7 +99,7 @@ fn cache() -> VerdictCache {
 }
 
 fn invalid(tag: usize) -> Verified {
-    Verified::Invalid { key_id: Some(format!("k_{tag:012}")) }
+    Verified::refused(format!("k_{tag:012}"))
 }
 
 #[tokio::test]
@@ -142,6 +142,98 @@ async fn failures_to_verify_are_not_cached() {
     let cleared =
         cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, &str>(invalid(3)) }).await;
     assert_eq!(cleared, Ok(invalid(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_missing_together_verify_once_and_share_a_failure() {
+    let cache = Arc::new(cache());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let miss = |outcome: Result<usize, &'static str>| {
+        let (cache, calls, released) = (cache.clone(), calls.clone(), released.clone());
+        tokio::spawn(async move {
+            let verify = || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let mut released = released.clone();
+                async move {
+                    // Held until every caller has missed, as a slow database would hold them.
+                    let _ = released.wait_for(|go| *go).await;
+                    outcome.map(invalid)
+                }
+            };
+            cache.get_or_try_verify(cache.digest("presented"), |_| true, verify).await
+        })
+    };
+    let failing: Vec<_> = (0..8).map(|_| miss(Err("database down"))).collect();
+    while cache.held().0 == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    release.send_replace(true);
+    for caller in failing {
+        assert_eq!(caller.await.expect("joined"), Err("database down"), "the one failure is every caller's");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one verification for eight callers");
+    assert_eq!(cache.held().0, 0, "no flight is left once its callers are answered");
+
+    release.send_replace(false);
+    let verifying: Vec<_> = (0..8).map(|_| miss(Ok(5))).collect();
+    while cache.held().0 == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    release.send_replace(true);
+    for caller in verifying {
+        assert_eq!(caller.await.expect("joined"), Ok(invalid(5)));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "failures are not cached; the verdict is, once");
+}
+
+#[tokio::test]
+async fn a_cancelled_verification_leaves_nothing_behind() {
+    let cache = cache();
+    let never =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, std::future::pending::<Result<Verified, ()>>);
+    let timed_out = tokio::time::timeout(StdDuration::from_millis(20), never).await;
+    assert!(timed_out.is_err());
+    assert_eq!(cache.held().0, 0, "the caller went, and its flight with it");
+    let verified =
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, ()>(invalid(1)) }).await;
+    assert_eq!(verified, Ok(invalid(1)));
+}
+
+#[tokio::test]
+async fn a_verdict_lives_no_longer_than_its_lifetime_and_the_cache_no_larger_than_its_bound() {
+    let cache = VerdictCache::new(VerdictSettings {
+        max_entries: 100,
+        ttl: StdDuration::from_secs(3600),
+        negative_ttl: StdDuration::from_millis(30),
+    });
+    let refused = |tag| {
+        cache.get_or_try_verify(cache.digest("presented"), |_| true, move || async move { Ok::<_, ()>(invalid(tag)) })
+    };
+    assert_eq!(refused(1).await, Ok(invalid(1)));
+    assert_eq!(refused(2).await, Ok(invalid(1)), "remembered");
+    tokio::time::sleep(StdDuration::from_millis(60)).await;
+    assert_eq!(refused(3).await, Ok(invalid(3)), "forgotten after the negative lifetime");
+    for n in 0..1_000 {
+        let digest = cache.digest(&format!("flood {n}"));
+        let _ = cache.get_or_try_verify(digest, |_| true, || async { Ok::<_, ()>(invalid(n)) }).await;
+    }
+    assert!(cache.entry_count() <= 100, "{} entries held", cache.entry_count());
+}
+
+#[tokio::test]
+async fn cached_keys_share_their_organization_and_scopes() {
+    let core = Core::new().await;
+    let root = core.bootstrap().await;
+    for _ in 0..20 {
+        let key = core.key(&root, "", &["graph:read"]).await.api_key;
+        core.authenticate(&key).await.expect("works");
+    }
+    let (_, (organizations, scope_lists)) = core.verdicts.held();
+    // The root key's and the twenty keys' organization; the root's scopes and the twenty's.
+    assert_eq!((organizations, scope_lists), (1, 2));
 }
 
 #[tokio::test]
