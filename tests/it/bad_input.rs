@@ -160,11 +160,17 @@ async fn create_client(server: &TestServer, name: &str) -> (String, String) {
 /// ships its descriptor set beside its generated code without exporting it).
 fn descriptor_pool() -> DescriptorPool {
     let mut pool = DescriptorPool::decode(keygate::proto::FILE_DESCRIPTOR_SET).expect("keygate's descriptors");
+    // Offline, for this machine's platform only: a build downloads only the crates its
+    // platform needs, and the whole graph's would need the network.
+    let rustc = std::process::Command::new("rustc").arg("-vV").output().expect("rustc -vV runs");
+    let host = String::from_utf8_lossy(&rustc.stdout).lines().find_map(|l| l.strip_prefix("host: ")).map(str::to_owned);
     let metadata = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform"])
+        .arg(host.expect("rustc names its host"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
+    assert!(metadata.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&metadata.stderr));
     let metadata: Value = serde_json::from_slice(&metadata.stdout).expect("cargo metadata is JSON");
     let manifest = metadata["packages"]
         .as_array()
