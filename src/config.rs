@@ -167,6 +167,8 @@ pub struct EnvoyConfig {
     pub policy_poll_secs: u64,
     /// Whether the credential headers are removed before the request reaches the upstream.
     pub strip_credentials: bool,
+    /// Whether the answer carries the decision as dynamic metadata.
+    pub dynamic_metadata: bool,
     pub headers: EnvoyHeaders,
 }
 
@@ -446,6 +448,7 @@ impl Default for Config {
                 default_action: UnmatchedAction::Deny,
                 policy_poll_secs: 2,
                 strip_credentials: true,
+                dynamic_metadata: true,
                 headers: EnvoyHeaders {
                     authorization: "authorization".to_owned(),
                     api_key: "x-api-key".to_owned(),

@@ -540,6 +540,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
         |c, v| c.envoy.strip_credentials = v.boolean()?
     },
     setting! {
+        "envoy.dynamic_metadata", Kind::Bool, "true",
+        "send the decision as the ext_authz filter's dynamic metadata (for access logs and later filters); \
+         `false` saves Envoy the work when nothing reads it",
+        |c, v| c.envoy.dynamic_metadata = v.boolean()?
+    },
+    setting! {
         "envoy.headers.authorization", Kind::Text, "authorization",
         "where bearer credentials are read",
         |c, v| c.envoy.headers.authorization = header(v)?

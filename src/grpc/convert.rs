@@ -500,6 +500,21 @@ pub fn check_response(
     lookalikes: Vec<String>,
 ) -> envoy::CheckResponse {
     let GatewayDecision { decision, route, cost } = outcome;
+    let dynamic_metadata = config.dynamic_metadata.then(|| decision_metadata(&decision, route, cost, request_id));
+    let (code, http_response) = if decision.allowed {
+        ok_response(decision, config, lookalikes)
+    } else {
+        denied_response(decision, request_id)
+    };
+    envoy::CheckResponse {
+        status: Some(envoy::RpcStatus { code: code as i32, ..Default::default() }),
+        http_response: Some(http_response),
+        dynamic_metadata,
+    }
+}
+
+/// The decision as the ext_authz filter's dynamic metadata, for access logs and later filters.
+fn decision_metadata(decision: &Decision, route: Option<String>, cost: u32, request_id: &str) -> envoy::Struct {
     let mut metadata = vec![("cost", number(cost)), ("request_id", text(request_id))];
     if let Some(route) = route {
         metadata.push(("route", text(route)));
@@ -515,18 +530,7 @@ pub fn check_response(
     if !decision.allowed {
         metadata.push(("error_code", text(decision.reason.error_code())));
     }
-    let dynamic_metadata =
-        Some(envoy::Struct { fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect() });
-    let (code, http_response) = if decision.allowed {
-        ok_response(decision, config, lookalikes)
-    } else {
-        denied_response(decision, request_id)
-    };
-    envoy::CheckResponse {
-        status: Some(envoy::RpcStatus { code: code as i32, ..Default::default() }),
-        http_response: Some(http_response),
-        dynamic_metadata,
-    }
+    envoy::Struct { fields: metadata.into_iter().map(|(name, value)| (name.to_owned(), value)).collect() }
 }
 
 /// `X-RateLimit-*` headers for the client's response, when a rate limit was consulted.

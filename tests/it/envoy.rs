@@ -376,6 +376,35 @@ async fn check_carries_the_principal_and_judges_expiry_by_the_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dynamic_metadata_the_answer_keeps_its_headers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDb::create(Backend::Sqlite).await;
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).expect("write policy");
+    let settings = [("envoy.policy_file", policy.to_str().expect("utf-8 path")), ("envoy.dynamic_metadata", "false")];
+    let config = crate::support::test_config(&db.url.clone(), &settings);
+    let server = TestServer::start_on(db, config).await;
+    let (key, key_id) = server.create_key(&server.admin_key, "search", &["search:read"]).await;
+    let mut client = AuthorizationClient::new(server.channel().await);
+
+    let response = client.check(check_request("/api/v1/search", &[("x-api-key", &key)])).await;
+    let response = response.expect("check").into_inner();
+    assert_eq!(response.dynamic_metadata, None, "no metadata asked for");
+    let Some(envoy::check_response::HttpResponse::OkResponse(ok)) = &response.http_response else {
+        panic!("an OK response: {response:?}");
+    };
+    assert_eq!(ok.headers_to_remove, ["authorization", "x-api-key"], "credentials still stripped");
+    let principal_id = ok.headers.iter().filter_map(|h| h.header.as_ref()).find(|h| h.key == "x-keygate-principal-id");
+    assert_eq!(principal_id.map(|h| h.value.as_str()), Some(key_id.as_str()), "the upstream still learns who called");
+
+    let response = client.check(check_request("/api/v1/search", &[("x-api-key", "sk_live_nonsense")])).await;
+    let response = response.expect("check").into_inner();
+    assert_eq!(response.dynamic_metadata, None);
+    assert!(matches!(response.http_response, Some(envoy::check_response::HttpResponse::DeniedResponse(_))));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_is_unavailable_when_keygate_cannot_decide() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = TestDb::create(Backend::Postgres).await;

@@ -6,9 +6,12 @@
 use std::time::{Duration, Instant};
 
 use envoy::authorization_server::{Authorization, AuthorizationServer};
-use keygate::config::{LogConfig, LogFormat};
+use keygate::config::{Config, EnvoyConfig, LogConfig, LogFormat};
+use keygate::grpc::convert;
 use keygate::proto::envoy_auth as envoy;
 use keygate::proto::keygate_v1 as pb;
+use keygate_core::gateway::GatewayDecision;
+use keygate_core::model::{Decision, Principal, PrincipalKind, Reason};
 use pb::auth_service_server::{AuthService, AuthServiceServer};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -22,6 +25,8 @@ struct Noop {
     /// once can lose more to small writes and wake-ups in a closed loop than a few microseconds of
     /// work cost; this shows how much.
     spin: Duration,
+    /// The `Check` answer when shaped (see [`shaped_check`]).
+    check_shape: Option<envoy::CheckResponse>,
 }
 
 impl Noop {
@@ -115,10 +120,33 @@ impl AuthService for Noop {
     }
 }
 
+/// What a shaped `Check` answers: keygate's own answer to the benchmark's key, encoded by
+/// keygate's encoder (principal headers set, credentials removed, the decision as dynamic
+/// metadata unless `--no-metadata`), so that Envoy's cost of each part can be told apart.
+fn shaped_check(dynamic_metadata: bool) -> envoy::CheckResponse {
+    let principal = Principal {
+        kind: PrincipalKind::ApiKey,
+        id: "k_000000000000".into(),
+        organization: "platform".into(),
+        scopes: vec!["graph:read".into()],
+        name: "bench".into(),
+        expires_at: chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap_or_default(),
+        limits: Default::default(),
+        creations_may_outlive: false,
+    };
+    let decision = Decision::new(true, Reason::Allowed, String::new(), Some(principal));
+    let outcome = GatewayDecision { decision, route: Some("all".into()), cost: 1 };
+    let config = EnvoyConfig { dynamic_metadata, ..Config::default().envoy };
+    convert::check_response(outcome, "00000000-0000-4000-8000-000000000000", &config, Vec::new())
+}
+
 #[tonic::async_trait]
 impl Authorization for Noop {
     async fn check(&self, _request: Request<envoy::CheckRequest>) -> Result<Response<envoy::CheckResponse>, Status> {
         self.work();
+        if let Some(shape) = &self.check_shape {
+            return Ok(Response::new(shape.clone()));
+        }
         let ok = envoy::check_response::HttpResponse::OkResponse(envoy::OkHttpResponse::default());
         Ok(Response::new(envoy::CheckResponse {
             status: Some(envoy::RpcStatus::default()),
@@ -139,9 +167,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shaped = std::env::args().any(|arg| arg == "--shaped");
     let spin_us = std::env::args().find_map(|arg| arg.strip_prefix("--spin-us=").and_then(|n| n.parse().ok()));
     let spin = Duration::from_micros(spin_us.unwrap_or(0));
+    let dynamic_metadata = !std::env::args().any(|arg| arg == "--no-metadata");
+    let check_shape = shaped.then(|| shaped_check(dynamic_metadata));
+    let noop = || Noop { shaped, spin, check_shape: check_shape.clone() };
     tonic::transport::Server::builder()
-        .add_service(AuthServiceServer::new(Noop { shaped, spin }))
-        .add_service(AuthorizationServer::new(Noop { shaped, spin }))
+        .add_service(AuthServiceServer::new(noop()))
+        .add_service(AuthorizationServer::new(noop()))
         // As keygate: no Nagle delay.
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
