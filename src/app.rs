@@ -16,7 +16,7 @@ use crate::adapters::jwks::{FileSource, UrlSource};
 use crate::adapters::policy_file::{self, PolicyFileError};
 use crate::adapters::redis::{OnOutage, RedisCounters, RedisSettings};
 use crate::adapters::sql::{SqlStore, StoreSettings};
-use crate::config::{Config, LimitsBackend, RedisFailureMode};
+use crate::config::{Config, LimitsBackend, RedisFailureMode, ShutdownConfig};
 use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError, HealthState, Readiness};
 use crate::observability::metrics::Metrics;
@@ -136,8 +136,8 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     let token_settings = TokenSettings {
         issuer: config.token_issuer(),
         audience: config.oauth.audience.clone(),
-        ttl: chrono::Duration::seconds(i64::try_from(config.oauth.token_ttl_secs).unwrap_or(1800)),
-        leeway: chrono::Duration::seconds(i64::try_from(config.oauth.leeway_secs).unwrap_or(0)),
+        ttl: chrono_duration(config.oauth.token_ttl),
+        leeway: chrono_duration(config.oauth.leeway),
     };
     let keyring_settings = KeyringSettings {
         algorithm: config.oauth.algorithm,
@@ -301,6 +301,12 @@ fn key_source(
     Ok(KeySource::Files(records))
 }
 
+/// `duration` as the core's tokens count time. The settings' bounds keep every configured one
+/// far below the most chrono holds.
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
 /// The configured outside issuers of user tokens.
 fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<TrustedIssuer>>, AppError> {
     let mut issuers = Vec::new();
@@ -312,7 +318,6 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
                     .map_err(|e| AppError::Startup(format!("oauth.issuers.{name}.jwks_url: {e}")))?,
             ),
         };
-        let seconds = |secs: u64| chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
         let settings = IssuerSettings {
             name: name.clone(),
             issuer: issuer.issuer.clone(),
@@ -327,8 +332,8 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
                 OrganizationBinding::Fixed(issuer.organization.clone())
             },
             platform: issuer.platform,
-            refresh: seconds(issuer.refresh_secs),
-            min_refetch: seconds(issuer.min_refetch_secs),
+            refresh: chrono_duration(issuer.refresh),
+            min_refetch: chrono_duration(issuer.min_refetch),
             allow_admin_scopes: issuer.allow_admin_scopes,
             typ: issuer.typ.clone(),
             lasting_credentials: issuer.lasting_credentials,
@@ -386,7 +391,7 @@ pub async fn serve(
     let (policy_tx, policy_rx) = watch::channel(Arc::new(Policy::default()));
     if let Some((path, policy, bytes)) = initial {
         policy_tx.send_replace(Arc::new(policy));
-        let every = Duration::from_secs(config.envoy.policy_poll_secs);
+        let every = config.envoy.policy_poll;
         let registry = state.scopes.clone();
         tasks.spawn(policy_file::follow(path, registry, bytes, policy_tx, every, stop_rx.clone()));
     }
@@ -443,8 +448,7 @@ pub async fn serve(
 
     // SIGTERM: NOT_SERVING at once, the listeners closed after the drain delay, then in-flight
     // requests get the grace period.
-    let drain_delay = Duration::from_secs(config.shutdown.drain_delay_secs);
-    let grace = Duration::from_secs(config.shutdown.grace_secs);
+    let ShutdownConfig { drain_delay, grace } = config.shutdown;
     let (draining_tx, draining) = watch::channel(false);
     let announce = async move {
         shutdown.await;

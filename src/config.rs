@@ -124,12 +124,12 @@ pub struct LimitsConfig {
 /// What happens on SIGTERM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownConfig {
-    /// Seconds between reporting NOT_SERVING and closing the listeners, for load balancers to
+    /// Time between reporting NOT_SERVING and closing the listeners, for load balancers to
     /// notice (0: close at once).
-    pub drain_delay_secs: u64,
-    /// Seconds in-flight requests get to finish once the listeners are closed; connections still
+    pub drain_delay: Duration,
+    /// Time in-flight requests get to finish once the listeners are closed; connections still
     /// open after that are cut.
-    pub grace_secs: u64,
+    pub grace: Duration,
 }
 
 /// The admin console at `/console` on the HTTP listener.
@@ -163,8 +163,8 @@ pub struct EnvoyConfig {
     pub policy_file: Option<PathBuf>,
     /// What happens to requests no route matches.
     pub default_action: UnmatchedAction,
-    /// Seconds between checks of the policy file for changes (SIGHUP reloads at once).
-    pub policy_poll_secs: u64,
+    /// Time between checks of the policy file for changes (SIGHUP reloads at once).
+    pub policy_poll: Duration,
     /// Whether the credential headers are removed before the request reaches the upstream.
     pub strip_credentials: bool,
     pub headers: EnvoyHeaders,
@@ -203,9 +203,10 @@ pub struct OAuthConfig {
     pub issuer: String,
     /// `aud` of keygate's tokens.
     pub audience: Vec<String>,
-    pub token_ttl_secs: u64,
+    /// The lifetime of keygate's access tokens.
+    pub token_ttl: Duration,
     /// Tolerated clock skew for `exp` and `nbf`.
-    pub leeway_secs: u64,
+    pub leeway: Duration,
     /// The algorithm of generated signing keys.
     pub algorithm: Algorithm,
     /// PEM private keys to sign with instead of generated ones; the first signs.
@@ -244,8 +245,10 @@ pub struct IssuerConfig {
     /// platform admins); needs a fixed `organization`. Off by default.
     pub platform: bool,
     pub algorithms: Vec<Algorithm>,
-    pub refresh_secs: u64,
-    pub min_refetch_secs: u64,
+    /// How long a fetched JWKS is used before it is fetched again.
+    pub refresh: Duration,
+    /// The least time between two fetches caused by unknown key ids.
+    pub min_refetch: Duration,
     /// Whether the provider's tokens may carry keygate's admin scopes and `*`.
     pub allow_admin_scopes: bool,
     /// Whether `jwks_url` may be plain `http://`: anyone on the path could then swap the keys.
@@ -272,8 +275,8 @@ impl Default for IssuerConfig {
             organizations: Vec::new(),
             platform: false,
             algorithms: vec![Algorithm::Rs256, Algorithm::Es256],
-            refresh_secs: 300,
-            min_refetch_secs: 10,
+            refresh: Duration::from_secs(300),
+            min_refetch: Duration::from_secs(10),
             allow_admin_scopes: false,
             allow_http: false,
             typ: String::new(),
@@ -433,8 +436,8 @@ impl Default for Config {
             oauth: OAuthConfig {
                 issuer: String::new(),
                 audience: vec!["keygate".to_owned()],
-                token_ttl_secs: 1800,
-                leeway_secs: 30,
+                token_ttl: Duration::from_secs(1800),
+                leeway: Duration::from_secs(30),
                 algorithm: Algorithm::Rs256,
                 signing_key_files: Vec::new(),
                 signing_key_encryption_key: None,
@@ -444,7 +447,7 @@ impl Default for Config {
             envoy: EnvoyConfig {
                 policy_file: None,
                 default_action: UnmatchedAction::Deny,
-                policy_poll_secs: 2,
+                policy_poll: Duration::from_secs(2),
                 strip_credentials: true,
                 headers: EnvoyHeaders {
                     authorization: "authorization".to_owned(),
@@ -456,7 +459,7 @@ impl Default for Config {
                 },
             },
             traces: TracesConfig::default(),
-            shutdown: ShutdownConfig { drain_delay_secs: 0, grace_secs: 30 },
+            shutdown: ShutdownConfig { drain_delay: Duration::ZERO, grace: Duration::from_secs(30) },
             console: ConsoleConfig {
                 enabled: true,
                 session_idle: Duration::from_secs(30 * 60),
@@ -1157,7 +1160,7 @@ mod tests {
         let corp = &config.oauth.issuers["corp"];
         assert_eq!(corp.scope_claim, "scp");
         assert_eq!(corp.organization, "acme");
-        assert_eq!(corp.min_refetch_secs, 1);
+        assert_eq!(corp.min_refetch, Duration::from_secs(1));
         assert_eq!(config.token_issuer(), format!("http://{DEFAULT_HTTP_ADDR}"));
     }
 
@@ -1447,7 +1450,10 @@ mod tests {
         );
         let config = Config::load(&s).expect("valid");
         assert_eq!(config.tls.client_ca_file, Some(PathBuf::from("ca.pem")));
-        assert_eq!((config.shutdown.grace_secs, config.shutdown.drain_delay_secs), (5, 2));
+        assert_eq!(
+            (config.shutdown.grace, config.shutdown.drain_delay),
+            (Duration::from_secs(5), Duration::from_secs(2))
+        );
         let half = sources("[tls]\nclient_ca_file = \"ca.pem\"\nkey_file = \"key.pem\"\n", &[]);
         let text = Config::load(&half).expect_err("invalid").to_string();
         assert!(text.contains("tls.cert_file is required") && text.contains("tls.client_ca_file"), "{text}");
