@@ -15,14 +15,14 @@ use tokio::task::JoinSet;
 use crate::adapters::jwks::{FileSource, UrlSource};
 use crate::adapters::policy_file::{self, PolicyFileError};
 use crate::adapters::redis::{OnOutage, RedisCounters, RedisSettings};
-use crate::adapters::sql::{SqlStore, StoreSettings};
-use crate::config::{Config, LimitsBackend, RedisFailureMode, ShutdownConfig};
+use crate::adapters::sql::SqlStore;
+use crate::config::{Config, LimitsBackend, RedisFailureMode, ShutdownConfig, chrono_duration};
 use crate::grpc::envoy::EnvoyAuthz;
 use crate::grpc::{self, GrpcError, HealthState, Readiness};
 use crate::observability::metrics::Metrics;
 use crate::tasks;
-use keygate_core::admin::{Admin, AdminParts, AdminSettings};
-use keygate_core::credentials::hashing::{Fingerprints, HashLimits, SecretHasher};
+use keygate_core::admin::{Admin, AdminParts};
+use keygate_core::credentials::hashing::{Fingerprints, SecretHasher};
 use keygate_core::credentials::scopes::ScopeRegistry;
 use keygate_core::engine::{Engine, EngineParts};
 use keygate_core::error::{CoreError, StoreError};
@@ -34,10 +34,10 @@ use keygate_core::model::SigningKeyRecord;
 use keygate_core::oauth::{OAuth, OAuthParts};
 use keygate_core::policy::Policy;
 use keygate_core::ports::{ClientStore, Clock, Counters, JwksSource, Store};
-use keygate_core::tokens::issuers::{IssuerSettings, OrganizationBinding, TrustedIssuer};
+use keygate_core::tokens::TokenVerifier;
+use keygate_core::tokens::issuers::TrustedIssuer;
 use keygate_core::tokens::sealing::KeyEncryptionKey;
 use keygate_core::tokens::signing::{self, KeySource, Keyring, KeyringSettings};
-use keygate_core::tokens::{TokenSettings, TokenVerifier};
 use keygate_core::verdicts::{VerdictCache, VerdictSettings};
 
 /// How long a replica waits before reloading signing keys again for an unknown `kid`.
@@ -91,12 +91,7 @@ pub struct State {
 
 /// Connects to the database, migrating it when `migrate` is set, and checks it is up to date.
 pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppError> {
-    let settings = StoreSettings {
-        url: config.database.url.clone(),
-        max_connections: config.database.max_connections,
-        timeout: config.database.timeout,
-    };
-    let store = SqlStore::connect(&settings).await?;
+    let store = SqlStore::connect(&config.database).await?;
     // A migration either applies every pending step or fails; only without one is there
     // something to check.
     if migrate {
@@ -110,20 +105,11 @@ pub async fn open_store(config: &Config, migrate: bool) -> Result<SqlStore, AppE
 /// Builds the keyring, the engine, and the admin and OAuth use cases over `store`.
 pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>) -> Result<State, AppError> {
     let store = Arc::new(store);
-    let max_concurrent = match config.hashing.max_concurrent {
-        0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-        n => n as usize,
-    };
-    let limits = HashLimits {
-        max_concurrent,
-        max_waiting: config.hashing.max_waiting as usize,
-        nice: config.hashing.nice as i32,
-    };
     let kek = key_encryption_key(config)?;
     // Keyed by the KEK, fingerprints made with a copy of the database alone are of no use.
     let fingerprints =
         kek.as_ref().map_or_else(Fingerprints::default, |kek| Fingerprints::keyed(&kek.fingerprint_key()));
-    let hasher = SecretHasher::new(config.hashing.params(), limits)?.with_fingerprints(fingerprints);
+    let hasher = SecretHasher::new(config.hashing.params(), config.hashing.limits())?.with_fingerprints(fingerprints);
     let scopes = Arc::new(ScopeRegistry::new(config.scopes.iter().cloned()));
     let last_used = Arc::new(LastUsedRecorder::default());
     let verdicts = Arc::new(VerdictCache::new(VerdictSettings {
@@ -133,19 +119,12 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
     }));
     let dyn_store: Arc<dyn Store> = store.clone();
     let clients: Arc<dyn ClientStore> = store.clone();
-    let token_settings = TokenSettings {
-        issuer: config.token_issuer(),
-        audience: config.oauth.audience.clone(),
-        ttl: chrono_duration(config.oauth.token_ttl),
-        leeway: chrono_duration(config.oauth.leeway),
-    };
+    let token_settings = config.token_settings();
     let keyring_settings = KeyringSettings {
         algorithm: config.oauth.algorithm,
         // A replica that missed the rotation's notification signs with the old key until its
         // next periodic reload, so the old key stays published that much longer.
-        retired_lifetime: token_settings.ttl
-            + token_settings.leeway
-            + chrono::Duration::from_std(KEY_REFRESH_INTERVAL).unwrap_or_default(),
+        retired_lifetime: token_settings.ttl + token_settings.leeway + chrono_duration(KEY_REFRESH_INTERVAL),
         min_reload_interval: chrono::Duration::seconds(KEY_RELOAD_INTERVAL_SECS),
     };
     let keyring = Arc::new(
@@ -173,18 +152,6 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         verdicts: verdicts.clone(),
         limiter: limiter.clone(),
     }));
-    let settings = AdminSettings {
-        key_prefix: config.keys.prefix.clone(),
-        default_expires_in_days: config.keys.default_expires_in_days,
-        max_expires_in_days: config.keys.max_expires_in_days,
-        default_grace_period_days: config.keys.default_grace_period_days,
-        max_grace_period_days: config.keys.max_grace_period_days,
-        plans: config.organizations.plans.clone(),
-        default_plan: config.organizations.default_plan.clone(),
-        bootstrap_plan: config.organizations.bootstrap_plan.clone(),
-        ceiling: config.limits.ceiling,
-        limit_defaults: config.limits.defaults,
-    };
     let admin = Arc::new(Admin::new(AdminParts {
         engine: engine.clone(),
         store: dyn_store,
@@ -196,7 +163,7 @@ pub async fn build_state(config: &Config, store: SqlStore, clock: Arc<dyn Clock>
         scopes: scopes.clone(),
         verdicts: verdicts.clone(),
         usage: store.clone(),
-        settings,
+        settings: config.admin_settings(),
     }));
     let oauth = Arc::new(OAuth::new(OAuthParts {
         engine: engine.clone(),
@@ -301,12 +268,6 @@ fn key_source(
     Ok(KeySource::Files(records))
 }
 
-/// `duration` as the core's tokens count time. The settings' bounds keep every configured one
-/// far below the most chrono holds.
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
 /// The configured outside issuers of user tokens.
 fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<TrustedIssuer>>, AppError> {
     let mut issuers = Vec::new();
@@ -318,27 +279,7 @@ fn trusted_issuers(config: &Config, clock: &Arc<dyn Clock>) -> Result<Vec<Arc<Tr
                     .map_err(|e| AppError::Startup(format!("oauth.issuers.{name}.jwks_url: {e}")))?,
             ),
         };
-        let settings = IssuerSettings {
-            name: name.clone(),
-            issuer: issuer.issuer.clone(),
-            audiences: issuer.audiences.clone(),
-            algorithms: issuer.algorithms.clone(),
-            user_claim: issuer.user_claim.clone(),
-            scope_claim: issuer.scope_claim.clone(),
-            organization_claim: issuer.organization_claim.clone(),
-            organization: if issuer.organization.is_empty() {
-                OrganizationBinding::AllowList(issuer.organizations.clone())
-            } else {
-                OrganizationBinding::Fixed(issuer.organization.clone())
-            },
-            platform: issuer.platform,
-            refresh: chrono_duration(issuer.refresh),
-            min_refetch: chrono_duration(issuer.min_refetch),
-            allow_admin_scopes: issuer.allow_admin_scopes,
-            typ: issuer.typ.clone(),
-            lasting_credentials: issuer.lasting_credentials,
-        };
-        issuers.push(Arc::new(TrustedIssuer::new(settings, source, clock.clone())));
+        issuers.push(Arc::new(TrustedIssuer::new(issuer.settings(name), source, clock.clone())));
     }
     Ok(issuers)
 }

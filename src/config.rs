@@ -18,11 +18,13 @@ use keygate_core::model::LimitOverrides;
 use keygate_core::tokens::sealing::KeyEncryptionKey;
 use keygate_core::tokens::signing::Algorithm;
 
+mod components;
 mod raw;
 mod reference;
 mod settings;
 mod traces;
 
+pub(crate) use components::chrono_duration;
 use raw::Raw;
 pub use reference::settings_table;
 pub use settings::{DefaultIs, Kind, Setting, Unit};
@@ -358,12 +360,6 @@ pub struct HashingConfig {
     pub max_waiting: u32,
     /// The argon2 threads' `nice` (0 to 19): cached traffic gets the CPU first.
     pub nice: u32,
-}
-
-impl HashingConfig {
-    pub fn params(&self) -> HashParams {
-        HashParams { memory_kib: self.memory_kib, iterations: self.iterations, lanes: self.lanes }
-    }
 }
 
 impl Default for Config {
