@@ -365,12 +365,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "oauth.token_ttl_secs", secs(60, 86_400), "1800",
         "access token lifetime",
-        |c, v| c.oauth.token_ttl_secs = v.int()?
+        |c, v| c.oauth.token_ttl = v.duration()?
     },
     setting! {
         "oauth.leeway_secs", secs(0, 600), "30",
         "clock skew tolerated on `exp` and `nbf`",
-        |c, v| c.oauth.leeway_secs = v.int()?
+        |c, v| c.oauth.leeway = v.duration()?
     },
     setting! {
         "oauth.algorithm", Kind::Choice(ALGORITHMS), "RS256",
@@ -532,7 +532,7 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
     setting! {
         "envoy.policy_poll_secs", secs(1, 3600), "2",
         "how often the policy file is checked for changes (SIGHUP reloads at once)",
-        |c, v| c.envoy.policy_poll_secs = v.int()?
+        |c, v| c.envoy.policy_poll = v.duration()?
     },
     setting! {
         "envoy.strip_credentials", Kind::Bool, "true",
@@ -579,12 +579,12 @@ pub(super) const SETTINGS: &[Setting<Config>] = &[
         "shutdown.drain_delay_secs", secs(0, 600), "0",
         "after SIGTERM, how long keygate keeps accepting while reporting `NOT_SERVING`, for load balancers to \
          notice (the Helm chart sets 5)",
-        |c, v| c.shutdown.drain_delay_secs = v.int()?
+        |c, v| c.shutdown.drain_delay = v.duration()?
     },
     setting! {
         "shutdown.grace_secs", secs(0, 3600), "30",
         "how long in-flight requests get once the listeners are closed; connections still open then are cut",
-        |c, v| c.shutdown.grace_secs = v.int()?
+        |c, v| c.shutdown.grace = v.duration()?
     },
     setting! {
         "console.enabled", Kind::Bool, "true",
@@ -784,12 +784,12 @@ pub(super) const ISSUER_SETTINGS: &[Setting<IssuerConfig>] = &[
     setting! {
         "refresh_secs", secs(10, 86_400), "300",
         "how often its keys are fetched again",
-        |i, v| i.refresh_secs = v.int()?
+        |i, v| i.refresh = v.duration()?
     },
     setting! {
         "min_refetch_secs", secs(1, 3600), "10",
         "the least time between fetches when a token names an unknown key",
-        |i, v| i.min_refetch_secs = v.int()?
+        |i, v| i.min_refetch = v.duration()?
     },
     setting! {
         "allow_admin_scopes", Kind::Bool, "false",

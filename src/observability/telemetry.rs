@@ -193,7 +193,7 @@ fn read_certificate(path: &Path) -> Result<Vec<u8>, TelemetryError> {
 
 /// The HTTP client of OTLP/HTTP exports: rustls, trusting `ca` alone when given, else the
 /// system's roots (and the bundled Mozilla ones). It follows no redirect, which would carry the
-/// headers elsewhere, and no proxy: keygate's environment is read in `config.rs` only.
+/// headers elsewhere, and no proxy: keygate's environment is read in `config/load.rs` only.
 fn http_client(ca: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, TelemetryError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()

@@ -549,10 +549,13 @@ fn custom_config_reaches_keygate_as_written() {
     assert_eq!(loaded.organizations.default_plan, "team");
     assert_eq!((loaded.hashing.max_concurrent, loaded.hashing.memory_kib), (2, 65536));
     assert_eq!((loaded.cache.max_entries, loaded.cache.ttl), (250_000, Duration::from_secs(60)));
-    assert_eq!((loaded.oauth.issuer.as_str(), loaded.oauth.token_ttl_secs), ("https://keygate.example.com", 600));
+    assert_eq!(
+        (loaded.oauth.issuer.as_str(), loaded.oauth.token_ttl),
+        ("https://keygate.example.com", Duration::from_secs(600))
+    );
     assert_eq!(loaded.limits.redis_failure, RedisFailureMode::Closed);
     assert_eq!(loaded.limits.defaults.clients.rate_per_minute, 1000);
-    assert_eq!(loaded.shutdown.grace_secs, 20);
+    assert_eq!(loaded.shutdown.grace, Duration::from_secs(20));
     assert!(!rendered.notes.contains("config.oauth.issuer"), "no reminder once the issuer is set");
 }
 
@@ -726,13 +729,13 @@ fn baseline_probe(probe: &str) -> &'static Value {
 fn termination_grace_covers_the_drain_delay_and_the_grace_period() {
     let grace = |rendered: &Rendered| pod(rendered.one("Deployment"))["terminationGracePeriodSeconds"].as_i64();
     let config = server_config(baseline());
-    assert_eq!(config.shutdown.drain_delay_secs, 5, "endpoint removal takes about that long");
-    assert_eq!(config.shutdown.grace_secs, 30);
+    assert_eq!(config.shutdown.drain_delay, Duration::from_secs(5), "endpoint removal takes about that long");
+    assert_eq!(config.shutdown.grace, Duration::from_secs(30));
     assert_eq!(grace(baseline()), Some(5 + 30 + 10), "computed: drain + grace + 10 s for the last writes");
 
     let longer = render(&values(json!({"config": {"shutdown": {"drain_delay_secs": 15, "grace_secs": 60}}})));
     assert_eq!(grace(&longer), Some(15 + 60 + 10));
-    assert_eq!(server_config(&longer).shutdown.drain_delay_secs, 15);
+    assert_eq!(server_config(&longer).shutdown.drain_delay, Duration::from_secs(15));
     let given = render(&values(json!({"terminationGracePeriodSeconds": 120})));
     assert_eq!(grace(&given), Some(120));
 

@@ -130,12 +130,9 @@ async fn install_and_run(install: Install) {
     assert_eq!(pod["enableServiceLinks"], false, "the server's pod turns service links off");
     let config = rendered_config(&namespace, &pod);
     let grace = Duration::from_secs(pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30));
-    let drain = Duration::from_secs(config.shutdown.drain_delay_secs);
+    let drain = config.shutdown.drain_delay;
     assert!(drain >= Duration::from_secs(5), "the chart drains for at least 5 s, got {drain:?}");
-    assert!(
-        grace > drain + Duration::from_secs(config.shutdown.grace_secs),
-        "terminationGracePeriodSeconds covers both"
-    );
+    assert!(grace > drain + config.shutdown.grace, "terminationGracePeriodSeconds covers both");
     let mut running = Container::new(&namespace, &image, &pod, 0).start();
     wait_for_probe(&mut running, "readinessProbe", Duration::from_secs(60)).await;
     let container = &running.container;
@@ -218,7 +215,7 @@ async fn check_policy(deployed: &Deployed, container: &Container, config: &Confi
         file,
         "[[routes]]\nname = \"graph\"\npath = \"/api/v1/graph/**\"\nscopes = [\"incidents:read\"]\n",
     );
-    let deadline = Instant::now() + Duration::from_secs(config.envoy.policy_poll_secs * 3 + 10);
+    let deadline = Instant::now() + config.envoy.policy_poll * 3 + Duration::from_secs(10);
     loop {
         let response = envoy.check(check("/api/v1/graph/nodes")).await.expect("check").into_inner();
         if status(response) != 0 {

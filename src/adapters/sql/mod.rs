@@ -18,17 +18,9 @@ use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 use self::plumbing::map_err;
+use crate::config::DatabaseConfig;
 use crate::observability::metrics::PoolStats;
 use keygate_core::error::StoreError;
-
-/// How the store connects.
-#[derive(Debug, Clone)]
-pub struct StoreSettings {
-    pub url: String,
-    pub max_connections: u32,
-    /// How long to wait for a connection before answering UNAVAILABLE.
-    pub timeout: Duration,
-}
 
 /// SQLite or PostgreSQL through SeaORM.
 #[derive(Debug, Clone)]
@@ -39,8 +31,9 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
-    /// Connects (creating a SQLite file when needed). Does not migrate.
-    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+    /// Connects to `settings.url` with its pool size and timeout (creating a SQLite file when
+    /// needed). Does not migrate.
+    pub async fn connect(settings: &DatabaseConfig) -> Result<Self, StoreError> {
         if let Some(path) = sqlite_file(&settings.url) {
             owner_only(&path)?;
         }
