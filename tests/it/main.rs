@@ -19,6 +19,7 @@ mod fault_jwks;
 mod fault_postgres;
 mod fault_redis;
 mod fault_replica_kill;
+mod fault_sqlite;
 mod forged_secrets;
 mod helm;
 mod image;
