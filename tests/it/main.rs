@@ -15,6 +15,7 @@ mod e2e_grpcurl;
 mod e2e_oauth;
 mod envoy;
 mod envoy_bypass;
+mod fault_clock;
 mod fault_jwks;
 mod fault_postgres;
 mod fault_redis;
