@@ -45,6 +45,8 @@ local ahead = -1
 local new_tat
 if interval > 0 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  -- More than a burst ahead: this replica's clock went back (see gcra::decide).
+  if tat > now + tolerance then tat = now + tolerance - interval end
   new_tat = math.max(tat, now) + interval
   ahead = new_tat - now
   if ahead > tolerance then return {1, ahead - tolerance} end

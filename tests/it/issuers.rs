@@ -20,7 +20,7 @@ use tonic::Code;
 
 use crate::support::{Backend, TestServer, bearer, expect_code, start_time};
 
-const ISSUER: &str = "https://idp.test";
+pub(crate) const ISSUER: &str = "https://idp.test";
 
 /// An identity provider: its key pairs and a JWKS endpoint that counts its fetches.
 struct Idp {
@@ -64,7 +64,7 @@ impl Idp {
 }
 
 /// A user token signed with `key` (header `typ: JWT`), with `claims` over the defaults.
-fn user_token(key: &Jwk, claims: Value) -> String {
+pub(crate) fn user_token(key: &Jwk, claims: Value) -> String {
     typed_token(key, "JWT", claims)
 }
 
@@ -90,11 +90,11 @@ fn typed_token(key: &Jwk, typ: &str, claims: Value) -> String {
 }
 
 /// The issuer `idp`'s users all belong to acme.
-const IN_ACME: &[(&str, &str)] = &[("oauth.issuers.idp.organization", "acme")];
+pub(crate) const IN_ACME: &[(&str, &str)] = &[("oauth.issuers.idp.organization", "acme")];
 
 /// Starts keygate trusting `idp` (bound as `extra` says) and makes the organizations acme and
 /// globex.
-async fn start(idp_url: &str, extra: &[(&'static str, &str)]) -> TestServer {
+pub(crate) async fn start(idp_url: &str, extra: &[(&'static str, &str)]) -> TestServer {
     let mut settings = vec![
         ("oauth.issuers.idp.issuer", ISSUER),
         ("oauth.issuers.idp.audiences", "api"),

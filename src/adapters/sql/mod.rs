@@ -135,6 +135,9 @@ fn owner_only(path: &std::path::Path) -> Result<(), StoreError> {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(err) => return Err(io(err)),
     }
+    // A file keygate cannot write (a read-only mount, another owner's file) would fail later as
+    // SQLite's "unable to open database file"; this says why.
+    std::fs::OpenOptions::new().append(true).open(path).map_err(io)?;
     for suffix in ["", "-wal", "-shm"] {
         let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
         let Ok(metadata) = std::fs::metadata(&file) else { continue };

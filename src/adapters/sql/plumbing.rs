@@ -19,6 +19,23 @@ fn is_busy(err: &DbErr) -> bool {
     matches!(primary, Some(5 | 6))
 }
 
+/// Out of room or unable to write: SQLite's READONLY, IOERR and FULL, PostgreSQL's class 53
+/// (insufficient resources: disk full, out of memory, too many connections). The operator's to
+/// fix, and the same request may succeed later: not an internal error.
+fn is_out_of_room(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    let Some(code) = e.as_database_error().and_then(|db| db.code().map(|c| c.into_owned())) else {
+        return false;
+    };
+    // A SQLSTATE has five characters; SQLite's codes (extended ones included) fewer.
+    if code.len() == 5 {
+        return code.starts_with("53");
+    }
+    code.parse::<i64>().is_ok_and(|sqlite| matches!(sqlite & 0xff, 8 | 10 | 13))
+}
+
 pub(crate) fn map_err(err: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
         return StoreError::Conflict(message);
@@ -34,7 +51,8 @@ pub(crate) fn map_err(err: DbErr) -> StoreError {
                 | sea_orm::sqlx::Error::Tls(_)
         ),
         _ => false,
-    } || is_busy(&err);
+    } || is_busy(&err)
+        || is_out_of_room(&err);
     if unavailable { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
 }
 

@@ -73,6 +73,11 @@ impl TestDb {
         }
     }
 
+    /// A database that exists already, e.g. on a cluster of the test's own; never dropped.
+    pub fn existing(backend: Backend, url: String) -> Self {
+        Self { backend, url, postgres: None, dir: None }
+    }
+
     /// Every row of every keygate table, as text: for checking what the database holds.
     pub async fn dump(&self) -> String {
         let db = Database::connect(&self.url).await.expect("connect for dump");

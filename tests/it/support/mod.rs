@@ -7,6 +7,8 @@ pub mod hostile;
 pub mod hostile_http;
 pub mod http;
 pub mod kubelet;
+pub mod load;
+pub mod own;
 pub mod process;
 pub mod proxy;
 

@@ -41,7 +41,20 @@ impl Served {
     /// Starts `keygate serve` in `dir` on a free port, with JSON logs and `env`; waits until it
     /// says where it listens.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(KEYGATE);
+        Self::start_under(dir, env, &[])
+    }
+
+    /// As [`Served::start`], with `keygate serve …` run by `wrapper` (its program and first
+    /// arguments, e.g. `unshare -m -- sh -c SCRIPT sh`), which must end by `exec`ing it.
+    pub fn start_under(dir: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(KEYGATE);
+                command
+            }
+            None => Command::new(KEYGATE),
+        };
         command
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .current_dir(dir)

@@ -38,6 +38,7 @@ fn admitted(admission: &Admission) -> bool {
 /// Runs every check against `counters`.
 pub async fn run_all(counters: &dyn Counters) {
     rate_bursts_refill_and_retry_after(counters).await;
+    a_clock_gone_back_holds_no_rate_limit_for_long(counters).await;
     quota_seeds_counts_and_refuses(counters).await;
     quota_starts_again_at_the_month_boundary(counters).await;
     nothing_is_charged_unless_everything_fits(counters).await;
@@ -71,6 +72,29 @@ async fn rate_bursts_refill_and_retry_after(counters: &dyn Counters) {
     request.now_micros = now + SECOND;
     assert!(admitted(&counters.admit(&request).await.unwrap_or(Admission::NeedsSeed)));
     assert!(matches!(counters.admit(&request).await, Ok(Admission::RateLimited { .. })));
+}
+
+/// The caller's clock steps back an hour with the burst used up: one request is admitted at
+/// once and then one per interval, never an hour of refusals.
+async fn a_clock_gone_back_holds_no_rate_limit_for_long(counters: &dyn Counters) {
+    let who = subject("clock");
+    let now = start().timestamp_micros();
+    let mut request = charge(&who, now);
+    request.rate = Some(RateLimit { per_minute: 60, burst: 3 });
+    for _ in 0..3 {
+        assert!(admitted(&counters.admit(&request).await.unwrap_or(Admission::NeedsSeed)));
+    }
+    request.now_micros = now - 3600 * SECOND;
+    match counters.admit(&request).await {
+        Ok(Admission::Admitted { rate: Some(state), .. }) => assert_eq!(state.remaining, 0),
+        other => panic!("an hour back: {other:?}"),
+    }
+    assert_eq!(
+        counters.admit(&request).await,
+        Ok(Admission::RateLimited { retry_after: Duration::from_secs(1), limit: 60 })
+    );
+    request.now_micros += SECOND;
+    assert!(admitted(&counters.admit(&request).await.unwrap_or(Admission::NeedsSeed)));
 }
 
 async fn quota_seeds_counts_and_refuses(counters: &dyn Counters) {

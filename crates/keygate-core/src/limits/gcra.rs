@@ -36,6 +36,11 @@ pub fn remaining(limit: RateLimit, ahead: i64) -> u32 {
 pub fn decide(limit: RateLimit, tat: i64, now: i64) -> RateOutcome {
     let interval = emission_interval(limit);
     let tolerance = tolerance(limit);
+    // Admissions never leave the TAT more than a burst ahead of their own time, so one further
+    // ahead than that means the clock went back. Taken as it is, it would refuse the subject for
+    // as long as the clock went back (an hour's step, an hour of refusals); it counts instead as
+    // a burst used up an interval ago: one request now, then the steady rate.
+    let tat = if tat > now.saturating_add(tolerance) { now.saturating_add(tolerance - interval) } else { tat };
     let new_tat = tat.max(now).saturating_add(interval);
     let ahead = new_tat - now;
     if ahead > tolerance {
@@ -112,9 +117,24 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_gone_back_costs_at_most_one_interval() {
+        let rate = limit(60, 5);
+        let now = 1_000 * 3600 * SECOND;
+        let (_, tat) = burst_at(rate, 0, now, 5);
+        // An hour back: one request at once, then one a second, as after a used-up burst.
+        let back = now - 3600 * SECOND;
+        let RateOutcome::Admitted { tat, remaining: 0, .. } = decide(rate, tat, back) else { panic!("refused") };
+        assert_eq!(decide(rate, tat, back), RateOutcome::Limited { retry_after_micros: SECOND });
+        assert!(matches!(decide(rate, tat, back + SECOND), RateOutcome::Admitted { .. }));
+        // A TAT within a burst of now is no clock step: decided as before.
+        let (_, tat) = burst_at(rate, 0, now, 5);
+        assert_eq!(decide(rate, tat, now), RateOutcome::Limited { retry_after_micros: SECOND });
+    }
+
+    #[test]
     fn absurd_inputs_do_not_overflow() {
         let rate = limit(u32::MAX, u32::MAX);
-        assert!(matches!(decide(rate, i64::MAX, 0), RateOutcome::Limited { .. }));
+        assert!(matches!(decide(rate, i64::MAX, 0), RateOutcome::Admitted { .. } | RateOutcome::Limited { .. }));
         assert!(matches!(
             decide(limit(0, 0), 0, i64::MAX - 1),
             RateOutcome::Admitted { .. } | RateOutcome::Limited { .. }

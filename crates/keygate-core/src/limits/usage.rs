@@ -54,7 +54,11 @@ impl UsageTally {
             .collect()
     }
 
-    /// Marks `rows` written, and forgets finished windows once they are.
+    /// Marks `rows` written, and forgets windows older than the previous one once they are.
+    /// The previous month is kept: a clock stepped back into it (NTP correcting a host that ran
+    /// ahead over the turn of the month) must find this replica's count there. Without it the
+    /// month would be counted again from zero, admitting its quota twice, and the next flush
+    /// would write that smaller total over the one in the database.
     pub fn flushed(&self, rows: &[UsageRow], current: QuotaWindow) {
         let mut counts = self.lock();
         for row in rows {
@@ -62,7 +66,8 @@ impl UsageTally {
                 entry.flushed = entry.flushed.max(row.used);
             }
         }
-        counts.retain(|(_, window_start), counts| *window_start >= current.start || counts.used != counts.flushed);
+        let previous = QuotaWindow::containing(current.start - chrono::Duration::microseconds(1)).start;
+        counts.retain(|(_, window_start), counts| *window_start >= previous || counts.used != counts.flushed);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<(String, DateTime<Utc>), Counts>> {
