@@ -14,6 +14,7 @@ pub mod signing_keys;
 use std::time::Duration;
 
 use keygate_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::Connection as _;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
@@ -54,6 +55,16 @@ impl SqlStore {
                     // Deleted and overwritten rows are zeroed, so a replaced secret (a signing
                     // key sealed in place) leaves no copy in the file's free pages.
                     .pragma("secure_delete", "ON")
+            })
+            .map_sqlx_sqlite_before_acquire(|conn, _| {
+                // A connection whose transaction did not end (its COMMIT and then ROLLBACK
+                // failed, as on a full disk) would make its next user's BEGIN a savepoint inside
+                // it, released and never committed: an acknowledged write lost. Discarded.
+                let ended = !conn.is_in_transaction();
+                if !ended {
+                    tracing::warn!("a database connection left inside a transaction was closed");
+                }
+                Box::pin(async move { Ok(ended) })
             });
         let db = Database::connect(options).await.map_err(map_err)?;
         Ok(Self { db, timeout: settings.timeout })
