@@ -66,8 +66,9 @@ fn fresh_token(key: &Jwk) -> String {
     user_token(key, json!({ "sub": format!("user-{n}"), "exp": start_time().timestamp() + 86_400 }))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_jwks_endpoint_keeps_the_last_good_keys_and_stalls_no_decision() {
+/// An issuer's signing key, its JWKS endpoint (publishing it), and keygate trusting that issuer
+/// with a 10 s refresh and a 1 s minimum between fetches.
+async fn served_with_a_jwks_endpoint() -> (Jwk, Endpoint, crate::support::TestServer) {
     let pair = RS256.generate_key_pair(2048).expect("keypair");
     let mut key = pair.to_jwk_private_key();
     key.set_key_id("k1");
@@ -85,6 +86,12 @@ async fn a_failing_jwks_endpoint_keeps_the_last_good_keys_and_stalls_no_decision
     let mut settings = IN_ACME.to_vec();
     settings.extend([("oauth.issuers.idp.refresh_secs", "10"), ("oauth.issuers.idp.min_refetch_secs", "1")]);
     let server = start(&url, &settings).await;
+    (key, endpoint, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_jwks_endpoint_keeps_the_last_good_keys_and_stalls_no_decision() {
+    let (key, endpoint, server) = served_with_a_jwks_endpoint().await;
     let mut auth = server.auth().await;
     assert_eq!(load::call(&mut auth, &fresh_token(&key), "incidents:read").await, Outcome::Allowed);
     assert_eq!(endpoint.fetches.load(Ordering::SeqCst), 1);
@@ -164,23 +171,7 @@ async fn a_failing_jwks_endpoint_keeps_the_last_good_keys_and_stalls_no_decision
 /// gets an answer (or its deadline) within its deadline, not the fetch timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_jwks_refresh_waits_no_longer_than_the_callers_deadline() {
-    let pair = RS256.generate_key_pair(2048).expect("keypair");
-    let mut key = pair.to_jwk_private_key();
-    key.set_key_id("k1");
-    let mut public = pair.to_jwk_public_key();
-    public.set_key_id("k1");
-    let endpoint = Endpoint {
-        mode: Arc::new(Mutex::new(Mode::Good)),
-        public: Arc::new(serde_json::to_value(public.as_ref()).expect("json")),
-        fetches: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
-    let app = Router::new().route("/jwks", get(jwks)).with_state(endpoint.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut settings = IN_ACME.to_vec();
-    settings.extend([("oauth.issuers.idp.refresh_secs", "10"), ("oauth.issuers.idp.min_refetch_secs", "1")]);
-    let server = start(&url, &settings).await;
+    let (key, endpoint, server) = served_with_a_jwks_endpoint().await;
     let mut auth = server.auth().await;
     assert_eq!(load::call(&mut auth, &fresh_token(&key), "incidents:read").await, Outcome::Allowed);
 
