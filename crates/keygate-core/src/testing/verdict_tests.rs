@@ -144,6 +144,16 @@ async fn failures_to_verify_are_not_cached() {
     assert_eq!(cleared, Ok(invalid(3)));
 }
 
+/// Until eight callers wait on the flight for `digest` (a few seconds at most).
+async fn all_seated(cache: &VerdictCache, digest: crate::verdicts::Digest) {
+    let seated = async {
+        while cache.in_flight(digest).1 < 8 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(StdDuration::from_secs(10), seated).await.expect("eight callers on one flight");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_missing_together_verify_once_and_share_a_failure() {
     let cache = Arc::new(cache());
@@ -164,24 +174,20 @@ async fn callers_missing_together_verify_once_and_share_a_failure() {
             cache.get_or_try_verify(cache.digest("presented"), |_| true, verify).await
         })
     };
+    let digest = cache.digest("presented");
     let failing: Vec<_> = (0..8).map(|_| miss(Err("database down"))).collect();
-    while cache.held().0 == 0 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    // Released only once all eight wait on the one flight.
+    all_seated(&cache, digest).await;
     release.send_replace(true);
     for caller in failing {
         assert_eq!(caller.await.expect("joined"), Err("database down"), "the one failure is every caller's");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one verification for eight callers");
-    assert_eq!(cache.held().0, 0, "no flight is left once its callers are answered");
+    assert_eq!(cache.in_flight(digest).0, 0, "no flight is left once its callers are answered");
 
     release.send_replace(false);
     let verifying: Vec<_> = (0..8).map(|_| miss(Ok(5))).collect();
-    while cache.held().0 == 0 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    all_seated(&cache, digest).await;
     release.send_replace(true);
     for caller in verifying {
         assert_eq!(caller.await.expect("joined"), Ok(invalid(5)));
@@ -196,7 +202,7 @@ async fn a_cancelled_verification_leaves_nothing_behind() {
         cache.get_or_try_verify(cache.digest("presented"), |_| true, std::future::pending::<Result<Verified, ()>>);
     let timed_out = tokio::time::timeout(StdDuration::from_millis(20), never).await;
     assert!(timed_out.is_err());
-    assert_eq!(cache.held().0, 0, "the caller went, and its flight with it");
+    assert_eq!(cache.in_flight(cache.digest("presented")).0, 0, "the caller went, and its flight with it");
     let verified =
         cache.get_or_try_verify(cache.digest("presented"), |_| true, || async { Ok::<_, ()>(invalid(1)) }).await;
     assert_eq!(verified, Ok(invalid(1)));
@@ -207,14 +213,15 @@ async fn a_verdict_lives_no_longer_than_its_lifetime_and_the_cache_no_larger_tha
     let cache = VerdictCache::new(VerdictSettings {
         max_entries: 100,
         ttl: StdDuration::from_secs(3600),
-        negative_ttl: StdDuration::from_millis(30),
+        // Long enough that "remembered" holds on a loaded machine; the wait below outlasts it.
+        negative_ttl: StdDuration::from_millis(500),
     });
     let refused = |tag| {
         cache.get_or_try_verify(cache.digest("presented"), |_| true, move || async move { Ok::<_, ()>(invalid(tag)) })
     };
     assert_eq!(refused(1).await, Ok(invalid(1)));
     assert_eq!(refused(2).await, Ok(invalid(1)), "remembered");
-    tokio::time::sleep(StdDuration::from_millis(60)).await;
+    tokio::time::sleep(StdDuration::from_millis(600)).await;
     assert_eq!(refused(3).await, Ok(invalid(3)), "forgotten after the negative lifetime");
     for n in 0..1_000 {
         let digest = cache.digest(&format!("flood {n}"));
@@ -231,7 +238,7 @@ async fn cached_keys_share_their_organization_and_scopes() {
         let key = core.key(&root, "", &["graph:read"]).await.api_key;
         core.authenticate(&key).await.expect("works");
     }
-    let (_, (organizations, scope_lists)) = core.verdicts.held();
+    let (organizations, scope_lists) = core.verdicts.shared_held();
     // The root key's and the twenty keys' organization; the root's scopes and the twenty's.
     assert_eq!((organizations, scope_lists), (1, 2));
 }

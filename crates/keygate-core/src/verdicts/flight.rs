@@ -47,10 +47,13 @@ impl Flights {
         Seat { flights: self, digest, outcome }
     }
 
-    /// Flights in the air (for tests).
+    /// Flights in the air, and the callers seated on the one for `digest` (for tests).
     #[cfg(any(test, feature = "testing"))]
-    pub(super) fn in_air(&self) -> usize {
-        self.lock().len()
+    pub(super) fn in_air(&self, digest: Digest) -> (usize, usize) {
+        let flights = self.lock();
+        // Every seat holds the flight once, and the map once more.
+        let seated = flights.get(&digest).map_or(0, |flight| Arc::strong_count(flight) - 1);
+        (flights.len(), seated)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Digest, Arc<dyn Any + Send + Sync>, foldhash::fast::RandomState>> {

@@ -285,10 +285,16 @@ impl VerdictCache {
         self.cache.len() as u64
     }
 
-    /// Verifications under way and the shared organization names and scope lists (for tests).
+    /// Verifications under way, and the callers waiting on the one for `digest` (for tests).
     #[cfg(any(test, feature = "testing"))]
-    pub fn held(&self) -> (usize, (usize, usize)) {
-        (self.flights.in_air(), self.shared.held())
+    pub fn in_flight(&self, digest: Digest) -> (usize, usize) {
+        self.flights.in_air(digest)
+    }
+
+    /// The distinct organization names and scope lists cached keys share (for tests).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn shared_held(&self) -> (usize, usize) {
+        self.shared.held()
     }
 }
 
