@@ -407,7 +407,7 @@ async fn https_servers_are_trusted_through_the_ca_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_server_exits_4_and_no_credential_says_where_to_put_one() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = crate::support::free_port();
     let nowhere = format!("http://127.0.0.1:{port}");
     let down =
         run_with(&["keys", "list"], &[("KEYGATE_SERVER", nowhere.clone()), ("KEYGATE_ADMIN_KEY", "sk_x".into())]).await;

@@ -18,17 +18,13 @@ use serde_json::{Value, json};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::outage::host_port;
+use crate::support::free_port;
 use crate::support::kubelet::{Container, Image, Namespace, Running};
 use crate::support::proxy::CuttableProxy;
 use crate::support::{Backend, TestDb, as_admin, bearer, redis_url};
 
 /// How long the database stays cut while probes and a cached key are checked.
 const OUTAGE: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
 
 /// A deployment under test: how to reach it and what the cluster holds besides the chart.
 struct Install {

@@ -302,7 +302,7 @@ impl TlsRedis {
         };
         let ca_file = write("redis-ca.pem", ca.pem());
         let (cert_file, key_file) = (write("redis.pem", cert.pem()), write("redis-key.pem", key.serialize_pem()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = crate::support::free_port();
         let child = std::process::Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
@@ -317,11 +317,7 @@ impl TlsRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server runs (scripts/test and .ci/run install it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the TLS Redis did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::own::wait_port(port, true, "the TLS Redis");
         Self { child, port, ca_file }
     }
 }

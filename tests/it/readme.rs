@@ -21,7 +21,7 @@ fn walkthrough(name: &str) -> String {
 fn run(name: &str) -> String {
     let script = walkthrough(name);
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_keygate")).parent().expect("bin dir").to_owned();
-    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let free_port = crate::support::free_port;
     let (port, http_port) = (free_port(), free_port());
     let mut path = bin_dir.display().to_string();
     if let Ok(grpcurl) = std::env::var("GRPCURL")

@@ -8,19 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
+
 /// Where the PostgreSQL 15 binaries are (`TEST_POSTGRES_BIN` overrides).
 fn postgres_bin(name: &str) -> PathBuf {
     let dir = std::env::var("TEST_POSTGRES_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_owned());
     Path::new(&dir).join(name)
 }
 
-/// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// Waits until `port` accepts connections (`up`) or refuses them (`!up`), for at most 30 s.
-fn wait_port(port: u16, up: bool, what: &str) {
+pub fn wait_port(port: u16, up: bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() != up {
