@@ -7,8 +7,9 @@
 //! periods are judged against the clock on every use. A change to a key leaves its verdicts
 //! stale rather than dropped: each keeps a proof of which stored hash its secret matched, so
 //! that the next use re-reads the record and judges it again with no argon2 while that hash is
-//! still stored. An entry costs about 60 bytes of bookkeeping (quick_cache's CLOCK-Pro, where
-//! moka took about 370) plus what it holds, with organizations and scope lists shared.
+//! still stored. An entry costs about 75 bytes in quick_cache's CLOCK-Pro, digest and verdict
+//! included (moka's bookkeeping alone took about 370), plus what a key's verdict points at, with
+//! organizations and scope lists shared.
 
 mod cached;
 mod flight;
